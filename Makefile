@@ -1,0 +1,53 @@
+# PhotoSky developer entry points. `make dev` runs the offline stack, `make test` runs every check CI runs.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+# Lambda's runtime is chosen from the interpreter Chalice runs under, and Pillow's Lambda wheels need 3.12+,
+# so prefer 3.12 (pyenv installs included), then 3.13, falling back to any python3 >= 3.11.
+PYTHON ?= $(shell for p in python3.12 $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12) python3.13 \
+	$(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13) python3; do \
+	"$$p" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { echo "$$p"; break; }; done)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: help dev test lint format typecheck unit e2e clean
+
+help:
+	@echo "make dev        run PhotoSky offline on 127.0.0.1 (moto AWS + API + demo user); Ctrl-C stops"
+	@echo "make test       lint, type-check and run every test (what CI runs)"
+	@echo "make format     apply ruff's formatting and safe fixes"
+	@echo "make clean      remove the virtualenv and caches"
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@test -n "$(PYTHON)" || { echo "need Python 3.11+ (3.12+ preferred)"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+dev: $(STAMP)
+	$(BIN)/python -m devstack
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit tests/integration
+
+e2e: $(STAMP)
+	$(BIN)/pytest tests/e2e
+
+test: lint typecheck
+	$(BIN)/pytest
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

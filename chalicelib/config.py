@@ -1,0 +1,85 @@
+"""Settings: the only module that reads the environment.
+
+Everything is read once into a frozen `Settings`; a missing or malformed variable is reported with every
+other problem at once, so a misconfigured stage fails with one clear message instead of a KeyError later.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+GIB = 1024**3
+MIB = 1024**2
+
+
+class ConfigError(RuntimeError):
+    """The environment does not describe a usable stage."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    table_name: str
+    bucket_name: str
+    region: str
+    quota_photos: int = 10_000
+    quota_bytes: int = 10 * GIB
+    max_upload_bytes: int = 25 * MIB
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
+        problems: list[str] = []
+
+        def required(name: str) -> str:
+            value = env.get(name, "").strip()
+            if not value:
+                problems.append(f"{name} is not set")
+            return value
+
+        def positive_int(name: str, default: int) -> int:
+            raw = env.get(name, "").strip()
+            if not raw:
+                return default
+            try:
+                value = int(raw)
+            except ValueError:
+                problems.append(f"{name} must be a whole number, got {raw!r}")
+                return default
+            if value <= 0:
+                problems.append(f"{name} must be positive, got {value}")
+            return value
+
+        table_name = required("TABLE_NAME")
+        bucket_name = required("BUCKET_NAME")
+        # Lambda sets AWS_REGION; the CLI tools and our dev stack set AWS_DEFAULT_REGION.
+        region = env.get("AWS_REGION", "").strip() or env.get("AWS_DEFAULT_REGION", "").strip()
+        if not region:
+            problems.append("AWS_REGION (or AWS_DEFAULT_REGION) is not set")
+        settings = cls(
+            table_name=table_name,
+            bucket_name=bucket_name,
+            region=region,
+            quota_photos=positive_int("PHOTOSKY_QUOTA_PHOTOS", cls.quota_photos),
+            quota_bytes=positive_int("PHOTOSKY_QUOTA_BYTES", cls.quota_bytes),
+            max_upload_bytes=positive_int("PHOTOSKY_MAX_UPLOAD_BYTES", cls.max_upload_bytes),
+        )
+        if problems:
+            raise ConfigError("invalid PhotoSky configuration: " + "; ".join(problems))
+        return settings
+
+
+def user_pool_arns(env: Mapping[str, str] = os.environ) -> list[str]:
+    """The Cognito user pool ARNs the API's authorizer trusts.
+
+    Read at import time by `app.py` because Chalice needs them when it builds the authorizer;
+    `chalice deploy`/`package` set the stage's variables before importing the app.
+    """
+    raw = env.get("COGNITO_USER_POOL_ARN", "")
+    arns = [arn.strip() for arn in raw.split(",") if arn.strip()]
+    if not arns:
+        raise ConfigError("COGNITO_USER_POOL_ARN is not set (comma-separated ARNs of the Cognito user pools)")
+    for arn in arns:
+        if not arn.startswith("arn:") or ":userpool/" not in arn:
+            raise ConfigError(f"COGNITO_USER_POOL_ARN has a value that is not a user pool ARN: {arn!r}")
+    return arns

@@ -1,0 +1,52 @@
+"""Domain errors: what can go wrong, in the domain's words.
+
+Services and adapters raise these; `chalicelib.web` maps each one to an HTTP status in one table.
+This module imports nothing of ours so every layer can use it.
+"""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base of every error a client can cause or should be told about."""
+
+
+class Invalid(DomainError):
+    """A request field is missing or malformed. The message names the field."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}" if field else problem)
+        self.field = field
+        self.problem = problem
+
+
+class NotFound(DomainError):
+    """The resource does not exist, or it is not the caller's (we never say which)."""
+
+
+class Conflict(DomainError):
+    """The write clashes with the current state: a duplicate create or a stale version."""
+
+
+class TooLarge(DomainError):
+    """A declared size is over the limit."""
+
+
+class UnsupportedType(DomainError):
+    """A declared content type is not allowed."""
+
+
+class QuotaExceeded(DomainError):
+    """The caller is over a quota or rate limit."""
+
+
+class Unauthenticated(DomainError):
+    """The request carries no verified identity."""
+
+
+class Unavailable(DomainError):
+    """A dependency is throttled or unreachable; the client may retry after `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -1,0 +1,262 @@
+"""`python -m devstack` (`make dev`): PhotoSky fully offline on 127.0.0.1.
+
+Starts an emulated AWS (moto server: DynamoDB, S3, SQS, Cognito), creates the table, bucket, queues, user pool,
+SPA app client and a confirmed demo user, serves the API through Chalice's local gateway with real Cognito
+token checks, writes `.devstack/outputs.json`, and runs until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from chalice.config import Config
+    from chalice.local import LocalDevServer
+
+    from devstack.resources import Provisioned
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+REGION = "us-east-1"
+STAGE = "local"
+DEMO_USERNAME = "demo"
+DEMO_EMAIL = "demo@photosky.test"
+# A local emulator's account: the password is printed and written to outputs.json on purpose.
+DEFAULT_DEMO_PASSWORD = "PhotoSky-demo-2026"
+
+log = logging.getLogger("photosky.devstack")
+
+
+class StartupError(Exception):
+    """The stack cannot start; the message tells the user what to do."""
+
+
+def _port_from_env(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip() or str(default)
+    try:
+        port = int(raw)
+    except ValueError:
+        raise StartupError(f"{name} must be a port number, got {raw!r}") from None
+    if not 1 <= port <= 65535:
+        raise StartupError(f"{name} must be between 1 and 65535, got {port}")
+    return port
+
+
+def _ensure_port_free(port: int, variable: str) -> None:
+    # Same socket options as the servers use, so a port in TIME_WAIT is not mistaken for a busy one.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((HOST, port))
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise StartupError(
+                    f"port {port} on {HOST} is already in use (is another dev stack running?). "
+                    f"Stop it, or pick another port: {variable}=<port> make dev"
+                ) from None
+            raise StartupError(f"cannot listen on {HOST}:{port}: {e.strerror}") from None
+
+
+def _isolate_from_real_aws(endpoint: str) -> None:
+    """Point every boto3 client at moto, with throwaway credentials, before any client exists."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_CONFIG_FILE"):
+        os.environ.pop(name, None)
+    os.environ.update(
+        {
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+    )
+
+
+def _start_moto(port: int) -> Any:
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
+
+    # Built here rather than with ThreadedMotoServer, whose start() hangs forever when the port is taken.
+    server = make_server(
+        HOST, port, DomainDispatcherApplication(create_backend_app), threaded=True, request_handler=MotoRequestHandler
+    )
+    threading.Thread(target=server.serve_forever, name="moto-server", daemon=True).start()
+    return server
+
+
+def _write_json_atomically(path: Path, document: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".tmp")
+    partial.write_text(json.dumps(document, indent=2) + "\n")
+    partial.replace(path)  # readers never see half a file
+
+
+def _recipe(outputs: dict[str, Any]) -> str:
+    demo = outputs["demo_user"]
+    return f"""
+PhotoSky dev stack is up (all on {HOST}):
+  API          {outputs["api_url"]}
+  emulated AWS {outputs["aws_endpoint_url"]}  (moto: DynamoDB, S3, SQS, Cognito; region {outputs["region"]})
+  user pool    {outputs["user_pool_id"]}   SPA app client {outputs["user_pool_client_id"]}
+  demo user    {demo["username"]} / {demo["password"]}
+  outputs      {outputs["outputs_file"]}
+
+Get an ID token and call the API:
+  export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION={outputs["region"]}
+  TOKEN=$(aws --endpoint-url {outputs["aws_endpoint_url"]} cognito-idp initiate-auth \\
+      --auth-flow USER_PASSWORD_AUTH --client-id {outputs["user_pool_client_id"]} \\
+      --auth-parameters USERNAME={demo["username"]},PASSWORD={demo["password"]} \\
+      --query AuthenticationResult.IdToken --output text)
+  curl -s -X POST {outputs["api_url"]}/users -H "Authorization: $TOKEN" \\
+      -H 'Content-Type: application/json' -d '{{"display_name": "Demo"}}'
+  curl -s {outputs["api_url"]}/users/me -H "Authorization: $TOKEN"
+(or `python -m devstack.token` for a token without the AWS CLI)
+
+Ctrl-C stops everything (the emulated AWS keeps nothing between runs).
+"""
+
+
+def _provision(stage_env: Mapping[str, str]) -> tuple[Provisioned, str]:
+    """Create every resource of the `local` stage in the emulated AWS, and the demo user. Returns its password."""
+    import boto3
+
+    from devstack import resources
+
+    session = boto3.session.Session()
+    cognito = session.client("cognito-idp")
+    provisioned = resources.provision(
+        names=resources.Names.for_stage(STAGE, table=stage_env["TABLE_NAME"], bucket=stage_env["BUCKET_NAME"]),
+        region=REGION,
+        dynamodb=session.client("dynamodb"),
+        s3=session.client("s3"),
+        sqs=session.client("sqs"),
+        cognito=cognito,
+    )
+    demo_password = os.environ.get("PHOTOSKY_DEMO_PASSWORD") or DEFAULT_DEMO_PASSWORD
+    resources.create_confirmed_user(cognito, provisioned.user_pool_id, DEMO_USERNAME, demo_password, DEMO_EMAIL)
+    return provisioned, demo_password
+
+
+def _serve_api(chalice_config: Config, provisioned: Provisioned, aws_endpoint: str, port: int) -> LocalDevServer:
+    from chalice.deploy.validate import validate_routes
+
+    from devstack.auth import CognitoIdTokenVerifier, HttpJwks, cognito_issuer
+    from devstack.gateway import verifying_dev_server
+
+    # As `chalice local` does, the stage's variables go into the environment before app.py is imported;
+    # the pool ARN too, since the app reads it at import for its authorizer.
+    os.environ.update(chalice_config.environment_variables)
+    os.environ["COGNITO_USER_POOL_ARN"] = provisioned.user_pool_arn
+    app_object = chalice_config.chalice_app
+    validate_routes(app_object.routes)
+    verifier = CognitoIdTokenVerifier(
+        issuer=cognito_issuer(REGION, provisioned.user_pool_id),
+        audiences=[provisioned.user_pool_client_id],
+        jwks=HttpJwks(f"{aws_endpoint}/{provisioned.user_pool_id}/.well-known/jwks.json"),
+    )
+    try:
+        api = verifying_dev_server(app_object, chalice_config, verifier, HOST, port)
+    except OSError as e:
+        raise StartupError(f"cannot serve the API on {HOST}:{port}: {e}") from None
+    threading.Thread(target=api.server.serve_forever, name="api-server", daemon=True).start()
+    return api
+
+
+def _wait_for_stop_signal() -> None:
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        pass
+
+
+def run(outputs_path: Path) -> int:
+    api_port = _port_from_env("PHOTOSKY_API_PORT", 8000)
+    aws_port = _port_from_env("PHOTOSKY_AWS_PORT", 5000)
+    if api_port == aws_port:
+        raise StartupError("PHOTOSKY_API_PORT and PHOTOSKY_AWS_PORT must differ")
+    _ensure_port_free(api_port, "PHOTOSKY_API_PORT")
+    _ensure_port_free(aws_port, "PHOTOSKY_AWS_PORT")
+    started = time.monotonic()
+
+    endpoint = f"http://{HOST}:{aws_port}"
+    _isolate_from_real_aws(endpoint)
+    try:
+        moto = _start_moto(aws_port)
+    except OSError as e:
+        raise StartupError(f"cannot start the emulated AWS on {HOST}:{aws_port}: {e}") from None
+
+    api = None
+    try:
+        from chalice.cli.factory import CLIFactory
+
+        chalice_config = CLIFactory(str(PROJECT_DIR)).create_config_obj(chalice_stage_name=STAGE)
+        provisioned, demo_password = _provision(chalice_config.environment_variables)
+        api = _serve_api(chalice_config, provisioned, endpoint, api_port)
+        outputs: dict[str, Any] = {
+            "api_url": f"http://{HOST}:{api_port}",
+            "aws_endpoint_url": endpoint,
+            "region": REGION,
+            "user_pool_id": provisioned.user_pool_id,
+            "user_pool_client_id": provisioned.user_pool_client_id,
+            "table_name": provisioned.table_name,
+            "bucket_name": provisioned.bucket_name,
+            "demo_user": {"username": DEMO_USERNAME, "password": demo_password},
+            "user_pool_arn": provisioned.user_pool_arn,
+            "uploads_queue_url": provisioned.uploads_queue_url,
+            "uploads_dlq_url": provisioned.uploads_dlq_url,
+        }
+        _write_json_atomically(outputs_path, outputs)
+        print(_recipe({**outputs, "outputs_file": str(outputs_path)}), flush=True)
+        log.info("ready in %.1f s", time.monotonic() - started)
+        _wait_for_stop_signal()
+        print("\nstopping PhotoSky dev stack...", flush=True)
+        return 0
+    finally:
+        # Outputs describe a running stack; a stale file would send clients to dead ports.
+        outputs_path.unlink(missing_ok=True)
+        if api is not None:
+            api.server.shutdown()
+            api.server.server_close()
+        moto.shutdown()
+        moto.server_close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--outputs",
+        type=Path,
+        default=PROJECT_DIR / ".devstack" / "outputs.json",
+        help="where to write the stack's endpoints and ids (default: .devstack/outputs.json)",
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=os.environ.get("PHOTOSKY_LOG_LEVEL", "INFO"), format="%(asctime)s %(name)s %(message)s", stream=sys.stderr
+    )
+    # werkzeug logs every emulated AWS call; keep the console for the API's own lines.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    logging.getLogger("botocore").setLevel(logging.WARNING)
+    try:
+        return run(args.outputs.resolve())
+    except StartupError as e:
+        print(f"photosky dev stack: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

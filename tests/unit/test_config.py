@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import pytest
+
+from chalicelib.config import GIB, ConfigError, Settings, user_pool_arns
+
+BASE = {"TABLE_NAME": "t", "BUCKET_NAME": "b", "AWS_REGION": "eu-west-1"}
+
+
+def test_defaults_apply_when_only_the_required_variables_are_set() -> None:
+    settings = Settings.from_env(BASE)
+    assert (settings.table_name, settings.bucket_name, settings.region) == ("t", "b", "eu-west-1")
+    assert settings.quota_bytes == 10 * GIB
+
+
+def test_lambda_region_wins_over_the_cli_default_region() -> None:
+    assert Settings.from_env({**BASE, "AWS_DEFAULT_REGION": "us-east-1"}).region == "eu-west-1"
+    env = {k: v for k, v in BASE.items() if k != "AWS_REGION"}
+    assert Settings.from_env({**env, "AWS_DEFAULT_REGION": "us-east-1"}).region == "us-east-1"
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"PHOTOSKY_QUOTA_PHOTOS": "many", "PHOTOSKY_QUOTA_BYTES": "-1"})
+    message = str(caught.value)
+    for expected in ("TABLE_NAME", "BUCKET_NAME", "AWS_REGION", "PHOTOSKY_QUOTA_PHOTOS", "PHOTOSKY_QUOTA_BYTES"):
+        assert expected in message
+
+
+def test_settings_are_immutable() -> None:
+    settings = Settings.from_env(BASE)
+    with pytest.raises(AttributeError):
+        settings.table_name = "other"  # type: ignore[misc]
+
+
+def test_user_pool_arns_accept_a_comma_separated_list() -> None:
+    one = "arn:aws:cognito-idp:us-east-1:123456789012:userpool/us-east-1_A"
+    two = "arn:aws:cognito-idp:us-east-1:123456789012:userpool/us-east-1_B"
+    assert user_pool_arns({"COGNITO_USER_POOL_ARN": f"{one}, {two}"}) == [one, two]
+
+
+@pytest.mark.parametrize("value", ["", " , ", "us-east-1_A", "arn:aws:s3:::bucket"])
+def test_user_pool_arns_refuse_missing_or_malformed_values(value: str) -> None:
+    with pytest.raises(ConfigError, match="COGNITO_USER_POOL_ARN"):
+        user_pool_arns({"COGNITO_USER_POOL_ARN": value})
