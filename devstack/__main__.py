@@ -147,7 +147,11 @@ def _provision(stage_env: Mapping[str, str]) -> tuple[Provisioned, str]:
         cognito=cognito,
     )
     demo_password = os.environ.get("PHOTOSKY_DEMO_PASSWORD") or DEFAULT_DEMO_PASSWORD
-    resources.create_confirmed_user(cognito, provisioned.user_pool_id, DEMO_USERNAME, demo_password, DEMO_EMAIL)
+    try:
+        resources.create_confirmed_user(cognito, provisioned.user_pool_id, DEMO_USERNAME, demo_password, DEMO_EMAIL)
+    except cognito.exceptions.InvalidPasswordException as e:
+        policy = ", ".join(f"{rule}={value}" for rule, value in resources.PASSWORD_POLICY.items())
+        raise StartupError(f"PHOTOSKY_DEMO_PASSWORD does not meet the user pool's password policy ({policy})") from e
     return provisioned, demo_password
 
 
