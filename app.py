@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice.app import Chalice, CognitoUserPoolAuthorizer, Response
+from chalice.app import Chalice, CloudWatchEvent, CognitoUserPoolAuthorizer, Rate, Response, SQSEvent
 
 from chalicelib import config, deps, web
+from chalicelib.photos import schemas as photo_schemas
+from chalicelib.photos.events import uploaded_object_keys
+from chalicelib.photos.models import DownloadUrls
 from chalicelib.users import schemas as user_schemas
 
 app = Chalice(app_name="photosky")
@@ -50,3 +53,69 @@ def update_my_profile() -> dict[str, Any]:
 def get_profile(user_id: str) -> dict[str, Any]:
     web.current_user_id(app.current_request)
     return user_schemas.public_profile_out(deps.user_service().get_public_profile(user_id))
+
+
+@app.route("/photos", methods=["POST"], authorizer=cognito)
+@web.http_errors
+def start_upload() -> Response:
+    request = app.current_request
+    owner_id = web.current_user_id(request)
+    new = photo_schemas.parse_new_photo(web.json_body(request), max_upload_bytes=deps.settings().max_upload_bytes)
+    photo, upload = deps.photo_service().start_upload(owner_id, new)
+    no_urls_yet = DownloadUrls(original=None, large=None, small=None)
+    body = {"photo": photo_schemas.photo_out(photo, no_urls_yet), "upload": photo_schemas.upload_out(upload)}
+    return Response(body=body, status_code=201)
+
+
+@app.route("/photos", methods=["GET"], authorizer=cognito)
+@web.http_errors
+def list_photos() -> dict[str, Any]:
+    request = app.current_request
+    owner_id = web.current_user_id(request)
+    limit, cursor, tag = photo_schemas.parse_list_query(request.query_params if request else None)
+    service = deps.photo_service()
+    page = service.list(owner_id, limit=limit, cursor=cursor, tag=tag)
+    items = [photo_schemas.photo_out(photo, service.download_urls(photo)) for photo in page.items]
+    return {"items": items, "next_cursor": page.next_cursor}
+
+
+@app.route("/photos/{photo_id}", methods=["GET"], authorizer=cognito)
+@web.http_errors
+def get_photo(photo_id: str) -> dict[str, Any]:
+    service = deps.photo_service()
+    photo = service.get(web.current_user_id(app.current_request), photo_id)
+    return photo_schemas.photo_out(photo, service.download_urls(photo))
+
+
+@app.route("/photos/{photo_id}", methods=["PATCH"], authorizer=cognito)
+@web.http_errors
+def update_photo(photo_id: str) -> dict[str, Any]:
+    request = app.current_request
+    owner_id = web.current_user_id(request)
+    changes = photo_schemas.parse_photo_changes(web.json_body(request))
+    service = deps.photo_service()
+    photo = service.update(owner_id, photo_id, changes)
+    return photo_schemas.photo_out(photo, service.download_urls(photo))
+
+
+@app.route("/photos/{photo_id}", methods=["DELETE"], authorizer=cognito)
+@web.http_errors
+def delete_photo(photo_id: str) -> Response:
+    deps.photo_service().delete(web.current_user_id(app.current_request), photo_id)
+    return Response(body="", status_code=204)
+
+
+# The upload worker: S3 ObjectCreated on uploads/ -> SQS (retries, dead-letter queue) -> here, one message at a
+# time so one bad file never makes a batch retry. Failures raise and SQS redelivers.
+@app.on_sqs_message(queue=config.uploads_queue_name(), batch_size=1)
+def process_uploads(event: SQSEvent) -> None:
+    worker = deps.upload_processor()  # the first call loads the image libraries: only the worker pays for them
+    bucket = deps.settings().bucket_name
+    for record in event:
+        for key in uploaded_object_keys(record.body, bucket=bucket):
+            app.log.info("upload %s: %s", key, worker.ingest(key))
+
+
+@app.schedule(Rate(15, unit=Rate.MINUTES))
+def release_abandoned_uploads(event: CloudWatchEvent) -> None:
+    app.log.info("abandoned uploads: %s", deps.upload_processor().release_abandoned())

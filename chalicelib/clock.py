@@ -9,5 +9,9 @@ def iso_utc(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
 def utc_now() -> str:
-    return iso_utc(datetime.now(UTC))
+    return iso_utc(now())

@@ -23,9 +23,14 @@ class Settings:
     table_name: str
     bucket_name: str
     region: str
+    cursor_secret: bytes
     quota_photos: int = 10_000
     quota_bytes: int = 10 * GIB
     max_upload_bytes: int = 25 * MIB
+    # A presigned POST must be used within this time; the reconciler gives up on uploads a grace period later.
+    upload_url_seconds: int = 900
+    upload_grace_seconds: int = 900
+    download_url_seconds: int = 3600
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -56,13 +61,20 @@ class Settings:
         region = env.get("AWS_REGION", "").strip() or env.get("AWS_DEFAULT_REGION", "").strip()
         if not region:
             problems.append("AWS_REGION (or AWS_DEFAULT_REGION) is not set")
+        cursor_secret = required("PHOTOSKY_CURSOR_SECRET")
+        if cursor_secret and len(cursor_secret) < 16:
+            problems.append("PHOTOSKY_CURSOR_SECRET must be at least 16 characters")
         settings = cls(
             table_name=table_name,
             bucket_name=bucket_name,
             region=region,
+            cursor_secret=cursor_secret.encode(),
             quota_photos=positive_int("PHOTOSKY_QUOTA_PHOTOS", cls.quota_photos),
             quota_bytes=positive_int("PHOTOSKY_QUOTA_BYTES", cls.quota_bytes),
             max_upload_bytes=positive_int("PHOTOSKY_MAX_UPLOAD_BYTES", cls.max_upload_bytes),
+            upload_url_seconds=positive_int("PHOTOSKY_UPLOAD_URL_SECONDS", cls.upload_url_seconds),
+            upload_grace_seconds=positive_int("PHOTOSKY_UPLOAD_GRACE_SECONDS", cls.upload_grace_seconds),
+            download_url_seconds=positive_int("PHOTOSKY_DOWNLOAD_URL_SECONDS", cls.download_url_seconds),
         )
         if problems:
             raise ConfigError("invalid PhotoSky configuration: " + "; ".join(problems))
@@ -83,3 +95,11 @@ def user_pool_arns(env: Mapping[str, str] = os.environ) -> list[str]:
         if not arn.startswith("arn:") or ":userpool/" not in arn:
             raise ConfigError(f"COGNITO_USER_POOL_ARN has a value that is not a user pool ARN: {arn!r}")
     return arns
+
+
+def uploads_queue_name(env: Mapping[str, str] = os.environ) -> str:
+    """The SQS queue the upload worker consumes; read at import because Chalice needs it in the decorator."""
+    name = env.get("UPLOADS_QUEUE_NAME", "").strip()
+    if not name:
+        raise ConfigError("UPLOADS_QUEUE_NAME is not set (the SQS queue that receives the bucket's upload events)")
+    return name

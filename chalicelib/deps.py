@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable
+from datetime import timedelta
 from typing import TYPE_CHECKING, TypeVar
 
 import boto3
@@ -16,12 +17,19 @@ from botocore.config import Config
 
 from chalicelib import clock
 from chalicelib.config import Settings
+from chalicelib.cursors import CursorCodec
+from chalicelib.photos.repository import DynamoPhotoRepository
+from chalicelib.photos.service import PhotoService
+from chalicelib.storage import S3Storage
 from chalicelib.users.models import Quota
 from chalicelib.users.repository import DynamoUserRepository
 from chalicelib.users.service import UserService
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
+
+    from chalicelib.photos.ingest import UploadProcessor
 
 T = TypeVar("T")
 
@@ -59,12 +67,61 @@ def dynamodb() -> DynamoDBClient:
 
 
 @_once
+def s3() -> S3Client:
+    # SigV4 with an explicit region: SigV2 presigning is deprecated and fails in newer regions.
+    return boto3.session.Session().client(
+        "s3", region_name=settings().region, config=_AWS_CONFIG.merge(Config(signature_version="s3v4"))
+    )
+
+
+def _quota() -> Quota:
+    return Quota(photos=settings().quota_photos, bytes=settings().quota_bytes)
+
+
+@_once
 def user_service() -> UserService:
+    return UserService(DynamoUserRepository(dynamodb(), settings().table_name), clock=clock.utc_now, quota=_quota())
+
+
+@_once
+def storage() -> S3Storage:
+    return S3Storage(s3(), settings().bucket_name)
+
+
+@_once
+def photo_repository() -> DynamoPhotoRepository:
+    return DynamoPhotoRepository(dynamodb(), settings().table_name)
+
+
+@_once
+def photo_service() -> PhotoService:
     s = settings()
-    return UserService(
-        DynamoUserRepository(dynamodb(), s.table_name),
-        clock=clock.utc_now,
-        quota=Quota(photos=s.quota_photos, bytes=s.quota_bytes),
+    return PhotoService(
+        photo_repository(),
+        storage(),
+        clock=clock.now,
+        cursors=CursorCodec(s.cursor_secret),
+        quota=_quota(),
+        upload_url_seconds=s.upload_url_seconds,
+        download_url_seconds=s.download_url_seconds,
+    )
+
+
+@_once
+def upload_processor() -> UploadProcessor:
+    # Imported here, not at the top: the image libraries must stay off the API Lambda's cold path.
+    from chalicelib import imaging
+    from chalicelib.photos.ingest import UploadProcessor
+
+    def process_image(data: bytes, declared_type: str) -> imaging.ProcessedImage:
+        return imaging.process(data, declared_type=declared_type)
+
+    return UploadProcessor(
+        photo_repository(),
+        storage(),
+        process_image=process_image,
+        clock=clock.now,
+        upload_grace=timedelta(seconds=settings().upload_grace_seconds),
     )
 
 

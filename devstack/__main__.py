@@ -2,7 +2,8 @@
 
 Starts an emulated AWS (moto server: DynamoDB, S3, SQS, Cognito), creates the table, bucket, queues, user pool,
 SPA app client and a confirmed demo user, serves the API through Chalice's local gateway with real Cognito
-token checks, writes `.devstack/outputs.json`, and runs until Ctrl-C.
+token checks, runs the upload worker on the bucket's S3 -> SQS events (and the scheduled reconciler), writes
+`.devstack/outputs.json`, and runs until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from chalice.app import Chalice
     from chalice.config import Config
     from chalice.local import LocalDevServer
 
+    from devstack.events import EventPump
     from devstack.resources import Provisioned
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -109,7 +112,7 @@ def _recipe(outputs: dict[str, Any]) -> str:
     demo = outputs["demo_user"]
     return f"""
 PhotoSky dev stack is up (all on {HOST}):
-  API          {outputs["api_url"]}
+  API          {outputs["api_url"]}   (upload worker running on S3 -> SQS events)
   emulated AWS {outputs["aws_endpoint_url"]}  (moto: DynamoDB, S3, SQS, Cognito; region {outputs["region"]})
   user pool    {outputs["user_pool_id"]}   SPA app client {outputs["user_pool_client_id"]}
   demo user    {demo["username"]} / {demo["password"]}
@@ -180,6 +183,16 @@ def _serve_api(chalice_config: Config, provisioned: Provisioned, aws_endpoint: s
     return api
 
 
+def _start_event_pump(app_object: Chalice) -> EventPump:
+    import boto3
+
+    from devstack.events import EventPump
+
+    pump = EventPump(app_object, boto3.session.Session().client("sqs"), region=REGION)
+    pump.start()
+    return pump
+
+
 def _wait_for_stop_signal() -> None:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -205,12 +218,14 @@ def run(outputs_path: Path) -> int:
         raise StartupError(f"cannot start the emulated AWS on {HOST}:{aws_port}: {e}") from None
 
     api = None
+    pump = None
     try:
         from chalice.cli.factory import CLIFactory
 
         chalice_config = CLIFactory(str(PROJECT_DIR)).create_config_obj(chalice_stage_name=STAGE)
         provisioned, demo_password = _provision(chalice_config.environment_variables)
         api = _serve_api(chalice_config, provisioned, endpoint, api_port)
+        pump = _start_event_pump(api.app_object)
         outputs: dict[str, Any] = {
             "api_url": f"http://{HOST}:{api_port}",
             "aws_endpoint_url": endpoint,
@@ -233,6 +248,8 @@ def run(outputs_path: Path) -> int:
     finally:
         # Outputs describe a running stack; a stale file would send clients to dead ports.
         outputs_path.unlink(missing_ok=True)
+        if pump is not None:
+            pump.stop()
         if api is not None:
             api.server.shutdown()
             api.server.server_close()

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, cast
 
+from chalicelib.keys import UPLOADS_PREFIX
+
 if TYPE_CHECKING:
     from mypy_boto3_cognito_idp import CognitoIdentityProviderClient
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -38,6 +40,9 @@ TABLE_DEFINITION: dict[str, Any] = {
 
 # What the SPA's app client allows: no secret (a browser cannot keep one), password and SRP sign-in, refresh.
 SPA_CLIENT_AUTH_FLOWS = ["ALLOW_USER_PASSWORD_AUTH", "ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]
+
+# A local SPA may be served from any port on this machine.
+LOCAL_ORIGINS = ["http://127.0.0.1:*", "http://localhost:*"]
 
 PASSWORD_POLICY = {
     "MinimumLength": 10,
@@ -153,6 +158,41 @@ def create_confirmed_user(
     cognito.admin_set_user_password(UserPoolId=user_pool_id, Username=username, Password=password, Permanent=True)
 
 
+def notify_queue_of_uploads(s3: S3Client, sqs: SQSClient, bucket: str, queue_url: str, prefix: str) -> None:
+    """S3 ObjectCreated under `prefix` -> the uploads queue, as the infrastructure template wires it in AWS."""
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    s3.put_bucket_notification_configuration(
+        Bucket=bucket,
+        NotificationConfiguration={
+            "QueueConfigurations": [
+                {
+                    "QueueArn": queue_arn,
+                    "Events": ["s3:ObjectCreated:*"],
+                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": prefix}]}},
+                }
+            ]
+        },
+    )
+
+
+def allow_browser_access(s3: S3Client, bucket: str, origins: list[str]) -> None:
+    """CORS for the SPA's direct uploads (presigned POST) and downloads (presigned GET)."""
+    s3.put_bucket_cors(
+        Bucket=bucket,
+        CORSConfiguration={
+            "CORSRules": [
+                {
+                    "AllowedOrigins": origins,
+                    "AllowedMethods": ["GET", "HEAD", "POST"],
+                    "AllowedHeaders": ["*"],
+                    "ExposeHeaders": ["ETag"],
+                    "MaxAgeSeconds": 3600,
+                }
+            ]
+        },
+    )
+
+
 def provision(
     *,
     names: Names,
@@ -165,6 +205,8 @@ def provision(
     create_table(dynamodb, names.table)
     create_bucket(s3, names.bucket, region)
     queue_url, dlq_url = create_queues(sqs, names.uploads_queue, names.uploads_dlq)
+    notify_queue_of_uploads(s3, sqs, names.bucket, queue_url, UPLOADS_PREFIX)
+    allow_browser_access(s3, names.bucket, LOCAL_ORIGINS)
     pool_id, pool_arn, client_id = create_user_pool(cognito, names.user_pool, names.spa_client)
     return Provisioned(
         table_name=names.table,

@@ -11,19 +11,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import boto3
+from devstack.clients import emulated_client
 
 DEFAULT_OUTPUTS = Path(__file__).resolve().parent.parent / ".devstack" / "outputs.json"
 
 
 def id_token(outputs: dict[str, Any], username: str, password: str) -> str:
-    cognito = boto3.session.Session().client(
-        "cognito-idp",
-        endpoint_url=outputs["aws_endpoint_url"],
-        region_name=outputs["region"],
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    cognito = emulated_client("cognito-idp", outputs)
     result = cognito.initiate_auth(
         AuthFlow="USER_PASSWORD_AUTH",
         ClientId=outputs["user_pool_client_id"],

@@ -18,11 +18,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import boto3
 import jwt
 import moto
 import pytest
 
+from devstack.clients import emulated_client
 from tests.e2e.conftest import Spawn, free_port, port_is_free
 from tests.support.cognito import FakeCognitoPool, unsigned_token
 
@@ -98,13 +98,7 @@ def api(devstack: dict[str, Any]) -> Callable[..., Reply]:
 
 @pytest.fixture(scope="session")
 def cognito(devstack: dict[str, Any]) -> Any:
-    return boto3.session.Session().client(
-        "cognito-idp",
-        endpoint_url=devstack["aws_endpoint_url"],
-        region_name=devstack["region"],
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    return emulated_client("cognito-idp", devstack)
 
 
 def sign_in(cognito: Any, client_id: str, username: str, password: str) -> User:

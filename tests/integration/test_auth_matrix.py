@@ -21,6 +21,7 @@ from tests.integration.conftest import TABLE
 from tests.support.cognito import REGION, bad_tokens
 
 SUB = "a11ce000-0000-4000-8000-000000000001"
+PHOTO_ID = "01JD0000000000000000000000"
 BAD_TOKENS = bad_tokens(POOL, SUB)
 # (method, route as declared, a concrete path, a body a valid caller could send)
 PROTECTED = [
@@ -28,6 +29,11 @@ PROTECTED = [
     ("GET", "/users/me", "/users/me", b""),
     ("PATCH", "/users/me", "/users/me", b'{"display_name": "Mallory"}'),
     ("GET", "/users/{user_id}", f"/users/{SUB}", b""),
+    ("POST", "/photos", "/photos", b'{"filename": "a.jpg", "content_type": "image/jpeg", "size_bytes": 10}'),
+    ("GET", "/photos", "/photos?limit=5", b""),
+    ("GET", "/photos/{photo_id}", f"/photos/{PHOTO_ID}", b""),
+    ("PATCH", "/photos/{photo_id}", f"/photos/{PHOTO_ID}", b'{"title": "x", "version": 1}'),
+    ("DELETE", "/photos/{photo_id}", f"/photos/{PHOTO_ID}", b""),
 ]
 
 

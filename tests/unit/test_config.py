@@ -4,7 +4,7 @@ import pytest
 
 from chalicelib.config import GIB, ConfigError, Settings, user_pool_arns
 
-BASE = {"TABLE_NAME": "t", "BUCKET_NAME": "b", "AWS_REGION": "eu-west-1"}
+BASE = {"TABLE_NAME": "t", "BUCKET_NAME": "b", "AWS_REGION": "eu-west-1", "PHOTOSKY_CURSOR_SECRET": "s" * 16}
 
 
 def test_defaults_apply_when_only_the_required_variables_are_set() -> None:

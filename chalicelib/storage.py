@@ -1,0 +1,117 @@
+"""S3 adapter: presigned POSTs for uploads, presigned GETs for downloads, and the worker's object operations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from botocore.exceptions import ClientError
+
+from chalicelib import errors
+from chalicelib.aws import dependency_errors, error_code
+from chalicelib.clock import iso_utc
+from chalicelib.photos.models import PresignedUpload
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    size: int
+    content_type: str | None
+
+
+def upload_policy(*, key: str, content_type: str, size_bytes: int) -> tuple[dict[str, str], list[Any]]:
+    """The fields and conditions of an upload's POST policy: exactly this key, this type and this size.
+
+    Kept separate (and unit-tested) because emulators do not enforce POST policies; S3 does.
+    """
+    fields = {"Content-Type": content_type}
+    conditions: list[Any] = [
+        {"Content-Type": content_type},
+        ["content-length-range", size_bytes, size_bytes],
+    ]
+    return fields, conditions
+
+
+class S3Storage:
+    def __init__(self, client: S3Client, bucket: str) -> None:
+        self._client = client
+        self._bucket = bucket
+
+    def presigned_upload(
+        self, *, key: str, content_type: str, size_bytes: int, expires_in: int, now: datetime
+    ) -> PresignedUpload:
+        fields, conditions = upload_policy(key=key, content_type=content_type, size_bytes=size_bytes)
+        post = self._client.generate_presigned_post(
+            Bucket=self._bucket, Key=key, Fields=fields, Conditions=conditions, ExpiresIn=expires_in
+        )
+        return PresignedUpload(
+            url=post["url"], fields=dict(post["fields"]), expires_at=iso_utc(now + timedelta(seconds=expires_in))
+        )
+
+    def download_url(self, key: str, *, expires_in: int, filename: str | None = None) -> str:
+        params: dict[str, Any] = {"Bucket": self._bucket, "Key": key}
+        if filename is not None:
+            # The browser saves the original under the name it was uploaded with.
+            params["ResponseContentDisposition"] = f"inline; filename*=UTF-8''{quote(filename, safe='')}"
+        return self._client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
+
+    def head(self, key: str) -> StoredObject | None:
+        try:
+            with dependency_errors("S3"):
+                response = self._client.head_object(Bucket=self._bucket, Key=key)
+        except ClientError as e:
+            if error_code(e) in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+        return StoredObject(size=response["ContentLength"], content_type=response.get("ContentType"))
+
+    def read(self, key: str, *, max_bytes: int) -> bytes | None:
+        """The object's bytes, or None if it is gone. Refuses to read more than `max_bytes` into memory."""
+        try:
+            with dependency_errors("S3"):
+                response = self._client.get_object(Bucket=self._bucket, Key=key)
+                if response["ContentLength"] > max_bytes:
+                    response["Body"].close()
+                    raise errors.TooLarge(f"object is {response['ContentLength']} bytes, over {max_bytes}")
+                return response["Body"].read()
+        except ClientError as e:
+            if error_code(e) in ("NoSuchKey", "404"):
+                return None
+            raise
+
+    def write(self, key: str, data: bytes, *, content_type: str) -> None:
+        with dependency_errors("S3"):
+            self._client.put_object(
+                Bucket=self._bucket,
+                Key=key,
+                Body=data,
+                ContentType=content_type,
+                CacheControl="private, max-age=31536000",
+            )
+
+    def copy(self, source_key: str, target_key: str, *, content_type: str) -> None:
+        with dependency_errors("S3"):
+            self._client.copy_object(
+                Bucket=self._bucket,
+                Key=target_key,
+                CopySource={"Bucket": self._bucket, "Key": source_key},
+                ContentType=content_type,
+                MetadataDirective="REPLACE",
+            )
+
+    def delete(self, *object_keys: str) -> None:
+        """Delete the objects; absent ones are fine (S3 deletes are idempotent)."""
+        if not object_keys:
+            return
+        with dependency_errors("S3"):
+            response = self._client.delete_objects(
+                Bucket=self._bucket, Delete={"Objects": [{"Key": key} for key in object_keys], "Quiet": True}
+            )
+        failed = response.get("Errors", [])
+        if failed:
+            raise errors.Unavailable(f"S3 did not delete {len(failed)} object(s); retry")
