@@ -77,12 +77,19 @@ def scheduled_lambda_event(region: str) -> dict[str, Any]:
 
 class EventPump:
     def __init__(
-        self, app_object: Chalice, sqs: SQSClient, *, region: str, schedule_interval_seconds: float = 60.0
+        self,
+        app_object: Chalice,
+        sqs: SQSClient,
+        *,
+        region: str,
+        schedule_interval_seconds: float = 60.0,
+        retry_delay_seconds: int = RETRY_DELAY_SECONDS,
     ) -> None:
         self._app = app_object
         self._sqs = sqs
         self._region = region
         self._schedule_interval = schedule_interval_seconds
+        self._retry_delay = retry_delay_seconds
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -135,7 +142,7 @@ class EventPump:
         except Exception:
             log.exception("%s failed on message %s; it will be redelivered", source.name, message.get("MessageId"))
             self._sqs.change_message_visibility(
-                QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=RETRY_DELAY_SECONDS
+                QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=self._retry_delay
             )
             return
         self._sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])

@@ -88,9 +88,16 @@ class Provisioned:
         return asdict(self)
 
 
+# The attribute DynamoDB TTL reads: PENDING photos carry it as a backstop for abandoned uploads.
+TTL_ATTRIBUTE = "expires_at_epoch"
+
+
 def create_table(dynamodb: DynamoDBClient, name: str) -> None:
     dynamodb.create_table(TableName=name, **TABLE_DEFINITION)
     dynamodb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 10})
+    dynamodb.update_time_to_live(
+        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE}
+    )
 
 
 def create_bucket(s3: S3Client, name: str, region: str) -> None:
@@ -98,6 +105,21 @@ def create_bucket(s3: S3Client, name: str, region: str) -> None:
         s3.create_bucket(Bucket=name)
     else:
         s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": region})  # type: ignore[typeddict-item]
+    # Uploads are moved to originals/ or deleted within seconds; anything left under uploads/ is debris.
+    s3.put_bucket_lifecycle_configuration(
+        Bucket=name,
+        LifecycleConfiguration={
+            "Rules": [
+                {
+                    "ID": "expire-abandoned-uploads",
+                    "Status": "Enabled",
+                    "Filter": {"Prefix": UPLOADS_PREFIX},
+                    "Expiration": {"Days": 2},
+                    "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+                }
+            ]
+        },
+    )
     s3.put_public_access_block(
         Bucket=name,
         PublicAccessBlockConfiguration={
@@ -109,14 +131,15 @@ def create_bucket(s3: S3Client, name: str, region: str) -> None:
     )
 
 
-def create_queues(sqs: SQSClient, queue: str, dlq: str) -> tuple[str, str]:
+def create_queues(sqs: SQSClient, queue: str, dlq: str, *, max_receive_count: int = 5) -> tuple[str, str]:
     dlq_url = sqs.create_queue(QueueName=dlq, Attributes={"MessageRetentionPeriod": str(14 * 24 * 3600)})["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     queue_url = sqs.create_queue(
         QueueName=queue,
         Attributes={
-            "VisibilityTimeout": "120",
-            "RedrivePolicy": f'{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"5"}}',
+            # AWS's advice for a queue feeding Lambda: six times the function's timeout (60 s for the worker).
+            "VisibilityTimeout": "360",
+            "RedrivePolicy": f'{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"{max_receive_count}"}}',
         },
     )["QueueUrl"]
     return queue_url, dlq_url
