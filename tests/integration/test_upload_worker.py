@@ -124,6 +124,9 @@ def test_a_hostile_upload_is_rejected_removed_and_its_quota_released(
     assert reason in rejected.rejection_reason.lower()
     assert objects(s3) == set()
     assert usage() == Usage()
+    # Deleting the rejected photo later must not release its quota a second time.
+    deps.photo_service().delete(OWNER, photo.photo_id)
+    assert usage() == Usage()
 
 
 def test_a_file_whose_size_differs_from_the_declaration_is_rejected(worker: UploadProcessor, s3: Any) -> None:
