@@ -1,0 +1,470 @@
+"""infra/resources.yaml: the AWS resources Chalice does not create, checked offline.
+
+cfn-lint validates the template against CloudFormation's resource schemas; the other tests pin what cfn-lint cannot
+know: that the template matches the dev stack (`devstack.resources`), the app's key layout (`chalicelib.keys`) and
+Chalice's config, and that its security choices (private buckets, least-privilege resource policies, prod-only
+retention) stay in place.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cfnlint.api import ManualArgs, lint_file
+from cfnlint.decode import decode_str
+
+from chalicelib.keys import UPLOADS_PREFIX
+from devstack.resources import PASSWORD_POLICY, SPA_CLIENT_AUTH_FLOWS, TABLE_DEFINITION, TTL_ATTRIBUTE
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+TEMPLATE_PATH = PROJECT_DIR / "infra" / "resources.yaml"
+CHALICE_CONFIG = PROJECT_DIR / ".chalice" / "config.json"
+REGION = "us-east-1"
+
+EXPORTED_OUTPUTS = [
+    "TableName",
+    "TableArn",
+    "BucketName",
+    "BucketArn",
+    "UploadsQueueName",
+    "UploadsQueueArn",
+    "UploadsDeadLetterQueueArn",
+    "UserPoolId",
+    "UserPoolArn",
+    "UserPoolClientId",
+    "CursorSecretArn",
+    "SpaBucketName",
+    "SpaDistributionId",
+    "SpaUrl",
+    "Region",
+]
+# Logical ids `chalice package` generates; the template is merged into its output, so none may be reused.
+CHALICE_LOGICAL_IDS = {"APIHandler", "RestAPI", "ProcessUploads", "ReleaseAbandonedUploads", "DefaultRole"}
+CHALICE_LOGICAL_ID_SUFFIXES = ("Role", "InvokePermission", "SqsEventSource")
+
+
+# --- helpers ------------------------------------------------------------------------------------------------------
+
+
+def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
+    """The template as plain dicts/lists, short-form tags expanded (`!Ref X` -> {"Ref": "X"}) by cfn-lint's loader."""
+    template, errors = decode_str(path.read_text())
+    assert not errors, [str(e) for e in errors]
+    assert template is not None
+    # cfn-lint's nodes subclass dict/str and carry line marks; a JSON round trip leaves plain values.
+    plain: dict[str, Any] = json.loads(json.dumps(template))
+    return plain
+
+
+def run_cfn_lint(path: Path) -> list[str]:
+    """cfn-lint's errors and warnings (its default checks) for `path`, one readable line each."""
+    matches = lint_file(path, config=ManualArgs(regions=[REGION]))
+    return [f"{m.rule.id} {m.message} ({Path(m.filename or path).name}:{m.linenumber})" for m in matches]
+
+
+def sub(value: Any, **names: str) -> str:
+    """Resolve a `!Sub` string whose variables are all given in `names` (e.g. Stage="dev")."""
+    assert isinstance(value, dict), value
+    assert list(value) == ["Fn::Sub"], value
+    text = value["Fn::Sub"]
+    assert isinstance(text, str), value
+    return re.sub(r"\$\{([^}!]+)\}", lambda m: names[m.group(1)], text)
+
+
+def strings_in(value: Any) -> list[str]:
+    """Every string inside a (possibly intrinsic) value."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in strings_in(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in strings_in(v)]
+    return []
+
+
+def policy_documents(node: Any) -> list[dict[str, Any]]:
+    """Every PolicyDocument anywhere under `node` (queue policies, bucket policies, inline role policies...)."""
+    found: list[dict[str, Any]] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "PolicyDocument" and isinstance(value, dict):
+                found.append(value)
+            else:
+                found.extend(policy_documents(value))
+    elif isinstance(node, list):
+        for item in node:
+            found.extend(policy_documents(item))
+    return found
+
+
+def depends_on(resource: dict[str, Any]) -> list[str]:
+    value = resource.get("DependsOn", [])
+    return [value] if isinstance(value, str) else list(value)
+
+
+def chalice_config() -> dict[str, Any]:
+    config: dict[str, Any] = json.loads(CHALICE_CONFIG.read_text())
+    return config
+
+
+# --- fixtures -----------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return load_template()
+
+
+@pytest.fixture(scope="module")
+def resources(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    result: dict[str, dict[str, Any]] = template["Resources"]
+    return result
+
+
+@pytest.fixture(scope="module")
+def lint_findings() -> list[str]:
+    return run_cfn_lint(TEMPLATE_PATH)
+
+
+def props(resources: dict[str, dict[str, Any]], logical_id: str) -> dict[str, Any]:
+    result: dict[str, Any] = resources[logical_id]["Properties"]
+    return result
+
+
+# --- cfn-lint -----------------------------------------------------------------------------------------------------
+
+
+def test_cfn_lint_reports_no_errors_or_warnings(lint_findings: list[str]) -> None:
+    assert lint_findings == [], "\n".join(lint_findings)
+
+
+def test_cfn_lint_reports_a_dangling_reference_in_a_broken_copy(
+    template: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    broken = json.loads(json.dumps(template))
+    del broken["Resources"]["UploadsQueue"]  # still named by the bucket, the queue policy and the outputs
+    path = tmp_path_factory.mktemp("broken") / "resources.json"
+    path.write_text(json.dumps(broken))
+
+    findings = run_cfn_lint(path)
+
+    errors = [f for f in findings if f.startswith("E")]
+    assert any("UploadsQueue" in f for f in errors), "\n".join(findings)
+
+
+# --- merge contract with Chalice's generated template ---------------------------------------------------------------
+
+
+def test_template_can_be_merged_into_chalices_sam_template(template: dict[str, Any]) -> None:
+    assert "Transform" not in template
+    for logical_id, resource in template["Resources"].items():
+        assert logical_id not in CHALICE_LOGICAL_IDS
+        assert not logical_id.endswith(CHALICE_LOGICAL_ID_SUFFIXES), logical_id
+        assert not resource["Type"].startswith("AWS::Serverless::"), logical_id
+
+
+def test_stage_parameter_allows_only_chalices_aws_stages(template: dict[str, Any]) -> None:
+    aws_stages = set(chalice_config()["stages"]) - {"local"}
+    assert set(template["Parameters"]["Stage"]["AllowedValues"]) == aws_stages
+    assert template["Conditions"]["IsProd"] == {"Fn::Equals": [{"Ref": "Stage"}, "prod"]}
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_names_are_the_ones_chalices_config_gives_the_app(resources: dict[str, dict[str, Any]], stage: str) -> None:
+    env = chalice_config()["stages"][stage]["environment_variables"]
+    assert sub(props(resources, "PhotoTable")["TableName"], Stage=stage) == env["TABLE_NAME"]
+    assert sub(props(resources, "UploadsQueue")["QueueName"], Stage=stage) == env["UPLOADS_QUEUE_NAME"]
+
+
+# --- table --------------------------------------------------------------------------------------------------------
+
+
+def test_table_layout_is_the_dev_stacks(resources: dict[str, dict[str, Any]]) -> None:
+    table = props(resources, "PhotoTable")
+    assert {key: table[key] for key in TABLE_DEFINITION} == TABLE_DEFINITION
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    (gsi,) = table["GlobalSecondaryIndexes"]
+    assert gsi["IndexName"] == "GSI1"
+    assert gsi["Projection"] == {"ProjectionType": "ALL"}
+
+
+def test_table_expires_items_on_the_dev_stacks_ttl_attribute(resources: dict[str, dict[str, Any]]) -> None:
+    assert props(resources, "PhotoTable")["TimeToLiveSpecification"] == {
+        "AttributeName": TTL_ATTRIBUTE,
+        "Enabled": True,
+    }
+
+
+def test_table_has_point_in_time_recovery_and_encryption(resources: dict[str, dict[str, Any]]) -> None:
+    table = props(resources, "PhotoTable")
+    assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert table["SSESpecification"]["SSEEnabled"] is True
+
+
+# --- photo bucket -------------------------------------------------------------------------------------------------
+
+
+def test_photo_bucket_blocks_public_access_and_is_encrypted(resources: dict[str, dict[str, Any]]) -> None:
+    bucket = props(resources, "PhotoBucket")
+    block = bucket["PublicAccessBlockConfiguration"]
+    assert set(block) == {"BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"}
+    assert all(value is True for value in block.values())
+    assert bucket["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+    (rule,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in {"AES256", "aws:kms"}
+    assert "AccessControl" not in bucket
+
+
+def test_photo_bucket_is_unversioned_so_deleted_photos_are_really_gone(resources: dict[str, dict[str, Any]]) -> None:
+    assert "VersioningConfiguration" not in props(resources, "PhotoBucket")
+
+
+def test_photo_bucket_notifies_the_uploads_queue_only_of_new_uploads(resources: dict[str, dict[str, Any]]) -> None:
+    notifications = props(resources, "PhotoBucket")["NotificationConfiguration"]
+    assert set(notifications) == {"QueueConfigurations"}
+    (queue,) = notifications["QueueConfigurations"]
+    assert queue["Queue"] == {"Fn::GetAtt": ["UploadsQueue", "Arn"]}
+    assert queue["Event"].startswith("s3:ObjectCreated:")
+    assert queue["Filter"] == {"S3Key": {"Rules": [{"Name": "prefix", "Value": UPLOADS_PREFIX}]}}
+
+
+def test_photo_bucket_is_created_after_the_queue_policy_s3_validates(resources: dict[str, dict[str, Any]]) -> None:
+    assert "UploadsQueuePolicy" in depends_on(resources["PhotoBucket"])
+
+
+def test_photo_bucket_expires_abandoned_uploads_like_the_dev_stack(resources: dict[str, dict[str, Any]]) -> None:
+    (rule,) = props(resources, "PhotoBucket")["LifecycleConfiguration"]["Rules"]
+    assert rule["Status"] == "Enabled"
+    assert rule["Prefix"] == UPLOADS_PREFIX
+    # devstack.resources.create_bucket: expire after 2 days, abort incomplete multipart uploads after 1.
+    assert rule["ExpirationInDays"] == 2
+    assert rule["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
+
+
+def test_photo_bucket_cors_allows_exactly_get_head_post_from_the_spa(resources: dict[str, dict[str, Any]]) -> None:
+    (rule,) = props(resources, "PhotoBucket")["CorsConfiguration"]["CorsRules"]
+    assert sorted(rule["AllowedMethods"]) == ["GET", "HEAD", "POST"]
+    condition, with_extra_origins, distribution_only = rule["AllowedOrigins"]["Fn::If"]
+    assert condition == "HasSpaOrigins"
+    # Either way the distribution's own origin is allowed; the parameter's origins are added when given.
+    assert distribution_only == [{"Fn::Sub": "https://${SpaDistribution.DomainName}"}]
+    delimiter, joined = with_extra_origins["Fn::Split"]
+    text, variables = joined["Fn::Sub"]
+    assert (delimiter, text) == (",", "https://${SpaDomain},${Extra}")
+    assert variables == {
+        "SpaDomain": {"Fn::GetAtt": ["SpaDistribution", "DomainName"]},
+        "Extra": {"Fn::Join": [",", {"Ref": "SpaOrigins"}]},
+    }
+
+
+# --- uploads queue ------------------------------------------------------------------------------------------------
+
+
+def test_uploads_queue_dead_letters_after_five_receives(resources: dict[str, dict[str, Any]]) -> None:
+    assert props(resources, "UploadsQueue")["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": ["UploadsDeadLetterQueue", "Arn"]},
+        "maxReceiveCount": 5,
+    }
+
+
+def test_uploads_queue_visibility_covers_six_worker_timeouts(resources: dict[str, dict[str, Any]]) -> None:
+    worker_timeout = chalice_config()["lambda_functions"]["process_uploads"]["lambda_timeout"]
+    assert props(resources, "UploadsQueue")["VisibilityTimeout"] >= 6 * worker_timeout
+
+
+def test_queues_are_encrypted_and_the_dlq_keeps_messages_longest(resources: dict[str, dict[str, Any]]) -> None:
+    queue, dlq = props(resources, "UploadsQueue"), props(resources, "UploadsDeadLetterQueue")
+    assert queue["SqsManagedSseEnabled"] is True
+    assert dlq["SqsManagedSseEnabled"] is True
+    assert dlq["MessageRetentionPeriod"] == 14 * 24 * 3600
+    assert dlq["MessageRetentionPeriod"] > queue["MessageRetentionPeriod"]
+    assert sub(dlq["QueueName"], Stage="dev") == "photosky-dev-uploads-dlq"
+
+
+def test_uploads_queue_accepts_messages_only_from_this_stages_photo_bucket(
+    resources: dict[str, dict[str, Any]],
+) -> None:
+    policy = props(resources, "UploadsQueuePolicy")
+    assert policy["Queues"] == [{"Ref": "UploadsQueue"}]
+    (statement,) = policy["PolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Allow"
+    assert statement["Principal"] == {"Service": "s3.amazonaws.com"}
+    assert statement["Action"] == "sqs:SendMessage"
+    assert statement["Resource"] == {"Fn::GetAtt": ["UploadsQueue", "Arn"]}
+    conditions = statement["Condition"]
+    # The bucket's ARN is built from its fixed name (a GetAtt would be a cycle): both must spell it the same.
+    bucket_name = props(resources, "PhotoBucket")["BucketName"]["Fn::Sub"]
+    assert conditions["ArnEquals"]["aws:SourceArn"] == {"Fn::Sub": f"arn:${{AWS::Partition}}:s3:::{bucket_name}"}
+    assert conditions["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
+
+
+def test_dead_letter_queue_has_an_alarm_as_soon_as_it_holds_a_message(resources: dict[str, dict[str, Any]]) -> None:
+    alarm = props(resources, "UploadsDeadLetterQueueAlarm")
+    assert alarm["Namespace"] == "AWS/SQS"
+    assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert alarm["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["UploadsDeadLetterQueue", "QueueName"]}}
+    ]
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert alarm["Threshold"] == 0
+
+
+# --- user pool ----------------------------------------------------------------------------------------------------
+
+
+def test_spa_client_has_no_secret_and_exactly_the_dev_stacks_auth_flows(resources: dict[str, dict[str, Any]]) -> None:
+    client = props(resources, "SpaClient")
+    assert client["GenerateSecret"] is False
+    assert sorted(client["ExplicitAuthFlows"]) == sorted(SPA_CLIENT_AUTH_FLOWS)
+    assert sorted(client["ExplicitAuthFlows"]) == [
+        "ALLOW_REFRESH_TOKEN_AUTH",
+        "ALLOW_USER_PASSWORD_AUTH",
+        "ALLOW_USER_SRP_AUTH",
+    ]
+    assert client["PreventUserExistenceErrors"] == "ENABLED"
+    assert client["EnableTokenRevocation"] is True
+    assert set(client["ReadAttributes"]) == {"email", "email_verified"}
+
+
+def test_spa_client_tokens_live_an_hour_and_refresh_for_thirty_days(resources: dict[str, dict[str, Any]]) -> None:
+    client = props(resources, "SpaClient")
+    assert (client["IdTokenValidity"], client["AccessTokenValidity"], client["RefreshTokenValidity"]) == (60, 60, 30)
+    assert client["TokenValidityUnits"] == {"IdToken": "minutes", "AccessToken": "minutes", "RefreshToken": "days"}
+
+
+def test_password_policy_matches_the_dev_stacks(template: dict[str, Any], resources: dict[str, dict[str, Any]]) -> None:
+    policy = props(resources, "UserPool")["Policies"]["PasswordPolicy"]
+
+    def resolved(value: Any) -> Any:
+        if isinstance(value, dict) and set(value) == {"Ref"}:
+            return template["Parameters"][value["Ref"]]["Default"]
+        return value
+
+    assert {key: resolved(policy[key]) for key in PASSWORD_POLICY} == PASSWORD_POLICY
+
+
+def test_user_pool_signs_in_by_username_with_a_verified_email(resources: dict[str, dict[str, Any]]) -> None:
+    pool = props(resources, "UserPool")
+    assert "UsernameAttributes" not in pool
+    assert "AliasAttributes" not in pool
+    assert pool["UsernameConfiguration"] == {"CaseSensitive": False}
+    (email,) = [attribute for attribute in pool["Schema"] if attribute["Name"] == "email"]
+    assert email["Required"] is True
+    assert pool["AutoVerifiedAttributes"] == ["email"]
+    assert pool["AccountRecoverySetting"]["RecoveryMechanisms"] == [{"Name": "verified_email", "Priority": 1}]
+    assert pool["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"] is False
+    # No SMS factor: it would need an SNS role and invites SMS-pumping fraud.
+    assert pool["MfaConfiguration"] in {"OFF", "OPTIONAL"}
+    assert "SMS_MFA" not in pool.get("EnabledMfas", [])
+
+
+# --- cursor secret ------------------------------------------------------------------------------------------------
+
+
+def test_cursor_secret_is_generated_long_and_without_punctuation(resources: dict[str, dict[str, Any]]) -> None:
+    generated = props(resources, "CursorSecret")["GenerateSecretString"]
+    # A plain string (no SecretStringTemplate): the dynamic reference then resolves to the key itself.
+    assert generated == {"PasswordLength": 48, "ExcludePunctuation": True}
+
+
+# --- SPA hosting --------------------------------------------------------------------------------------------------
+
+
+def test_spa_bucket_is_private(resources: dict[str, dict[str, Any]]) -> None:
+    bucket = props(resources, "SpaBucket")
+    assert all(
+        bucket["PublicAccessBlockConfiguration"][key] is True
+        for key in ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets")
+    )
+    assert "WebsiteConfiguration" not in bucket
+    assert "AccessControl" not in bucket
+    assert bucket["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+    (rule,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    # An OAC cannot decrypt objects under the AWS-managed aws/s3 KMS key.
+    assert rule["ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}
+
+
+def test_spa_distribution_reads_the_bucket_through_an_oac_over_https(resources: dict[str, dict[str, Any]]) -> None:
+    config = props(resources, "SpaDistribution")["DistributionConfig"]
+    (origin,) = config["Origins"]
+    assert origin["DomainName"] == {"Fn::GetAtt": ["SpaBucket", "RegionalDomainName"]}
+    assert origin["OriginAccessControlId"] == {"Fn::GetAtt": ["SpaOriginAccessControl", "Id"]}
+    assert origin["S3OriginConfig"] == {"OriginAccessIdentity": ""}  # no legacy OAI
+    oac = props(resources, "SpaOriginAccessControl")["OriginAccessControlConfig"]
+    assert (oac["OriginAccessControlOriginType"], oac["SigningBehavior"], oac["SigningProtocol"]) == (
+        "s3",
+        "always",
+        "sigv4",
+    )
+    behaviours = [config["DefaultCacheBehavior"], *config.get("CacheBehaviors", [])]
+    assert all(b["ViewerProtocolPolicy"] == "redirect-to-https" for b in behaviours)
+    assert config["DefaultRootObject"] == "index.html"
+
+
+def test_spa_distribution_serves_the_app_shell_for_client_side_routes(resources: dict[str, dict[str, Any]]) -> None:
+    config = props(resources, "SpaDistribution")["DistributionConfig"]
+    fallbacks = {e["ErrorCode"]: (e["ResponseCode"], e["ResponsePagePath"]) for e in config["CustomErrorResponses"]}
+    assert fallbacks == {403: (200, "/index.html"), 404: (200, "/index.html")}
+
+
+def test_spa_bucket_policy_lets_only_this_distribution_read(resources: dict[str, dict[str, Any]]) -> None:
+    policy = props(resources, "SpaBucketPolicy")
+    assert policy["Bucket"] == {"Ref": "SpaBucket"}
+    (statement,) = policy["PolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Allow"
+    assert statement["Principal"] == {"Service": "cloudfront.amazonaws.com"}
+    assert statement["Action"] == "s3:GetObject"
+    assert statement["Resource"] == {"Fn::Sub": "${SpaBucket.Arn}/*"}
+    assert statement["Condition"] == {
+        "StringEquals": {
+            "AWS:SourceArn": {
+                "Fn::Sub": "arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/${SpaDistribution}"
+            }
+        }
+    }
+
+
+# --- protections and policies across the template ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("logical_id", ["PhotoTable", "PhotoBucket", "UserPool"])
+def test_stateful_resources_are_always_retained(resources: dict[str, dict[str, Any]], logical_id: str) -> None:
+    resource = resources[logical_id]
+    assert resource["DeletionPolicy"] == "Retain"
+    assert resource["UpdateReplacePolicy"] == "Retain"
+
+
+def test_no_resource_attribute_needs_the_language_extensions_transform(resources: dict[str, dict[str, Any]]) -> None:
+    for resource in resources.values():
+        for attribute in ("DeletionPolicy", "UpdateReplacePolicy"):
+            assert isinstance(resource.get(attribute, "Delete"), str)
+
+
+def test_table_and_user_pool_have_deletion_protection_in_prod(resources: dict[str, dict[str, Any]]) -> None:
+    assert props(resources, "PhotoTable")["DeletionProtectionEnabled"] == {"Fn::If": ["IsProd", True, False]}
+    assert props(resources, "UserPool")["DeletionProtection"] == {"Fn::If": ["IsProd", "ACTIVE", "INACTIVE"]}
+
+
+def test_no_policy_grants_to_or_on_a_wildcard(resources: dict[str, dict[str, Any]]) -> None:
+    documents = policy_documents(resources)
+    assert len(documents) >= 2  # the queue policy and the SPA bucket policy at least
+    for document in documents:
+        for statement in document["Statement"]:
+            assert "NotPrincipal" not in statement
+            assert "NotResource" not in statement
+            assert not [s for s in strings_in(statement["Principal"]) if "*" in s], statement
+            # The only star allowed is "every object of this (named) bucket".
+            resources_named = strings_in(statement["Resource"])
+            assert not [s for s in resources_named if "*" in s.removesuffix("/*")], statement
+
+
+def test_every_output_is_exported_under_the_stage(template: dict[str, Any]) -> None:
+    outputs = template["Outputs"]
+    for name in EXPORTED_OUTPUTS:
+        assert name in outputs, name
+        assert outputs[name]["Export"]["Name"] == {"Fn::Sub": f"photosky-${{Stage}}-{name}"}
+    assert outputs["SpaUrl"]["Value"] == {"Fn::Sub": "https://${SpaDistribution.DomainName}"}
