@@ -11,11 +11,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help dev test lint format typecheck unit e2e clean
+.PHONY: help dev test lint format typecheck unit e2e package clean
 
 help:
 	@echo "make dev        run PhotoSky offline on 127.0.0.1 (moto AWS + API + demo user); Ctrl-C stops"
 	@echo "make test       lint, type-check and run every test (what CI runs)"
+	@echo "make package    build the single CloudFormation stack for STAGE=dev|prod into build/STAGE"
 	@echo "make format     apply ruff's formatting and safe fixes"
 	@echo "make clean      remove the virtualenv and caches"
 
@@ -45,9 +46,13 @@ e2e: $(STAMP)
 test: lint typecheck
 	$(BIN)/pytest
 
+STAGE ?= dev
+package: $(STAMP)
+	$(BIN)/python -m infra.package --stage $(STAGE)
+
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build

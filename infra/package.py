@@ -1,0 +1,249 @@
+"""`python -m infra.package --stage dev|prod`: PhotoSky as one CloudFormation (SAM) stack, checked offline.
+
+1. Renders infra/policies/*.json into .chalice/policy-*.json (one least-privilege policy per function).
+2. Runs `chalice package` under this interpreter (Chalice takes the Lambda runtime from it: Python 3.12+).
+3. Merges infra/resources.yaml into Chalice's template and wires the functions to those resources: environment
+   variables, the API authorizer's user pool, the SQS trigger, and the policies' ARNs as Fn::Sub. Chalice's own
+   --merge-template cannot do this: the pool ARN sits inside the API's OpenAPI body and must become an intrinsic.
+4. Adds bytecode compiled for the runtime to deployment.zip: Chalice ships none, so every cold start would
+   compile every module (measured: about twice the import CPU).
+5. Refuses a package holding a wheel built on this machine instead of a manylinux one (it would fail on Lambda).
+
+Writes build/<stage>/template.json and build/<stage>/deployment.zip; deploy with `aws cloudformation package` +
+`deploy` (see the README).
+"""
+
+from __future__ import annotations
+
+import argparse
+import compileall
+import copy
+import json
+import os
+import py_compile
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+POLICIES_DIR = Path(__file__).resolve().parent / "policies"
+RESOURCES_TEMPLATE = Path(__file__).resolve().parent / "resources.yaml"
+STAGES = ("dev", "prod")
+
+# Chalice imports app.py to package it and the app reads the pool ARN at import; this stand-in is replaced by
+# the real pool's ARN (Fn::GetAtt) and must not survive anywhere in the output.
+SENTINEL_POOL_ARN = "arn:aws:cognito-idp:us-east-1:000000000000:userpool/us-east-1_PackagingSentinel"
+
+# What each function's environment gets from the resources stack.
+WIRED_ENVIRONMENT: dict[str, Any] = {
+    "TABLE_NAME": {"Ref": "PhotoTable"},
+    "BUCKET_NAME": {"Ref": "PhotoBucket"},
+    "COGNITO_USER_POOL_ARN": {"Fn::GetAtt": ["UserPool", "Arn"]},
+    "UPLOADS_QUEUE_NAME": {"Fn::GetAtt": ["UploadsQueue", "QueueName"]},
+    # Resolved by CloudFormation at deploy time; the secret never appears in the template or the repository.
+    "PHOTOSKY_CURSOR_SECRET": {"Fn::Sub": "{{resolve:secretsmanager:${CursorSecret}:SecretString}}"},
+}
+FUNCTION_NAMES = {"APIHandler": "api", "ProcessUploads": "process-uploads", "ReleaseAbandonedUploads": "reconcile"}
+
+# Per-client limits on the API stage (requests per second, burst); API Gateway answers 429 above them.
+THROTTLING = {"dev": (20, 40), "prod": (200, 400)}
+
+# Errors API Gateway itself produces (authorizer 401s, unknown routes, throttling) carry the SPA's CORS headers,
+# or the browser hides them from the SPA. Unknown routes get a plain 404: by default API Gateway answers 403
+# and echoes the caller's Authorization header (the ID token) back in the body.
+# They live in the OpenAPI body (not as separate resources, which drift when the body changes).
+_CORS_HEADERS = {
+    "gatewayresponse.header.Access-Control-Allow-Origin": {"Fn::Sub": "'https://${SpaDistribution.DomainName}'"},
+    "gatewayresponse.header.Access-Control-Allow-Headers": "'Authorization,Content-Type'",
+    "gatewayresponse.header.Vary": "'Origin'",
+}
+GATEWAY_RESPONSES: dict[str, dict[str, Any]] = {
+    "DEFAULT_4XX": {},
+    "DEFAULT_5XX": {},
+    "UNAUTHORIZED": {"statusCode": 401},
+    "MISSING_AUTHENTICATION_TOKEN": {
+        "statusCode": 404,
+        "responseTemplates": {"application/json": '{"Code": "NotFoundError", "Message": "no such route"}'},
+    },
+}
+
+
+class PackagingError(Exception):
+    pass
+
+
+def render_policies() -> None:
+    """Copy the policy templates where Chalice reads them; their ${...} placeholders become Fn::Sub later."""
+    for source in POLICIES_DIR.glob("*.json"):
+        shutil.copyfile(source, PROJECT_DIR / ".chalice" / f"policy-{source.stem}.json")
+
+
+def run_chalice_package(stage: str, out_dir: Path) -> None:
+    if sys.version_info < (3, 12):
+        raise PackagingError("package with Python 3.12+: Chalice takes the Lambda runtime from this interpreter")
+    env = {
+        **os.environ,
+        "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+        "COGNITO_USER_POOL_ARN": SENTINEL_POOL_ARN,
+    }
+    env.pop("AWS_ENDPOINT_URL", None)
+    chalice = Path(sys.executable).with_name("chalice")
+    result = subprocess.run(  # noqa: S603 - our own venv's chalice, fixed arguments
+        [str(chalice), "package", "--stage", stage, "--pkg-format", "cloudformation", str(out_dir)],
+        cwd=PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise PackagingError(f"chalice package failed:\n{result.stdout}\n{result.stderr}")
+
+
+def load_resources_template() -> dict[str, Any]:
+    from cfnlint.decode.cfn_yaml import loads
+
+    # cfn-lint's loader turns the short forms (!Ref, !Sub, ...) into their JSON forms.
+    loaded: dict[str, Any] = json.loads(json.dumps(loads(RESOURCES_TEMPLATE.read_text())))
+    return loaded
+
+
+def _sub_placeholders(value: Any) -> Any:
+    """Every string holding a CloudFormation ${...} placeholder becomes an Fn::Sub of itself."""
+    if isinstance(value, str) and "${" in value:
+        return {"Fn::Sub": value}
+    if isinstance(value, list):
+        return [_sub_placeholders(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _sub_placeholders(item) for key, item in value.items()}
+    return value
+
+
+def merge_and_wire(chalice_template: dict[str, Any], resources: dict[str, Any], stage: str) -> dict[str, Any]:
+    template = copy.deepcopy(chalice_template)
+    for section in ("Parameters", "Conditions", "Outputs", "Resources"):
+        own = template.setdefault(section, {})
+        for name, value in resources.get(section, {}).items():
+            if name in own:
+                raise PackagingError(f"{section}.{name} is defined both by Chalice and by resources.yaml")
+            own[name] = value
+    template["Parameters"]["Stage"]["Default"] = stage
+    template.setdefault("Description", f"PhotoSky ({stage}): API, upload worker and their resources")
+
+    for logical_id, resource in template["Resources"].items():
+        properties = resource.get("Properties", {})
+        if resource["Type"] == "AWS::Serverless::Function":
+            properties.setdefault("Environment", {}).setdefault("Variables", {}).update(WIRED_ENVIRONMENT)
+            properties["FunctionName"] = {"Fn::Sub": f"photosky-${{Stage}}-{FUNCTION_NAMES[logical_id]}"}
+            for event in properties.get("Events", {}).values():
+                if event["Type"] == "SQS":
+                    event["Properties"]["Queue"] = {"Fn::GetAtt": ["UploadsQueue", "Arn"]}
+        if resource["Type"] == "AWS::IAM::Role" and logical_id.endswith("Role"):
+            properties["Policies"] = _sub_placeholders(properties.get("Policies", []))
+
+    rate, burst = THROTTLING[stage]
+    api = template["Resources"]["RestAPI"]["Properties"]
+    api["MethodSettings"] = [
+        {"ResourcePath": "/*", "HttpMethod": "*", "ThrottlingRateLimit": rate, "ThrottlingBurstLimit": burst}
+    ]
+    api_body = api["DefinitionBody"]
+    api_body["x-amazon-apigateway-gateway-responses"] = {
+        response_type: {"responseParameters": dict(_CORS_HEADERS), **extra}
+        for response_type, extra in GATEWAY_RESPONSES.items()
+    }
+    for scheme in api_body.get("securityDefinitions", {}).values():
+        authorizer = scheme.get("x-amazon-apigateway-authorizer", {})
+        if authorizer.get("type") == "cognito_user_pools":
+            authorizer["providerARNs"] = [{"Fn::GetAtt": ["UserPool", "Arn"]}]
+
+    if SENTINEL_POOL_ARN in json.dumps(template):
+        raise PackagingError("the packaging stand-in for the user pool ARN survived into the template")
+    return template
+
+
+_WHEEL_TAG = re.compile(r"^Tag:\s*(\S+)$", re.MULTILINE)
+
+
+def host_built_wheels(zip_path: Path, architecture: str = "x86_64") -> list[str]:
+    """Distributions in the zip whose wheel only fits the machine that built it (not `any`, not manylinux)."""
+    offenders = []
+    with zipfile.ZipFile(zip_path) as archive:
+        for name in archive.namelist():
+            if not name.endswith(".dist-info/WHEEL"):
+                continue
+            tags = _WHEEL_TAG.findall(archive.read(name).decode("utf-8", "replace"))
+            fits = any(tag.endswith("-any") or ("manylinux" in tag and architecture in tag) for tag in tags)
+            if not fits:
+                offenders.append(f"{name.split('/')[0]} ({', '.join(tags) or 'no tags'})")
+    return offenders
+
+
+def add_bytecode(zip_path: Path) -> int:
+    """Rewrite the zip with unchecked-hash .pyc files next to the sources (Lambda's files are read-only and
+    never change, so the interpreter need not stat sources to validate them). Returns the number added."""
+    with tempfile.TemporaryDirectory() as scratch:
+        root = Path(scratch) / "pkg"
+        with zipfile.ZipFile(zip_path) as archive:
+            archive.extractall(root)
+        compileall.compile_dir(
+            root, quiet=2, workers=1, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH
+        )
+        for must_compile in (root / "app.py", *root.glob("chalicelib/**/*.py")):
+            if not list(must_compile.parent.glob(f"__pycache__/{must_compile.stem}.*.pyc")):
+                raise PackagingError(f"{must_compile.relative_to(root)} did not compile")
+        rebuilt = zip_path.with_suffix(".tmp")
+        added = 0
+        with zipfile.ZipFile(rebuilt, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in sorted(root.rglob("*")):
+                if path.is_file():
+                    archive.write(path, path.relative_to(root).as_posix())
+                    added += path.suffix == ".pyc"
+        rebuilt.replace(zip_path)
+        return added
+
+
+def package(stage: str, out_dir: Path) -> Path:
+    if stage not in STAGES:
+        raise PackagingError(f"stage must be one of {', '.join(STAGES)}")
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    render_policies()
+    run_chalice_package(stage, out_dir)
+    chalice_template = json.loads((out_dir / "sam.json").read_text())
+    template = merge_and_wire(chalice_template, load_resources_template(), stage)
+    zip_path = out_dir / "deployment.zip"
+    offenders = host_built_wheels(zip_path)
+    if offenders:
+        raise PackagingError(
+            "these wheels were built on this machine and will not load on Lambda: " + "; ".join(offenders)
+        )
+    add_bytecode(zip_path)
+    (out_dir / "sam.json").unlink()
+    template_path = out_dir / "template.json"
+    template_path.write_text(json.dumps(template, indent=2) + "\n")
+    return template_path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infra.package", description=__doc__.splitlines()[0])
+    parser.add_argument("--stage", required=True, choices=STAGES)
+    parser.add_argument("--out", type=Path, help="output folder (default build/<stage>)")
+    args = parser.parse_args(argv)
+    out_dir = args.out or PROJECT_DIR / "build" / args.stage
+    try:
+        template = package(args.stage, out_dir)
+    except PackagingError as e:
+        print(f"infra.package: error: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote {template} and {template.with_name('deployment.zip')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

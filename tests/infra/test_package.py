@@ -1,0 +1,153 @@
+"""The single-stack deployment for dev and prod, built by `python -m infra.package` and checked offline:
+cfn-lint on the template and on its SAM-transformed form, PhotoSky's own rules, and the Lambda zip itself."""
+
+from __future__ import annotations
+
+import copy
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra import checks
+from infra.package import SENTINEL_POOL_ARN, STAGES, THROTTLING, host_built_wheels, package
+
+Packaged = dict[str, tuple[dict[str, Any], Path]]
+
+
+@pytest.fixture(scope="module")
+def packaged(tmp_path_factory: pytest.TempPathFactory) -> Packaged:
+    built = {}
+    for stage in STAGES:
+        template_path = package(stage, tmp_path_factory.mktemp(stage) / "out")
+        built[stage] = (json.loads(template_path.read_text()), template_path.with_name("deployment.zip"))
+    return built
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_template_passes_cfn_lint(packaged: Packaged, stage: str) -> None:
+    assert checks.cfn_lint(packaged[stage][0]) == []
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_sam_transformed_template_passes_cfn_lint(packaged: Packaged, stage: str) -> None:
+    transformed = checks.sam_transform(packaged[stage][0], {"Stage": stage})
+    assert "Transform" not in transformed
+    assert checks.cfn_lint(transformed) == []
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_route_but_health_requires_the_cognito_authorizer(packaged: Packaged, stage: str) -> None:
+    template = packaged[stage][0]
+    assert checks.unguarded_routes(template) == []
+    body = template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
+    assert "security" not in body["paths"]["/health"]["get"]
+    providers = body["securityDefinitions"]["PhotoSkyUsers"]["x-amazon-apigateway-authorizer"]["providerARNs"]
+    assert providers == [{"Fn::GetAtt": ["UserPool", "Arn"]}]
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_no_policy_grants_wildcards(packaged: Packaged, stage: str) -> None:
+    assert checks.wildcard_grants(packaged[stage][0]) == []
+
+
+def actions_of(template: dict[str, Any], role: str) -> set[str]:
+    statements = [
+        statement
+        for policy in template["Resources"][role]["Properties"]["Policies"]
+        for statement in policy["PolicyDocument"]["Statement"]
+    ]
+    return {action for statement in statements for action in statement["Action"]}
+
+
+def test_each_function_has_its_own_role_with_only_what_it_uses(packaged: Packaged) -> None:
+    template = packaged["dev"][0]
+    roles = {
+        name: template["Resources"][name]["Properties"]["Role"]["Fn::GetAtt"][0]
+        for name in ("APIHandler", "ProcessUploads", "ReleaseAbandonedUploads")
+    }
+    assert len(set(roles.values())) == 3
+    api, worker, reconciler = (actions_of(template, roles[name]) for name in roles)
+    assert not any(action.startswith("sqs:") for action in api | reconciler)
+    assert "sqs:ReceiveMessage" in worker
+    assert "dynamodb:Query" not in worker  # only the reconciler and the API query
+    assert "dynamodb:BatchGetItem" not in worker | reconciler
+
+
+def test_functions_are_wired_to_the_stacks_resources(packaged: Packaged) -> None:
+    template = packaged["prod"][0]
+    resources = template["Resources"]
+    for name in ("APIHandler", "ProcessUploads", "ReleaseAbandonedUploads"):
+        properties = resources[name]["Properties"]
+        variables = properties["Environment"]["Variables"]
+        assert variables["TABLE_NAME"] == {"Ref": "PhotoTable"}
+        assert variables["BUCKET_NAME"] == {"Ref": "PhotoBucket"}
+        assert variables["COGNITO_USER_POOL_ARN"] == {"Fn::GetAtt": ["UserPool", "Arn"]}
+        assert "CursorSecret" in variables["PHOTOSKY_CURSOR_SECRET"]["Fn::Sub"]
+        assert properties["Runtime"] == "python3.12"
+    sqs_events = [e for e in resources["ProcessUploads"]["Properties"]["Events"].values() if e["Type"] == "SQS"]
+    assert [e["Properties"]["Queue"] for e in sqs_events] == [{"Fn::GetAtt": ["UploadsQueue", "Arn"]}]
+    assert template["Parameters"]["Stage"]["Default"] == "prod"
+    assert SENTINEL_POOL_ARN not in json.dumps(template)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_zip_carries_bytecode_and_no_host_built_wheel(packaged: Packaged, stage: str) -> None:
+    zip_path = packaged[stage][1]
+    names = set(zipfile.ZipFile(zip_path).namelist())
+    assert "app.py" in names
+    assert any(name.startswith("__pycache__/app.cpython-312") for name in names)
+    assert any(name.startswith("chalicelib/photos/__pycache__/") for name in names)
+    assert not any(name.startswith(("devstack/", "tests/", "infra/")) for name in names)
+    assert host_built_wheels(zip_path) == []
+
+
+# --- each check must be able to fail --------------------------------------------------------------------------------
+
+
+def test_a_wheel_built_on_this_host_is_caught(tmp_path: Path) -> None:
+    zip_path = tmp_path / "bad.zip"
+    with zipfile.ZipFile(zip_path, "w") as archive:
+        archive.writestr("pillow-13.0.0.dist-info/WHEEL", "Wheel-Version: 1.0\nTag: cp312-cp312-linux_x86_64\n")
+        archive.writestr("six-1.0.dist-info/WHEEL", "Wheel-Version: 1.0\nTag: py3-none-any\n")
+    assert host_built_wheels(zip_path) == ["pillow-13.0.0.dist-info (cp312-cp312-linux_x86_64)"]
+
+
+def test_a_dangling_reference_fails_cfn_lint(packaged: Packaged) -> None:
+    broken = copy.deepcopy(packaged["dev"][0])
+    del broken["Resources"]["UploadsQueue"]
+    assert any("UploadsQueue" in problem for problem in checks.cfn_lint(broken))
+
+
+def test_a_wildcard_resource_is_caught(packaged: Packaged) -> None:
+    broken = copy.deepcopy(packaged["dev"][0])
+    role = broken["Resources"]["ApiHandlerRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    role.append({"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": "*"})
+    assert checks.wildcard_grants(broken) == ["ApiHandlerRole: Resource '*' in " + str(role[-1])]
+
+
+def test_a_route_without_the_authorizer_is_caught(packaged: Packaged) -> None:
+    broken = copy.deepcopy(packaged["dev"][0])
+    del broken["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]["paths"]["/photos"]["get"]["security"]
+    assert checks.unguarded_routes(broken) == ["GET /photos"]
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_api_stage_is_throttled_per_stage(packaged: Packaged, stage: str) -> None:
+    settings = packaged[stage][0]["Resources"]["RestAPI"]["Properties"]["MethodSettings"]
+    assert [(s["ResourcePath"], s["HttpMethod"]) for s in settings] == [("/*", "*")]
+    assert (settings[0]["ThrottlingRateLimit"], settings[0]["ThrottlingBurstLimit"]) == THROTTLING[stage]
+
+
+def test_gateway_errors_carry_cors_headers_and_unknown_routes_do_not_echo_the_token(packaged: Packaged) -> None:
+    body = packaged["dev"][0]["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
+    responses = body["x-amazon-apigateway-gateway-responses"]
+    assert set(responses) == {"DEFAULT_4XX", "DEFAULT_5XX", "UNAUTHORIZED", "MISSING_AUTHENTICATION_TOKEN"}
+    for response in responses.values():
+        origin = response["responseParameters"]["gatewayresponse.header.Access-Control-Allow-Origin"]
+        assert origin == {"Fn::Sub": "'https://${SpaDistribution.DomainName}'"}
+    missing = responses["MISSING_AUTHENTICATION_TOKEN"]
+    assert missing["statusCode"] == 404
+    assert "Authorization" not in missing["responseTemplates"]["application/json"]
