@@ -23,7 +23,10 @@ class Settings:
     table_name: str
     bucket_name: str
     region: str
-    cursor_secret: bytes
+    # The pagination cursors' HMAC key: given directly (dev stack, tests), or as a Secrets Manager ARN fetched on
+    # first use so the key never sits in the Lambda's configuration (AWS).
+    cursor_secret: bytes | None = None
+    cursor_secret_arn: str | None = None
     quota_photos: int = 10_000
     quota_bytes: int = 10 * GIB
     max_upload_bytes: int = 25 * MIB
@@ -61,14 +64,18 @@ class Settings:
         region = env.get("AWS_REGION", "").strip() or env.get("AWS_DEFAULT_REGION", "").strip()
         if not region:
             problems.append("AWS_REGION (or AWS_DEFAULT_REGION) is not set")
-        cursor_secret = required("PHOTOSKY_CURSOR_SECRET")
+        cursor_secret = env.get("PHOTOSKY_CURSOR_SECRET", "").strip()
+        cursor_secret_arn = env.get("PHOTOSKY_CURSOR_SECRET_ARN", "").strip()
+        if not cursor_secret and not cursor_secret_arn:
+            problems.append("PHOTOSKY_CURSOR_SECRET or PHOTOSKY_CURSOR_SECRET_ARN must be set")
         if cursor_secret and len(cursor_secret) < 16:
             problems.append("PHOTOSKY_CURSOR_SECRET must be at least 16 characters")
         settings = cls(
             table_name=table_name,
             bucket_name=bucket_name,
             region=region,
-            cursor_secret=cursor_secret.encode(),
+            cursor_secret=cursor_secret.encode() if cursor_secret else None,
+            cursor_secret_arn=cursor_secret_arn or None,
             quota_photos=positive_int("PHOTOSKY_QUOTA_PHOTOS", cls.quota_photos),
             quota_bytes=positive_int("PHOTOSKY_QUOTA_BYTES", cls.quota_bytes),
             max_upload_bytes=positive_int("PHOTOSKY_MAX_UPLOAD_BYTES", cls.max_upload_bytes),

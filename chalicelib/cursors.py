@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import json
+from collections.abc import Callable
 from typing import Any
 
 from chalicelib import errors
@@ -28,13 +29,24 @@ def _b64decode(text: str) -> bytes:
 
 
 class CursorCodec:
-    def __init__(self, secret: bytes) -> None:
-        if len(secret) < 16:
-            raise ValueError("the cursor secret must be at least 16 bytes")
-        self._secret = secret
+    def __init__(self, secret: bytes | Callable[[], bytes]) -> None:
+        """`secret` may be a function: it is then called once, on first use (e.g. a Secrets Manager read that a
+        request which never pages should not pay for)."""
+        self._secret: bytes | None = None
+        self._load_secret: Callable[[], bytes] = secret if callable(secret) else (lambda: secret)
+        if not callable(secret):
+            self._key()
+
+    def _key(self) -> bytes:
+        if self._secret is None:
+            secret = self._load_secret()
+            if len(secret) < 16:
+                raise ValueError("the cursor secret must be at least 16 bytes")
+            self._secret = secret
+        return self._secret
 
     def _sign(self, scope: str, payload: bytes) -> bytes:
-        return hmac.new(self._secret, scope.encode() + b"\x00" + payload, hashlib.sha256).digest()[:_SIGNATURE_BYTES]
+        return hmac.new(self._key(), scope.encode() + b"\x00" + payload, hashlib.sha256).digest()[:_SIGNATURE_BYTES]
 
     def encode(self, last_key: dict[str, Any], *, scope: str) -> str:
         payload = json.dumps(last_key, separators=(",", ":"), sort_keys=True).encode()

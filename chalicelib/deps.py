@@ -16,6 +16,7 @@ import boto3
 from botocore.config import Config
 
 from chalicelib import clock
+from chalicelib.aws import dependency_errors
 from chalicelib.config import Settings
 from chalicelib.cursors import CursorCodec
 from chalicelib.photos.repository import DynamoPhotoRepository
@@ -93,6 +94,15 @@ def photo_repository() -> DynamoPhotoRepository:
     return DynamoPhotoRepository(dynamodb(), settings().table_name)
 
 
+def _cursor_secret() -> bytes:
+    s = settings()
+    if s.cursor_secret is not None:
+        return s.cursor_secret
+    client = boto3.session.Session().client("secretsmanager", region_name=s.region, config=_AWS_CONFIG)
+    with dependency_errors("Secrets Manager"):
+        return client.get_secret_value(SecretId=s.cursor_secret_arn or "")["SecretString"].encode()
+
+
 @_once
 def photo_service() -> PhotoService:
     s = settings()
@@ -100,7 +110,7 @@ def photo_service() -> PhotoService:
         photo_repository(),
         storage(),
         clock=clock.now,
-        cursors=CursorCodec(s.cursor_secret),
+        cursors=CursorCodec(_cursor_secret),
         quota=_quota(),
         upload_url_seconds=s.upload_url_seconds,
         download_url_seconds=s.download_url_seconds,

@@ -45,8 +45,8 @@ WIRED_ENVIRONMENT: dict[str, Any] = {
     "BUCKET_NAME": {"Ref": "PhotoBucket"},
     "COGNITO_USER_POOL_ARN": {"Fn::GetAtt": ["UserPool", "Arn"]},
     "UPLOADS_QUEUE_NAME": {"Fn::GetAtt": ["UploadsQueue", "QueueName"]},
-    # Resolved by CloudFormation at deploy time; the secret never appears in the template or the repository.
-    "PHOTOSKY_CURSOR_SECRET": {"Fn::Sub": "{{resolve:secretsmanager:${CursorSecret}:SecretString}}"},
+    # Only the ARN: the API reads the key on first use, so it never appears in the template or Lambda settings.
+    "PHOTOSKY_CURSOR_SECRET_ARN": {"Ref": "CursorSecret"},
 }
 FUNCTION_NAMES = {"APIHandler": "api", "ProcessUploads": "process-uploads", "ReleaseAbandonedUploads": "reconcile"}
 

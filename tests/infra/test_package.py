@@ -72,6 +72,10 @@ def test_each_function_has_its_own_role_with_only_what_it_uses(packaged: Package
     api, worker, reconciler = (actions_of(template, roles[name]) for name in roles)
     assert not any(action.startswith("sqs:") for action in api | reconciler)
     assert "sqs:ReceiveMessage" in worker
+    assert {a for a in api | worker | reconciler if a.startswith("secretsmanager:")} == {
+        "secretsmanager:GetSecretValue"
+    }
+    assert not any(action.startswith("secretsmanager:") for action in worker | reconciler)
     assert "dynamodb:Query" not in worker  # only the reconciler and the API query
     assert "dynamodb:BatchGetItem" not in worker | reconciler
 
@@ -85,7 +89,8 @@ def test_functions_are_wired_to_the_stacks_resources(packaged: Packaged) -> None
         assert variables["TABLE_NAME"] == {"Ref": "PhotoTable"}
         assert variables["BUCKET_NAME"] == {"Ref": "PhotoBucket"}
         assert variables["COGNITO_USER_POOL_ARN"] == {"Fn::GetAtt": ["UserPool", "Arn"]}
-        assert "CursorSecret" in variables["PHOTOSKY_CURSOR_SECRET"]["Fn::Sub"]
+        assert variables["PHOTOSKY_CURSOR_SECRET_ARN"] == {"Ref": "CursorSecret"}
+        assert "PHOTOSKY_CURSOR_SECRET" not in variables  # the key itself never sits in Lambda settings
         assert properties["Runtime"] == "python3.12"
     sqs_events = [e for e in resources["ProcessUploads"]["Properties"]["Events"].values() if e["Type"] == "SQS"]
     assert [e["Properties"]["Queue"] for e in sqs_events] == [{"Fn::GetAtt": ["UploadsQueue", "Arn"]}]

@@ -43,3 +43,14 @@ def test_user_pool_arns_accept_a_comma_separated_list() -> None:
 def test_user_pool_arns_refuse_missing_or_malformed_values(value: str) -> None:
     with pytest.raises(ConfigError, match="COGNITO_USER_POOL_ARN"):
         user_pool_arns({"COGNITO_USER_POOL_ARN": value})
+
+
+def test_the_cursor_key_may_come_as_a_secret_arn_instead() -> None:
+    env = {k: v for k, v in BASE.items() if k != "PHOTOSKY_CURSOR_SECRET"}
+    settings = Settings.from_env({**env, "PHOTOSKY_CURSOR_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:1:secret:x"})
+    assert settings.cursor_secret is None
+    assert settings.cursor_secret_arn == "arn:aws:secretsmanager:eu-west-1:1:secret:x"
+    with pytest.raises(ConfigError, match="PHOTOSKY_CURSOR_SECRET or PHOTOSKY_CURSOR_SECRET_ARN"):
+        Settings.from_env(env)
+    with pytest.raises(ConfigError, match="at least 16"):
+        Settings.from_env({**env, "PHOTOSKY_CURSOR_SECRET": "short"})

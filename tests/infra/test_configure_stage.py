@@ -1,0 +1,77 @@
+"""The `chalice deploy` path: a resources stack's outputs become the stage's settings and concrete policies."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.configure_stage import ConfigureError, configure, read_outputs
+from tests.conftest import PROJECT_DIR
+
+ACCOUNT, REGION = "210987654321", "eu-west-1"
+OUTPUTS = [
+    {"OutputKey": "TableName", "OutputValue": "photosky-dev"},
+    {"OutputKey": "TableArn", "OutputValue": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/photosky-dev"},
+    {"OutputKey": "BucketName", "OutputValue": f"photosky-dev-photos-{ACCOUNT}-{REGION}"},
+    {"OutputKey": "UserPoolArn", "OutputValue": f"arn:aws:cognito-idp:{REGION}:{ACCOUNT}:userpool/{REGION}_Ab12"},
+    {"OutputKey": "UploadsQueueName", "OutputValue": "photosky-dev-uploads"},
+    {
+        "OutputKey": "CursorSecretArn",
+        "OutputValue": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:photosky-dev-cursor-secret-AbCdEf",
+    },
+    {"OutputKey": "Region", "OutputValue": REGION},
+]
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / ".chalice").mkdir()
+    shutil.copyfile(PROJECT_DIR / ".chalice" / "config.json", tmp_path / ".chalice" / "config.json")
+    return tmp_path
+
+
+def test_the_stage_gets_the_stacks_names_and_arns_but_never_the_secret(project: Path) -> None:
+    configure("dev", read_outputs(OUTPUTS), project)
+    config = json.loads((project / ".chalice" / "config.json").read_text())
+    environment = config["stages"]["dev"]["environment_variables"]
+    assert environment["BUCKET_NAME"] == f"photosky-dev-photos-{ACCOUNT}-{REGION}"
+    assert environment["COGNITO_USER_POOL_ARN"].endswith(f"userpool/{REGION}_Ab12")
+    assert environment["PHOTOSKY_CURSOR_SECRET_ARN"].startswith("arn:aws:secretsmanager:")
+    assert "PHOTOSKY_CURSOR_SECRET" not in environment
+    assert "BUCKET_NAME" not in config["stages"]["prod"].get("environment_variables", {})
+
+
+def test_policies_are_rendered_with_concrete_arns(project: Path) -> None:
+    configure("dev", read_outputs(OUTPUTS), project)
+    for name in ("api", "worker", "reconciler"):
+        text = (project / ".chalice" / f"policy-{name}.json").read_text()
+        assert "${" not in text
+        resources = [r for s in json.loads(text)["Statement"] for r in _as_list(s["Resource"])]
+        assert all(r.startswith("arn:aws:") for r in resources)
+        assert any(f"{ACCOUNT}" in r or f"photosky-dev-photos-{ACCOUNT}" in r for r in resources)
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def test_configuring_twice_gives_the_same_files(project: Path) -> None:
+    configure("dev", read_outputs(OUTPUTS), project)
+    first = {p.name: p.read_text() for p in (project / ".chalice").iterdir()}
+    configure("dev", read_outputs(OUTPUTS), project)
+    assert {p.name: p.read_text() for p in (project / ".chalice").iterdir()} == first
+
+
+def test_missing_outputs_are_named(project: Path) -> None:
+    partial = [o for o in OUTPUTS if o["OutputKey"] not in ("UserPoolArn", "Region")]
+    with pytest.raises(ConfigureError, match="Region, UserPoolArn"):
+        configure("dev", read_outputs(partial), project)
+
+
+def test_an_unknown_stage_is_refused(project: Path) -> None:
+    with pytest.raises(ConfigureError, match="staging"):
+        configure("staging", read_outputs(OUTPUTS), project)
