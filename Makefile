@@ -20,7 +20,7 @@ help:
 	@echo "make format     apply ruff's formatting and safe fixes"
 	@echo "make clean      remove the virtualenv and caches"
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-worker.txt requirements-dev.txt
 	@test -n "$(PYTHON)" || { echo "need Python 3.11+ (3.12+ preferred)"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip

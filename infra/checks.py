@@ -37,10 +37,9 @@ def sam_transform(template: dict[str, Any], parameters: dict[str, Any]) -> dict[
     uploaded = copy.deepcopy(template)
     for resource in uploaded["Resources"].values():
         # What `aws cloudformation package` does before a deploy: the local zip becomes an S3 object.
-        if resource["Type"] == "AWS::Serverless::Function" and not str(resource["Properties"]["CodeUri"]).startswith(
-            "s3://"
-        ):
-            resource["Properties"]["CodeUri"] = "s3://photosky-artifacts/deployment.zip"
+        for kind, uri in (("AWS::Serverless::Function", "CodeUri"), ("AWS::Serverless::LayerVersion", "ContentUri")):
+            if resource["Type"] == kind and not str(resource["Properties"][uri]).startswith("s3://"):
+                resource["Properties"][uri] = f"s3://photosky-artifacts/{uri}.zip"
     transformed: dict[str, Any] = transform(
         uploaded,
         {**_OFFLINE_PARAMETERS, **parameters},

@@ -6,7 +6,9 @@ and writes what `chalice deploy` reads:
 
 - the stage's environment variables in .chalice/config.json (names, ARNs, the cursor secret's ARN: never the
   secret itself, since that file is tracked);
-- .chalice/policy-*.json, the functions' policies from infra/policies with every placeholder filled in.
+- .chalice/policy-*.json, the functions' policies from infra/policies with every placeholder filled in;
+- the image-libraries layer (built by `python -m infra.package --layer-only`, published with
+  `aws lambda publish-layer-version`) on the worker and the reconciler, never on the API.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ ENVIRONMENT_FROM_OUTPUTS = {
     "PHOTOSKY_CURSOR_SECRET_ARN": "CursorSecretArn",
 }
 _PLACEHOLDER = re.compile(r"\$\{([^}]+)\}")
+LAYERED_FUNCTIONS = ("process_uploads", "release_abandoned_uploads")
+_LAYER_ARN = re.compile(r"^arn:aws[\w-]*:lambda:[\w-]+:\d{12}:layer:[\w-]+:\d+$")
 
 
 class ConfigureError(Exception):
@@ -70,7 +74,9 @@ def render_policy(text: str, values: Mapping[str, str]) -> str:
     return _PLACEHOLDER.sub(fill, text)
 
 
-def configure(stage: str, outputs: Mapping[str, str], project_dir: Path = PROJECT_DIR) -> None:
+def configure(stage: str, outputs: Mapping[str, str], image_layer_arn: str, project_dir: Path = PROJECT_DIR) -> None:
+    if not _LAYER_ARN.match(image_layer_arn):
+        raise ConfigureError(f"not a Lambda layer version ARN: {image_layer_arn!r}")
     values = placeholder_values(outputs, stage)
     config_path = project_dir / ".chalice" / "config.json"
     config = json.loads(config_path.read_text())
@@ -79,6 +85,9 @@ def configure(stage: str, outputs: Mapping[str, str], project_dir: Path = PROJEC
     environment = config["stages"][stage].setdefault("environment_variables", {})
     for variable, output in ENVIRONMENT_FROM_OUTPUTS.items():
         environment[variable] = outputs[output]
+    functions = config["stages"][stage].setdefault("lambda_functions", {})
+    for function in LAYERED_FUNCTIONS:
+        functions.setdefault(function, {})["layers"] = [image_layer_arn]
     config_path.write_text(json.dumps(config, indent=2) + "\n")
     for template in sorted(POLICIES_DIR.glob("*.json")):
         rendered = render_policy(template.read_text(), values)
@@ -90,9 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.configure_stage", description=__doc__.splitlines()[0])
     parser.add_argument("--stage", required=True, choices=("dev", "prod"))
     parser.add_argument("--outputs", required=True, type=Path, help="the resources stack's outputs (JSON)")
+    parser.add_argument("--image-layer-arn", required=True, help="the published image-libraries layer version")
     args = parser.parse_args(argv)
     try:
-        configure(args.stage, read_outputs(json.loads(args.outputs.read_text())))
+        configure(args.stage, read_outputs(json.loads(args.outputs.read_text())), args.image_layer_arn)
     except (ConfigureError, OSError, ValueError, KeyError) as e:
         print(f"infra.configure_stage: error: {e}", file=sys.stderr)
         return 1

@@ -9,8 +9,11 @@
    compile every module (measured: about twice the import CPU).
 5. Refuses a package holding a wheel built on this machine instead of a manylinux one (it would fail on Lambda).
 
-Writes build/<stage>/template.json and build/<stage>/deployment.zip; deploy with `aws cloudformation package` +
-`deploy` (see the README).
+6. Builds the worker's image libraries (requirements-worker.txt) into a Lambda layer from manylinux wheels,
+   attached to the worker and the reconciler only: the API's package carries no image code.
+
+Writes build/<stage>/{template.json,deployment.zip,image-layer.zip}; deploy with `aws cloudformation package` +
+`deploy` (see the README). `--layer-only` builds just build/image-layer.zip (for the `chalice deploy` path).
 """
 
 from __future__ import annotations
@@ -33,6 +36,11 @@ from typing import Any
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 POLICIES_DIR = Path(__file__).resolve().parent / "policies"
 RESOURCES_TEMPLATE = Path(__file__).resolve().parent / "resources.yaml"
+WORKER_REQUIREMENTS = PROJECT_DIR / "requirements-worker.txt"
+LAYER_FUNCTIONS = ("ProcessUploads", "ReleaseAbandonedUploads")
+LAMBDA_PYTHON = "3.12"
+# Lambda's python3.12 runtime runs on Amazon Linux 2023 (glibc 2.34): these wheel platforms load there.
+LAMBDA_PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_28_x86_64")
 STAGES = ("dev", "prod")
 
 # Chalice imports app.py to package it and the app reads the pool ARN at import; this stand-in is replaced by
@@ -141,12 +149,25 @@ def merge_and_wire(chalice_template: dict[str, Any], resources: dict[str, Any], 
         if resource["Type"] == "AWS::Serverless::Function":
             properties.setdefault("Environment", {}).setdefault("Variables", {}).update(WIRED_ENVIRONMENT)
             properties["FunctionName"] = {"Fn::Sub": f"photosky-${{Stage}}-{FUNCTION_NAMES[logical_id]}"}
+            if logical_id in LAYER_FUNCTIONS:
+                properties["Layers"] = [{"Ref": "ImageLibrariesLayer"}]
             for event in properties.get("Events", {}).values():
                 if event["Type"] == "SQS":
                     event["Properties"]["Queue"] = {"Fn::GetAtt": ["UploadsQueue", "Arn"]}
         if resource["Type"] == "AWS::IAM::Role" and logical_id.endswith("Role"):
             properties["Policies"] = _sub_placeholders(properties.get("Policies", []))
 
+    template["Resources"]["ImageLibrariesLayer"] = {
+        "Type": "AWS::Serverless::LayerVersion",
+        "Properties": {
+            "LayerName": f"photosky-{stage}-image-libraries",
+            "Description": "Pillow and pillow-heif for the upload worker",
+            "ContentUri": "./image-layer.zip",
+            "CompatibleRuntimes": [f"python{LAMBDA_PYTHON}"],
+            "CompatibleArchitectures": ["x86_64"],
+            "RetentionPolicy": "Delete",
+        },
+    }
     rate, burst = THROTTLING[stage]
     api = template["Resources"]["RestAPI"]["Properties"]
     api["MethodSettings"] = [
@@ -184,28 +205,56 @@ def host_built_wheels(zip_path: Path, architecture: str = "x86_64") -> list[str]
     return offenders
 
 
+def _zip_with_bytecode(root: Path, zip_path: Path) -> int:
+    """Zip `root` with unchecked-hash .pyc files next to the sources (Lambda's files are read-only and never
+    change, so the interpreter need not stat sources to validate them). Returns the number of .pyc files."""
+    compileall.compile_dir(root, quiet=2, workers=1, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+    added = 0
+    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(root.rglob("*")):
+            if path.is_file():
+                archive.write(path, path.relative_to(root).as_posix())
+                added += path.suffix == ".pyc"
+    return added
+
+
 def add_bytecode(zip_path: Path) -> int:
-    """Rewrite the zip with unchecked-hash .pyc files next to the sources (Lambda's files are read-only and
-    never change, so the interpreter need not stat sources to validate them). Returns the number added."""
+    """Rewrite Chalice's zip with bytecode added; app.py and chalicelib/ must all compile."""
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch) / "pkg"
         with zipfile.ZipFile(zip_path) as archive:
             archive.extractall(root)
-        compileall.compile_dir(
-            root, quiet=2, workers=1, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH
-        )
+        rebuilt = zip_path.with_suffix(".tmp")
+        added = _zip_with_bytecode(root, rebuilt)
         for must_compile in (root / "app.py", *root.glob("chalicelib/**/*.py")):
             if not list(must_compile.parent.glob(f"__pycache__/{must_compile.stem}.*.pyc")):
                 raise PackagingError(f"{must_compile.relative_to(root)} did not compile")
-        rebuilt = zip_path.with_suffix(".tmp")
-        added = 0
-        with zipfile.ZipFile(rebuilt, "w", zipfile.ZIP_DEFLATED) as archive:
-            for path in sorted(root.rglob("*")):
-                if path.is_file():
-                    archive.write(path, path.relative_to(root).as_posix())
-                    added += path.suffix == ".pyc"
         rebuilt.replace(zip_path)
         return added
+
+
+def build_image_layer(layer_zip: Path) -> Path:
+    """The worker's image libraries as a Lambda layer (python/...), from wheels for Lambda's platform only."""
+    with tempfile.TemporaryDirectory() as scratch:
+        wheels, root = Path(scratch) / "wheels", Path(scratch) / "layer"
+        platforms = [argument for platform in LAMBDA_PLATFORMS for argument in ("--platform", platform)]
+        result = subprocess.run(  # noqa: S603 - this interpreter's pip, fixed arguments
+            [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", *platforms,
+             "--python-version", LAMBDA_PYTHON, "--implementation", "cp",
+             "-r", str(WORKER_REQUIREMENTS), "-d", str(wheels)],
+            capture_output=True, text=True, timeout=600, check=False,
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise PackagingError(f"could not fetch the worker's wheels for Lambda:\n{result.stderr}")
+        for wheel in sorted(wheels.glob("*.whl")):
+            with zipfile.ZipFile(wheel) as archive:
+                archive.extractall(root / "python")
+        layer_zip.parent.mkdir(parents=True, exist_ok=True)
+        _zip_with_bytecode(root, layer_zip)
+    offenders = host_built_wheels(layer_zip)
+    if offenders:
+        raise PackagingError("the image layer holds wheels that will not load on Lambda: " + "; ".join(offenders))
+    return layer_zip
 
 
 def package(stage: str, out_dir: Path) -> Path:
@@ -224,6 +273,7 @@ def package(stage: str, out_dir: Path) -> Path:
             "these wheels were built on this machine and will not load on Lambda: " + "; ".join(offenders)
         )
     add_bytecode(zip_path)
+    build_image_layer(out_dir / "image-layer.zip")
     (out_dir / "sam.json").unlink()
     template_path = out_dir / "template.json"
     template_path.write_text(json.dumps(template, indent=2) + "\n")
@@ -232,11 +282,17 @@ def package(stage: str, out_dir: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.package", description=__doc__.splitlines()[0])
-    parser.add_argument("--stage", required=True, choices=STAGES)
+    parser.add_argument("--stage", choices=STAGES, help="the stage to package (required unless --layer-only)")
     parser.add_argument("--out", type=Path, help="output folder (default build/<stage>)")
+    parser.add_argument("--layer-only", action="store_true", help="only build build/image-layer.zip")
     args = parser.parse_args(argv)
-    out_dir = args.out or PROJECT_DIR / "build" / args.stage
     try:
+        if args.layer_only:
+            print(f"wrote {build_image_layer(args.out or PROJECT_DIR / 'build' / 'image-layer.zip')}")
+            return 0
+        if args.stage is None:
+            parser.error("--stage is required")
+        out_dir = args.out or PROJECT_DIR / "build" / args.stage
         template = package(args.stage, out_dir)
     except PackagingError as e:
         print(f"infra.package: error: {e}", file=sys.stderr)

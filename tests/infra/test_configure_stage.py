@@ -13,6 +13,7 @@ from infra.configure_stage import ConfigureError, configure, read_outputs
 from tests.conftest import PROJECT_DIR
 
 ACCOUNT, REGION = "210987654321", "eu-west-1"
+LAYER = f"arn:aws:lambda:{REGION}:{ACCOUNT}:layer:photosky-dev-image-libraries:3"
 OUTPUTS = [
     {"OutputKey": "TableName", "OutputValue": "photosky-dev"},
     {"OutputKey": "TableArn", "OutputValue": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/photosky-dev"},
@@ -35,7 +36,7 @@ def project(tmp_path: Path) -> Path:
 
 
 def test_the_stage_gets_the_stacks_names_and_arns_but_never_the_secret(project: Path) -> None:
-    configure("dev", read_outputs(OUTPUTS), project)
+    configure("dev", read_outputs(OUTPUTS), LAYER, project)
     config = json.loads((project / ".chalice" / "config.json").read_text())
     environment = config["stages"]["dev"]["environment_variables"]
     assert environment["BUCKET_NAME"] == f"photosky-dev-photos-{ACCOUNT}-{REGION}"
@@ -46,7 +47,7 @@ def test_the_stage_gets_the_stacks_names_and_arns_but_never_the_secret(project: 
 
 
 def test_policies_are_rendered_with_concrete_arns(project: Path) -> None:
-    configure("dev", read_outputs(OUTPUTS), project)
+    configure("dev", read_outputs(OUTPUTS), LAYER, project)
     for name in ("api", "worker", "reconciler"):
         text = (project / ".chalice" / f"policy-{name}.json").read_text()
         assert "${" not in text
@@ -60,18 +61,33 @@ def _as_list(value: Any) -> list[Any]:
 
 
 def test_configuring_twice_gives_the_same_files(project: Path) -> None:
-    configure("dev", read_outputs(OUTPUTS), project)
+    configure("dev", read_outputs(OUTPUTS), LAYER, project)
     first = {p.name: p.read_text() for p in (project / ".chalice").iterdir()}
-    configure("dev", read_outputs(OUTPUTS), project)
+    configure("dev", read_outputs(OUTPUTS), LAYER, project)
     assert {p.name: p.read_text() for p in (project / ".chalice").iterdir()} == first
 
 
 def test_missing_outputs_are_named(project: Path) -> None:
     partial = [o for o in OUTPUTS if o["OutputKey"] not in ("UserPoolArn", "Region")]
     with pytest.raises(ConfigureError, match="Region, UserPoolArn"):
-        configure("dev", read_outputs(partial), project)
+        configure("dev", read_outputs(partial), LAYER, project)
 
 
 def test_an_unknown_stage_is_refused(project: Path) -> None:
     with pytest.raises(ConfigureError, match="staging"):
-        configure("staging", read_outputs(OUTPUTS), project)
+        configure("staging", read_outputs(OUTPUTS), LAYER, project)
+
+
+def test_the_image_layer_goes_on_the_worker_and_reconciler_only(project: Path) -> None:
+    configure("dev", read_outputs(OUTPUTS), LAYER, project)
+    functions = json.loads((project / ".chalice" / "config.json").read_text())["stages"]["dev"]["lambda_functions"]
+    assert {name: f["layers"] for name, f in functions.items()} == {
+        "process_uploads": [LAYER],
+        "release_abandoned_uploads": [LAYER],
+    }
+
+
+@pytest.mark.parametrize("arn", ["", "photosky-layer", f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:x"])
+def test_a_layer_arn_must_name_a_layer_version(project: Path, arn: str) -> None:
+    with pytest.raises(ConfigureError, match="layer version ARN"):
+        configure("dev", read_outputs(OUTPUTS), arn, project)

@@ -106,7 +106,23 @@ def test_the_zip_carries_bytecode_and_no_host_built_wheel(packaged: Packaged, st
     assert any(name.startswith("__pycache__/app.cpython-312") for name in names)
     assert any(name.startswith("chalicelib/photos/__pycache__/") for name in names)
     assert not any(name.startswith(("devstack/", "tests/", "infra/")) for name in names)
+    assert not any(name.startswith(("PIL/", "pillow_heif/")) for name in names)  # image code is the worker's layer
     assert host_built_wheels(zip_path) == []
+
+
+def test_the_image_libraries_are_a_layer_for_the_worker_and_reconciler_only(packaged: Packaged) -> None:
+    template, zip_path = packaged["dev"]
+    layer_zip = zip_path.with_name("image-layer.zip")
+    names = set(zipfile.ZipFile(layer_zip).namelist())
+    assert "python/PIL/Image.py" in names
+    assert any(name.startswith("python/PIL/__pycache__/Image.cpython-312") for name in names)
+    assert any(name.startswith("python/pillow_heif/") for name in names)
+    assert host_built_wheels(layer_zip) == []
+    resources = template["Resources"]
+    assert resources["ImageLibrariesLayer"]["Properties"]["CompatibleRuntimes"] == ["python3.12"]
+    layered = {name for name, r in resources.items() if "Layers" in r.get("Properties", {})}
+    assert layered == {"ProcessUploads", "ReleaseAbandonedUploads"}
+    assert resources["ProcessUploads"]["Properties"]["Layers"] == [{"Ref": "ImageLibrariesLayer"}]
 
 
 # --- each check must be able to fail --------------------------------------------------------------------------------
