@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from chalice.app import Chalice, CloudWatchEvent, CognitoUserPoolAuthorizer, Rate, Response, SQSEvent
 
-from chalicelib import config, deps, web
+from chalicelib import config, deps, logs, web
 from chalicelib.photos import schemas as photo_schemas
 from chalicelib.photos.events import uploaded_object_keys
 from chalicelib.photos.models import DownloadUrls
 from chalicelib.users import schemas as user_schemas
 
 app = Chalice(app_name="photosky")
+app.register_middleware(web.log_requests, "http")
 
 # API Gateway verifies the Cognito ID token before the Lambda runs; the Lambda only reads the claims.
 cognito = CognitoUserPoolAuthorizer("PhotoSkyUsers", provider_arns=config.user_pool_arns())
@@ -113,9 +115,19 @@ def process_uploads(event: SQSEvent) -> None:
     bucket = deps.settings().bucket_name
     for record in event:
         for key in uploaded_object_keys(record.body, bucket=bucket):
-            app.log.info("upload %s: %s", key, worker.ingest(key))
+            started, outcome = time.perf_counter(), "failed"
+            try:
+                outcome = str(worker.ingest(key))
+            except Exception as e:
+                outcome = f"failed: {type(e).__name__}"  # SQS redelivers; the traceback goes to the runtime's log
+                raise
+            finally:
+                elapsed = round((time.perf_counter() - started) * 1000, 1)
+                logs.emit("upload", object_key=key, outcome=outcome, latency_ms=elapsed)
 
 
 @app.schedule(Rate(15, unit=Rate.MINUTES))
 def release_abandoned_uploads(event: CloudWatchEvent) -> None:
-    app.log.info("abandoned uploads: %s", deps.upload_processor().release_abandoned())
+    started = time.perf_counter()
+    counts = deps.upload_processor().release_abandoned()
+    logs.emit("reconcile", outcomes=counts, latency_ms=round((time.perf_counter() - started) * 1000, 1))

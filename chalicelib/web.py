@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import functools
 import json
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 from chalice.app import Request, Response
 
-from chalicelib import errors
+from chalicelib import errors, logs
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -81,3 +82,26 @@ def current_user_id(request: Request | None) -> str:
     if not isinstance(sub, str) or not sub:
         raise errors.Unauthenticated("no verified identity on the request")
     return sub
+
+
+def _claimed_sub(request: Request) -> str | None:
+    claims = ((request.context or {}).get("authorizer") or {}).get("claims") or {}
+    sub = claims.get("sub")
+    return sub if isinstance(sub, str) else None
+
+
+def log_requests(request: Request, get_response: Callable[[Request], Response]) -> Response:
+    """HTTP middleware: one log line per request with who, which route, the status and the latency."""
+    started = time.perf_counter()
+    response = get_response(request)
+    lambda_context = getattr(request, "lambda_context", None)
+    logs.emit(
+        "request",
+        request_id=(request.context or {}).get("requestId") or getattr(lambda_context, "aws_request_id", None),
+        user_id=_claimed_sub(request),
+        method=request.method,
+        route=(request.context or {}).get("resourcePath"),  # the template, e.g. /photos/{photo_id}
+        status=response.status_code,
+        latency_ms=round((time.perf_counter() - started) * 1000, 1),
+    )
+    return response
