@@ -122,12 +122,11 @@ def process_uploads(event: SQSEvent) -> None:
                 outcome = f"failed: {type(e).__name__}"  # SQS redelivers; the traceback goes to the runtime's log
                 raise
             finally:
-                elapsed = round((time.perf_counter() - started) * 1000, 1)
-                logs.emit("upload", object_key=key, outcome=outcome, latency_ms=elapsed)
+                logs.emit("upload", object_key=key, outcome=outcome, latency_ms=logs.elapsed_ms(started))
 
 
 @app.schedule(Rate(15, unit=Rate.MINUTES))
 def release_abandoned_uploads(event: CloudWatchEvent) -> None:
     started = time.perf_counter()
     counts = deps.upload_processor().release_abandoned()
-    logs.emit("reconcile", outcomes=counts, latency_ms=round((time.perf_counter() - started) * 1000, 1))
+    logs.emit("reconcile", outcomes=counts, latency_ms=logs.elapsed_ms(started))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from typing import Any
 
 from chalicelib.clock import utc_now
@@ -17,3 +18,8 @@ def emit(kind: str, **fields: Any) -> None:
     line = json.dumps({"time": utc_now(), "type": kind, **fields}, default=str, separators=(",", ":"))
     # One write per line, so lines from the threaded dev server never interleave.
     sys.stdout.write(line + "\n")
+
+
+def elapsed_ms(started: float) -> float:
+    """Milliseconds since `started` (a `time.perf_counter()` reading), to one decimal."""
+    return round((time.perf_counter() - started) * 1000, 1)

@@ -75,16 +75,14 @@ def json_body(request: Request | None) -> Any:
 
 def current_user_id(request: Request | None) -> str:
     """The caller's Cognito `sub`, as verified by the authorizer (API Gateway in AWS, the dev stack locally)."""
-    context = request.context if request is not None else None
-    authorizer = (context or {}).get("authorizer") or {}
-    claims = authorizer.get("claims") or {}
-    sub = claims.get("sub")
-    if not isinstance(sub, str) or not sub:
+    sub = _claimed_sub(request) if request is not None else None
+    if not sub:
         raise errors.Unauthenticated("no verified identity on the request")
     return sub
 
 
 def _claimed_sub(request: Request) -> str | None:
+    """The authorizer's `sub` claim, if the request carries one (logging needs it without raising)."""
     claims = ((request.context or {}).get("authorizer") or {}).get("claims") or {}
     sub = claims.get("sub")
     return sub if isinstance(sub, str) else None
@@ -102,6 +100,6 @@ def log_requests(request: Request, get_response: Callable[[Request], Response]) 
         method=request.method,
         route=(request.context or {}).get("resourcePath"),  # the template, e.g. /photos/{photo_id}
         status=response.status_code,
-        latency_ms=round((time.perf_counter() - started) * 1000, 1),
+        latency_ms=logs.elapsed_ms(started),
     )
     return response
