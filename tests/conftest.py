@@ -12,6 +12,8 @@ from pathlib import Path
 
 from tests.support.cognito import REGION, FakeCognitoPool
 
+pytest_plugins = ["tests.support.reliability"]
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 STAGE = "local"
 

@@ -20,6 +20,8 @@ from tests.conftest import POOL, PROJECT_DIR, STAGE
 from tests.integration.conftest import TABLE
 from tests.support.cognito import REGION, bad_tokens
 
+pytestmark = pytest.mark.suite("auth")
+
 SUB = "a11ce000-0000-4000-8000-000000000001"
 PHOTO_ID = "01JD0000000000000000000000"
 BAD_TOKENS = bad_tokens(POOL, SUB)
