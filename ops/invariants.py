@@ -98,6 +98,9 @@ class _TableState:
     tag_copies: dict[tuple[str, str], dict[str, dict[str, Any]]] = field(default_factory=lambda: defaultdict(dict))
     usage: dict[str, tuple[int, int]] = field(default_factory=dict)
     users: set[str] = field(default_factory=set)
+    # Photo items that could not be read: already reported as unparseable-item. Their objects, tag copies and their
+    # owner's usage cannot be judged without them, so they are not reported again under rules they did not break.
+    unreadable: set[tuple[str, str]] = field(default_factory=set)
 
 
 def _scan(client: DynamoDBClient, table: str) -> Iterator[dict[str, Any]]:
@@ -131,6 +134,8 @@ def _read_table(client: DynamoDBClient, table: str, report: Report) -> _TableSta
                 report.add("unparseable-item", f"{pk}/{sk}", "unknown sort key")
         except (KeyError, ValueError) as e:
             report.add("unparseable-item", f"{pk}/{sk}", f"missing or malformed attribute: {e}")
+            if sk.startswith(keys.PHOTO_PREFIX):
+                state.unreadable.add((user_id, sk.removeprefix(keys.PHOTO_PREFIX)))
     return state
 
 
@@ -157,7 +162,8 @@ def _check_tag_copies(state: _TableState, report: Report) -> None:
         photo = state.photos.get((owner_id, photo_id))
         subject = f"{owner_id}/{photo_id}"
         if photo is None:
-            report.add("tag-copy-mismatch", subject, f"tag copies {sorted(copies)} outlive their photo")
+            if (owner_id, photo_id) not in state.unreadable:
+                report.add("tag-copy-mismatch", subject, f"tag copies {sorted(copies)} outlive their photo")
             continue
         if set(copies) != set(photo.tags):
             report.add("tag-copy-mismatch", subject, f"copies for {sorted(copies)}, photo has {sorted(photo.tags)}")
@@ -181,9 +187,10 @@ def _check_usage(state: _TableState, report: Report, quota: Quota | None) -> Non
         if photo.counts_against_quota:
             count, total = expected[owner_id]
             expected[owner_id] = (count + 1, total + photo.size_bytes)
+    unverifiable = {owner_id for owner_id, _ in state.unreadable}
     for user_id in sorted(set(expected) | set(state.usage)):
         want, have = expected[user_id], state.usage.get(user_id, (0, 0))
-        if want != have:
+        if want != have and user_id not in unverifiable:
             report.add(
                 "usage-mismatch",
                 user_id,
@@ -202,6 +209,8 @@ def _check_objects(
             report.add("unknown-object", key, "not a key PhotoSky writes")
             continue
         kind, photo_key = parsed
+        if photo_key in state.unreadable:
+            continue
         photo = state.photos.get(photo_key)
         if kind == "upload":
             if (photo is None or photo.status is not PhotoStatus.PENDING) and now - modified > grace:

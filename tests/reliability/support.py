@@ -1,0 +1,331 @@
+"""Helpers shared by the reliability suites: real uploads through the API and the worker, snapshots of what a user
+owns, the invariant checker as an assertion, and faults injected into the app's own botocore clients."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote_plus
+
+import boto3
+from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
+from chalice.test import Client
+from PIL import Image
+
+from chalicelib import deps, keys
+from ops import invariants
+from tests.integration.conftest import BUCKET, TABLE, User
+
+UNKNOWN_PHOTO_ID = "01HZZZZZZZZZZZZZZZZZZZZZZZ"
+WORKER_TIMEOUT_SECONDS = 60
+
+
+# --- the API and the worker ----------------------------------------------------------------------------------------
+
+
+def body(response: Any) -> Any:
+    return json.loads(response.body) if response.body else None
+
+
+def jpeg(width: int = 320, height: int = 240, colour: tuple[int, int, int] = (200, 40, 40)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), colour).save(buffer, "JPEG", quality=85)
+    return buffer.getvalue()
+
+
+def create_profile(user: User, name: str) -> dict[str, Any]:
+    response = user.call("POST", "/users", {"display_name": name, "bio": f"{name}'s photos"})
+    assert response.status_code == 201, response.body
+    return body(response)
+
+
+def start_upload(
+    user: User, data: bytes, *, content_type: str = "image/jpeg", size_bytes: int | None = None, **fields: Any
+) -> dict[str, Any]:
+    """POST /photos declaring `data`; the 201 body `{photo, upload}`."""
+    declared = {
+        "filename": "photo.jpg",
+        "content_type": content_type,
+        "size_bytes": len(data) if size_bytes is None else size_bytes,
+        **fields,
+    }
+    response = user.call("POST", "/photos", declared)
+    assert response.status_code == 201, response.body
+    return body(response)
+
+
+def put_upload(s3: Any, owner_id: str, photo_id: str, data: bytes, content_type: str = "image/jpeg") -> str:
+    """What the browser's presigned POST does: the object lands at the photo's upload key."""
+    key = keys.upload_object(owner_id, photo_id)
+    s3.put_object(Bucket=BUCKET, Key=key, Body=data, ContentType=content_type)
+    return key
+
+
+def s3_event(key: str, *, size: int = 0, bucket: str = BUCKET) -> str:
+    """The SQS message body S3 sends for a created object (keys arrive URL-encoded)."""
+    record = {
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "awsRegion": "us-east-1",
+        "eventName": "ObjectCreated:Post",
+        "s3": {"bucket": {"name": bucket}, "object": {"key": quote_plus(key, safe="/"), "size": size}},
+    }
+    return json.dumps({"Records": [record]})
+
+
+def deliver(api: Client, key: str) -> None:
+    """One SQS delivery of the S3 event for `key` to the real handler (`app.process_uploads`). Raises what it raises."""
+    event = api.events.generate_sqs_event(message_bodies=[s3_event(key)], queue_name="photosky-local-uploads")
+    api.lambda_.invoke("process_uploads", event)
+
+
+def deliver_within_timeout(api: Client, key: str, timeout: float = WORKER_TIMEOUT_SECONDS) -> BaseException | None:
+    """Deliver in a thread; fail if the worker is still busy after `timeout` (a hang, not a slow case).
+    Returns the exception the handler raised, if any."""
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            deliver(api, key)
+        except BaseException as e:
+            raised.append(e)
+
+    thread = threading.Thread(target=run, name=f"worker:{key}", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    assert not thread.is_alive(), f"the worker was still processing {key} after {timeout} s"
+    return raised[0] if raised else None
+
+
+def upload_ready(api: Client, s3: Any, user: User, data: bytes | None = None, **fields: Any) -> dict[str, Any]:
+    """A photo taken all the way to READY: POST /photos, the object, the worker. Returns the photo as GET shows it."""
+    data = data if data is not None else jpeg()
+    photo = start_upload(user, data, **fields)["photo"]
+    deliver(api, put_upload(s3, user.sub, photo["photo_id"], data))
+    ready = get_photo(user, photo["photo_id"])
+    assert ready["status"] == "READY", ready
+    return ready
+
+
+def upload_rejected(api: Client, s3: Any, user: User, **fields: Any) -> dict[str, Any]:
+    data = b"<html><body>not a photo</body></html>"
+    photo = start_upload(user, data, **fields)["photo"]
+    deliver(api, put_upload(s3, user.sub, photo["photo_id"], data))
+    rejected = get_photo(user, photo["photo_id"])
+    assert rejected["status"] == "REJECTED", rejected
+    return rejected
+
+
+def get_photo(user: User, photo_id: str) -> dict[str, Any]:
+    response = user.call("GET", f"/photos/{photo_id}")
+    assert response.status_code == 200, response.body
+    return body(response)
+
+
+def usage_of(user: User) -> dict[str, int]:
+    response = user.call("GET", "/users/me")
+    assert response.status_code == 200, response.body
+    return body(response)["usage"]
+
+
+def photo_objects(s3: Any, owner_id: str, photo_id: str) -> set[str]:
+    return {key for key in bucket_keys(s3) if key.split("/")[1:3] == [owner_id, photo_id]}
+
+
+def bucket_keys(s3: Any) -> set[str]:
+    found: set[str] = set()
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
+        found.update(obj["Key"] for obj in page.get("Contents", []))
+    return found
+
+
+def ready_objects(owner_id: str, photo_id: str) -> set[str]:
+    return {
+        keys.original_object(owner_id, photo_id),
+        keys.preview_object(owner_id, photo_id, "large"),
+        keys.preview_object(owner_id, photo_id, "small"),
+    }
+
+
+# --- state: snapshots and invariants --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    items: dict[tuple[str, str], dict[str, Any]]
+    objects: dict[str, bytes]
+
+
+_clients: weakref.WeakKeyDictionary[boto3.session.Session, tuple[Any, Any]] = weakref.WeakKeyDictionary()
+
+
+def aws_clients(aws: boto3.session.Session) -> tuple[Any, Any]:
+    """The test's own DynamoDB and S3 clients (made once per session: a boto3 client costs ~0.1 s to build)."""
+    if aws not in _clients:
+        _clients[aws] = (aws.client("dynamodb"), aws.client("s3"))
+    return _clients[aws]
+
+
+def snapshot(aws: boto3.session.Session, user_id: str | None = None) -> Snapshot:
+    """Every table item and object (with its bytes) of one user, or of everyone: for byte-for-byte comparisons."""
+    dynamodb, s3 = aws_clients(aws)
+    items = {}
+    for page in dynamodb.get_paginator("scan").paginate(TableName=TABLE, ConsistentRead=True):
+        for item in page["Items"]:
+            pk, sk = item["PK"]["S"], item["SK"]["S"]
+            if user_id is None or pk == keys.user_pk(user_id):
+                items[(pk, sk)] = item
+    objects = {
+        key: s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+        for key in sorted(bucket_keys(s3))
+        if user_id is None or key.split("/")[1] == user_id
+    }
+    return Snapshot(items, objects)
+
+
+def assert_invariants(aws: boto3.session.Session, *, quota: invariants.Quota | None = None, **options: Any) -> None:
+    dynamodb, s3 = aws_clients(aws)
+    report = invariants.check(dynamodb, s3, table=TABLE, bucket=BUCKET, quota=quota, **options)
+    assert report.ok, "invariants violated:\n" + "\n".join(str(v) for v in report.violations)
+
+
+def settings_quota() -> invariants.Quota:
+    settings = deps.settings()
+    return invariants.Quota(photos=settings.quota_photos, bytes=settings.quota_bytes)
+
+
+# --- faults ---------------------------------------------------------------------------------------------------------
+
+
+class _Raw(io.BytesIO):
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self.getvalue()
+
+
+def dynamodb_error(code: str, status: int = 400) -> Callable[[Any], AWSResponse]:
+    """An error response as DynamoDB (JSON protocol) sends it."""
+    payload = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": f"injected {code}"})
+
+    def respond(request: Any) -> AWSResponse:
+        headers = {"x-amzn-RequestId": "injected", "Content-Type": "application/x-amz-json-1.0"}
+        return AWSResponse(request.url, status, headers, _Raw(payload.encode()))  # type: ignore[arg-type]
+
+    return respond
+
+
+def s3_error(code: str, status: int) -> Callable[[Any], AWSResponse]:
+    """An error response as S3 (REST-XML) sends it."""
+    payload = (
+        f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code><Message>injected {code}</Message>'
+        "<RequestId>injected</RequestId></Error>"
+    )
+
+    def respond(request: Any) -> AWSResponse:
+        headers = {"x-amz-request-id": "injected", "Content-Type": "application/xml"}
+        return AWSResponse(request.url, status, headers, _Raw(payload.encode()))  # type: ignore[arg-type]
+
+    return respond
+
+
+def read_timeout(request: Any) -> AWSResponse:
+    raise ReadTimeoutError(endpoint_url=request.url)
+
+
+def connect_timeout(request: Any) -> AWSResponse:
+    raise ConnectTimeoutError(endpoint_url=request.url)
+
+
+class Crash(Exception):
+    """A worker dying mid-way (killed, out of time): nothing after this point of the code runs."""
+
+
+@dataclass
+class Fault:
+    service: str
+    operation: str
+    respond: Callable[[Any], AWSResponse | None]
+    # Which attempts (1-based, counting retries) fail; None: every attempt.
+    failing: set[int] | None = None
+    attempts: int = 0
+
+    def __call__(self, request: Any, **_: Any) -> AWSResponse | None:
+        self.attempts += 1
+        if self.failing is None or self.attempts in self.failing:
+            return self.respond(request)
+        return None  # let moto answer
+
+
+@dataclass
+class Faults:
+    """Faults on the app's cached clients, registered ahead of moto so they see every attempt botocore makes."""
+
+    installed: list[tuple[Any, str, Callable[..., Any]]] = field(default_factory=list)
+
+    def _client(self, service: str) -> Any:
+        return deps.dynamodb() if service == "dynamodb" else deps.s3()
+
+    def inject(
+        self,
+        service: str,
+        operation: str,
+        respond: Callable[[Any], AWSResponse | None],
+        *,
+        failing: set[int] | None = None,
+    ) -> Fault:
+        fault = Fault(service, operation, respond, failing)
+        self._register(service, f"before-send.{'dynamodb' if service == 'dynamodb' else 's3'}.{operation}", fault)
+        return fault
+
+    def crash_after(self, service: str, operation: str, nth: int = 1) -> Fault:
+        """Raise Crash right after the nth call of `operation` succeeded: its effect is real, its caller never knows."""
+        calls = Fault(service, operation, lambda request: None)
+
+        def after(**_: Any) -> None:
+            calls.attempts += 1
+            if calls.attempts == nth:
+                raise Crash(f"crashed after {service} {operation} #{nth}")
+
+        self._register(service, f"after-call.{'dynamodb' if service == 'dynamodb' else 's3'}.{operation}", after)
+        return calls
+
+    def crash_before(self, service: str, operation: str, nth: int = 1) -> Fault:
+        def crash(request: Any) -> AWSResponse:
+            raise Crash(f"crashed before {service} {operation} #{nth}")
+
+        return self.inject(service, operation, crash, failing={nth})
+
+    def _register(self, service: str, event: str, handler: Callable[..., Any]) -> None:
+        client = self._client(service)
+        client.meta.events.register_first(event, handler)
+        self.installed.append((client, event, handler))
+
+    def clear(self) -> None:
+        for client, event, handler in self.installed:
+            client.meta.events.unregister(event, handler)
+        self.installed.clear()
+
+
+@contextmanager
+def recorded_calls() -> Iterator[list[tuple[str, str]]]:
+    """(service, operation) of every call the app's DynamoDB and S3 clients make inside the block, in order."""
+    calls: list[tuple[str, str]] = []
+    registered = []
+    for service, client in (("dynamodb", deps.dynamodb()), ("s3", deps.s3())):
+
+        def record(model: Any, _service: str = service, **_: Any) -> None:
+            calls.append((_service, model.name))
+
+        client.meta.events.register_first(f"before-call.{service}", record)
+        registered.append((client, record, service))
+    try:
+        yield calls
+    finally:
+        for client, record, service in registered:
+            client.meta.events.unregister(f"before-call.{service}", record)
