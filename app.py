@@ -15,6 +15,7 @@ from chalicelib.users import schemas as user_schemas
 
 app = Chalice(app_name="photosky")
 app.register_middleware(web.log_requests, "http")
+app.register_middleware(web.allow_spa_origin, "http")
 
 # API Gateway verifies the Cognito ID token before the Lambda runs; the Lambda only reads the claims.
 cognito = CognitoUserPoolAuthorizer("PhotoSkyUsers", provider_arns=config.user_pool_arns())
@@ -23,6 +24,19 @@ cognito = CognitoUserPoolAuthorizer("PhotoSkyUsers", provider_arns=config.user_p
 @app.route("/health", methods=["GET"])
 def health() -> dict[str, str]:
     return {"status": "ok"}
+
+
+# CORS preflight, answered by the Lambda so it knows the SPA's origin (API Gateway's generated mock could not).
+# Browsers send it without credentials, so it has no authorizer; it answers only with CORS headers, never data.
+@app.route("/users", methods=["OPTIONS"])
+@app.route("/users/me", methods=["OPTIONS"])
+@app.route("/users/{user_id}", methods=["OPTIONS"])
+@app.route("/photos", methods=["OPTIONS"])
+@app.route("/photos/{photo_id}", methods=["OPTIONS"])
+def preflight(**_path: str) -> Response:
+    request = app.current_request
+    route = (request.context or {}).get("resourcePath", "") if request else ""
+    return web.preflight_response(request, sorted(app.routes.get(route, {})))
 
 
 @app.route("/users", methods=["POST"], authorizer=cognito)

@@ -7,6 +7,7 @@ other problem at once, so a misconfigured stage fails with one clear message ins
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -34,6 +35,8 @@ class Settings:
     upload_url_seconds: int = 900
     upload_grace_seconds: int = 900
     download_url_seconds: int = 3600
+    # Browser origins (scheme://host[:port]) whose requests get CORS headers: the SPA's, nothing else.
+    allowed_origins: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -70,6 +73,7 @@ class Settings:
             problems.append("PHOTOSKY_CURSOR_SECRET or PHOTOSKY_CURSOR_SECRET_ARN must be set")
         if cursor_secret and len(cursor_secret) < 16:
             problems.append("PHOTOSKY_CURSOR_SECRET must be at least 16 characters")
+        allowed_origins = _origins(env.get("PHOTOSKY_ALLOWED_ORIGINS", ""), problems)
         settings = cls(
             table_name=table_name,
             bucket_name=bucket_name,
@@ -82,10 +86,30 @@ class Settings:
             upload_url_seconds=positive_int("PHOTOSKY_UPLOAD_URL_SECONDS", cls.upload_url_seconds),
             upload_grace_seconds=positive_int("PHOTOSKY_UPLOAD_GRACE_SECONDS", cls.upload_grace_seconds),
             download_url_seconds=positive_int("PHOTOSKY_DOWNLOAD_URL_SECONDS", cls.download_url_seconds),
+            allowed_origins=allowed_origins,
         )
         if problems:
             raise ConfigError("invalid PhotoSky configuration: " + "; ".join(problems))
         return settings
+
+
+_ORIGIN = re.compile(r"^https?://[a-z0-9.-]+(:[0-9]{1,5})?$")
+
+
+def _origins(raw: str, problems: list[str]) -> tuple[str, ...]:
+    """PHOTOSKY_ALLOWED_ORIGINS: comma-separated exact origins. No wildcard: the API answers only the SPA."""
+    origins = []
+    for item in raw.split(","):
+        origin = item.strip().rstrip("/").lower()  # browsers send origins lower-case, without a trailing slash
+        if not origin:
+            continue
+        if not _ORIGIN.match(origin):
+            problems.append(
+                f"PHOTOSKY_ALLOWED_ORIGINS has a value that is not an origin (scheme://host[:port]): {item.strip()!r}"
+            )
+            continue
+        origins.append(origin)
+    return tuple(dict.fromkeys(origins))
 
 
 def user_pool_arns(env: Mapping[str, str] = os.environ) -> list[str]:

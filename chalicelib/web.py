@@ -8,12 +8,12 @@ from __future__ import annotations
 import functools
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, cast
 
 from chalice.app import Request, Response
 
-from chalicelib import errors, logs
+from chalicelib import deps, errors, logs
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -103,3 +103,59 @@ def log_requests(request: Request, get_response: Callable[[Request], Response]) 
         latency_ms=logs.elapsed_ms(started),
     )
     return response
+
+
+# --- CORS: only the configured SPA origins may read API responses from a browser ------------------------------------
+
+# What the SPA sends beyond the CORS-safelisted headers, and which response headers its code may read.
+ALLOWED_REQUEST_HEADERS = "Authorization, Content-Type"
+EXPOSED_RESPONSE_HEADERS = "Retry-After"
+PREFLIGHT_MAX_AGE_SECONDS = 600
+
+
+def allowed_origin(headers: Mapping[str, str] | None) -> str | None:
+    """The request's Origin if it is one of the configured SPA origins (exact match), else None."""
+    origin = next((value for name, value in (headers or {}).items() if name.lower() == "origin"), None)
+    if not origin:
+        return None  # not a cross-origin browser request: no need to read the settings at all
+    return origin if origin in deps.settings().allowed_origins else None
+
+
+def cors_headers(origin: str) -> dict[str, str]:
+    return {
+        "Access-Control-Allow-Origin": origin,
+        "Access-Control-Expose-Headers": EXPOSED_RESPONSE_HEADERS,
+        "Vary": "Origin",
+    }
+
+
+def allow_spa_origin(request: Request, get_response: Callable[[Request], Response]) -> Response:
+    """HTTP middleware: CORS headers on every response (errors included) to a request from an allowed origin."""
+    response = get_response(request)
+    origin = allowed_origin(request.headers)
+    if origin is not None:
+        response.headers.update(cors_headers(origin))
+    else:
+        # Caches must not serve a response made for one origin to another.
+        response.headers.setdefault("Vary", "Origin")
+    return response
+
+
+def preflight_response(request: Request | None, allowed_methods: list[str]) -> Response:
+    """The answer to a CORS preflight: permission for an allowed origin, a 403 otherwise. It carries no data."""
+    origin = allowed_origin(request.headers) if request is not None else None
+    if origin is None:
+        return Response(
+            body={"Code": "ForbiddenError", "Message": "Origin: this origin may not call the API from a browser"},
+            status_code=403,
+        )
+    return Response(
+        body="",
+        status_code=204,
+        headers={
+            # The middleware adds Allow-Origin and Vary to this response like to any other.
+            "Access-Control-Allow-Methods": ", ".join(allowed_methods),
+            "Access-Control-Allow-Headers": ALLOWED_REQUEST_HEADERS,
+            "Access-Control-Max-Age": str(PREFLIGHT_MAX_AGE_SECONDS),
+        },
+    )

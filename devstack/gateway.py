@@ -21,10 +21,12 @@ from chalice.local import (
     LocalDevServer,
     LocalGateway,
     LocalGatewayAuthorizer,
+    LocalGatewayException,
     NotAuthorizedError,
 )
 from chalice.test import Client
 
+from chalicelib import web
 from devstack.auth import CognitoIdTokenVerifier, TokenRejected
 
 log = logging.getLogger("photosky.devstack.auth")
@@ -66,6 +68,17 @@ class VerifyingLocalGateway(LocalGateway):
     def __init__(self, app_object: Chalice, config: Config, verifier: CognitoIdTokenVerifier) -> None:
         super().__init__(app_object, config)
         self._authorizer = VerifyingAuthorizer(app_object, verifier)
+
+    def handle_request(self, method: str, path: str, headers: dict[str, str], body: bytes | None) -> Any:
+        try:
+            return super().handle_request(method, path, headers, body)
+        except LocalGatewayException as e:
+            # API Gateway's own error responses (401, unknown route) carry the SPA's CORS headers in AWS (see
+            # infra/package.py); without them the browser hides a 401 from the SPA, which then cannot sign in again.
+            origin = web.allowed_origin(headers)
+            if origin is not None:
+                e.headers = {**e.headers, **web.cors_headers(origin)}
+            raise
 
 
 def verifying_test_client(

@@ -56,6 +56,24 @@ WIRED_ENVIRONMENT: dict[str, Any] = {
     # Only the ARN: the API reads the key on first use, so it never appears in the template or Lambda settings.
     "PHOTOSKY_CURSOR_SECRET_ARN": {"Ref": "CursorSecret"},
 }
+# The API answers CORS (preflights included, see app.py) for the SPA's distribution and the SpaOrigins parameter.
+API_ENVIRONMENT: dict[str, Any] = {
+    "PHOTOSKY_ALLOWED_ORIGINS": {
+        "Fn::If": [
+            "HasSpaOrigins",
+            {
+                "Fn::Sub": [
+                    "https://${SpaDomain},${Extra}",
+                    {
+                        "SpaDomain": {"Fn::GetAtt": ["SpaDistribution", "DomainName"]},
+                        "Extra": {"Fn::Join": [",", {"Ref": "SpaOrigins"}]},
+                    },
+                ]
+            },
+            {"Fn::Sub": "https://${SpaDistribution.DomainName}"},
+        ]
+    }
+}
 FUNCTION_NAMES = {"APIHandler": "api", "ProcessUploads": "process-uploads", "ReleaseAbandonedUploads": "reconcile"}
 
 # Per-client limits on the API stage (requests per second, burst); API Gateway answers 429 above them.
@@ -147,7 +165,8 @@ def merge_and_wire(chalice_template: dict[str, Any], resources: dict[str, Any], 
     for logical_id, resource in template["Resources"].items():
         properties = resource.get("Properties", {})
         if resource["Type"] == "AWS::Serverless::Function":
-            properties.setdefault("Environment", {}).setdefault("Variables", {}).update(WIRED_ENVIRONMENT)
+            wired = {**WIRED_ENVIRONMENT, **(API_ENVIRONMENT if logical_id == "APIHandler" else {})}
+            properties.setdefault("Environment", {}).setdefault("Variables", {}).update(wired)
             properties["FunctionName"] = {"Fn::Sub": f"photosky-${{Stage}}-{FUNCTION_NAMES[logical_id]}"}
             if logical_id in LAYER_FUNCTIONS:
                 properties["Layers"] = [{"Ref": "ImageLibrariesLayer"}]

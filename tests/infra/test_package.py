@@ -172,3 +172,21 @@ def test_gateway_errors_carry_cors_headers_and_unknown_routes_do_not_echo_the_to
     missing = responses["MISSING_AUTHENTICATION_TOKEN"]
     assert missing["statusCode"] == 404
     assert "Authorization" not in missing["responseTemplates"]["application/json"]
+
+
+def test_the_api_allows_cors_for_the_spa_distribution_and_the_extra_origins_only(packaged: Packaged) -> None:
+    resources = packaged["dev"][0]["Resources"]
+    origins = resources["APIHandler"]["Properties"]["Environment"]["Variables"]["PHOTOSKY_ALLOWED_ORIGINS"]
+    condition, with_extra, distribution_only = origins["Fn::If"]
+    assert condition == "HasSpaOrigins"
+    assert with_extra["Fn::Sub"][0] == "https://${SpaDomain},${Extra}"
+    assert with_extra["Fn::Sub"][1]["Extra"] == {"Fn::Join": [",", {"Ref": "SpaOrigins"}]}
+    assert distribution_only == {"Fn::Sub": "https://${SpaDistribution.DomainName}"}
+    for worker in ("ProcessUploads", "ReleaseAbandonedUploads"):
+        assert "PHOTOSKY_ALLOWED_ORIGINS" not in resources[worker]["Properties"]["Environment"]["Variables"]
+    # Preflights reach the Lambda (no API Gateway mock that could not know the distribution's domain), unguarded.
+    paths = resources["RestAPI"]["Properties"]["DefinitionBody"]["paths"]
+    for path, operations in paths.items():
+        if path != "/health":
+            assert operations["options"]["x-amazon-apigateway-integration"]["type"] == "aws_proxy", path
+            assert "security" not in operations["options"], path

@@ -59,7 +59,11 @@ def test_every_route_but_health_is_guarded_and_in_this_matrix() -> None:
         for method, entry in methods.items()
         if not isinstance(entry.authorizer, CognitoUserPoolAuthorizer)
     }
-    assert unguarded == {("GET", "/health")}
+    # The only exceptions: /health, and CORS preflights (browsers send them without a token; they return no
+    # data, see tests/integration/test_cors.py).
+    preflights = {(method, path) for method, path in unguarded if method == "OPTIONS"}
+    assert preflights == {("OPTIONS", path) for path in app.routes if path != "/health"}
+    assert unguarded - preflights == {("GET", "/health")}
     assert declared - unguarded == {(method, route) for method, route, _, _ in PROTECTED}
 
 
