@@ -56,6 +56,17 @@ def text(
     return value
 
 
+def whole_number(value: Any) -> int | None:
+    """`value` as an int if it is a JSON integer (1 and 1.0 alike, as JSON Schema counts them), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
 def optional_text(body: Mapping[str, Any], field: str, *, max_length: int, multiline: bool = False) -> str | None:
     """Like `text`, but null or an empty string mean "none"."""
     if body.get(field) is None:

@@ -67,8 +67,8 @@ def _content_type(body: Mapping[str, Any]) -> str:
 
 
 def _size(body: Mapping[str, Any], max_upload_bytes: int) -> int:
-    size = body.get("size_bytes")
-    if isinstance(size, bool) or not isinstance(size, int):
+    size = validation.whole_number(body.get("size_bytes"))
+    if size is None:
         raise errors.Invalid("size_bytes", "must be a whole number of bytes")
     if size <= 0:
         raise errors.Invalid("size_bytes", "must be positive")
@@ -96,8 +96,8 @@ def parse_new_photo(body: Any, *, max_upload_bytes: int) -> NewPhoto:
 def parse_photo_changes(body: Any) -> PhotoChanges:
     body = validation.require_object(body)
     validation.reject_unknown_fields(body, (*_EDITABLE_FIELDS, "version"))
-    version = body.get("version")
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+    version = validation.whole_number(body.get("version"))
+    if version is None or version < 1:
         raise errors.Invalid("version", "is required: the photo's current version, as last read")
     sent = frozenset(field for field in _EDITABLE_FIELDS if field in body)
     if not sent:

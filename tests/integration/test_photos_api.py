@@ -341,6 +341,15 @@ def test_invalid_new_photos_are_400_naming_the_field(alice: User, dynamodb: Any,
     assert user_items(dynamodb, alice.sub) == []
 
 
+def test_integral_numbers_written_as_floats_are_whole_numbers(alice: User) -> None:
+    # JSON Schema (and openapi.yaml) count 1234.0 as an integer; clients that serialise numbers as floats work.
+    photo = start_upload(alice, size_bytes=1234.0)["photo"]
+    assert photo["size_bytes"] == 1234
+    edited = alice.call("PATCH", f"/photos/{photo['photo_id']}", {"title": "Float", "version": 1.0})
+    assert edited.status_code == 200, edited.body
+    assert body(edited)["version"] == 2
+
+
 def test_exactly_20_tags_of_40_characters_are_accepted(alice: User) -> None:
     tags = [f"{n:02d}" + "x" * 38 for n in range(20)]
     assert start_upload(alice, tags=tags)["photo"]["tags"] == tags
