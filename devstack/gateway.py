@@ -105,4 +105,12 @@ def verifying_dev_server(
         def log_message(self, format: str, *args: Any) -> None:
             logging.getLogger("photosky.devstack.api").info("%s " + format, self.address_string(), *args)
 
+        def __getattr__(self, name: str) -> Any:
+            # Verbs Chalice's handler lacks (TRACE, QUERY, any token) would get http.server's 501 HTML page; API
+            # Gateway never answers 5xx for a client's choice of verb, so they go through the gateway like any
+            # other and get its JSON 405 (or 403 for an unknown route).
+            if name.startswith("do_"):
+                return self._generic_handle
+            raise AttributeError(name)
+
     return LocalDevServer(app_object, config, host, port, handler_cls=Handler)

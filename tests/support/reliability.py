@@ -76,19 +76,19 @@ class _Recorder:
 
     def tally(self) -> dict[str, Tally]:
         tallies = {suite: Tally() for suite in SUITES}
-        for nodeid in self.finished:
-            suite = self.suite_of[nodeid]
+        for key in self.finished:
+            suite = self.suite_of[key]
             tally = tallies.setdefault(suite, Tally())
             tally.tests += 1
-            declared = self.declared.get(nodeid)
-            subtests = self.outcomes.get(nodeid, [])
+            declared = self.declared.get(key)
+            subtests = self.outcomes.get(key, [])
             if declared is not None and declared.tried:
                 tried, failed = declared.tried, declared.failed
             elif subtests:
                 tried, failed = len(subtests), subtests.count(False)
             else:
                 tried, failed = 1, 0
-            if nodeid in self.failed_tests:
+            if key in self.failed_tests:
                 failed = max(failed, 1)
             tally.tried += tried
             tally.failed += failed
@@ -102,6 +102,14 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "suite(name): count this test's cases under a reliability suite")
 
 
+def _key(item: pytest.Item) -> str:
+    # Some plugins (schemathesis) give several items one nodeid; the name tells them apart.
+    return f"{item.nodeid}::{item.name}"
+
+
+_current: list[str] = []  # the key of the item running now (tests run one at a time in a process)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         marker = item.get_closest_marker("suite")
@@ -110,27 +118,37 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         name = marker.args[0]
         if name not in SUITES:
             raise pytest.UsageError(f"{item.nodeid}: unknown reliability suite {name!r} (known: {', '.join(SUITES)})")
-        _recorder.suite_of[item.nodeid] = name
+        _recorder.suite_of[_key(item)] = name
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Any:
+    _current.append(_key(item))
+    try:
+        return (yield)
+    finally:
+        _current.pop()
 
 
 @pytest.fixture
 def cases(request: pytest.FixtureRequest) -> Cases:
     declared = Cases()
-    _recorder.declared[request.node.nodeid] = declared.declared
+    _recorder.declared[_key(request.node)] = declared.declared
     return declared
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if report.nodeid not in _recorder.suite_of:
+    key = _current[-1] if _current else None
+    if key is None or key not in _recorder.suite_of:
         return
     if type(report).__name__ == "SubtestReport":
         if report.when == "call" and not report.skipped:
-            _recorder.outcomes[report.nodeid].append(report.passed)
+            _recorder.outcomes[key].append(report.passed)
         return
     if report.failed:
-        _recorder.failed_tests.add(report.nodeid)
+        _recorder.failed_tests.add(key)
     if report.when == "call" or (report.when == "setup" and report.failed):
-        _recorder.finished.add(report.nodeid)
+        _recorder.finished.add(key)
 
 
 def _table(tallies: dict[str, Tally]) -> list[str]:
