@@ -2,8 +2,9 @@
 
 Starts an emulated AWS (moto server: DynamoDB, S3, SQS, Cognito), creates the table, bucket, queues, user pool,
 SPA app client and a confirmed demo user, serves the API through Chalice's local gateway with real Cognito
-token checks, runs the upload worker on the bucket's S3 -> SQS events (and the scheduled reconciler), writes
-`.devstack/outputs.json`, and runs until Ctrl-C.
+token checks, runs the upload worker on the bucket's S3 -> SQS events (and the scheduled reconciler), serves the
+web client (web/, with its /config.json) as the one origin the API allows, writes `.devstack/outputs.json`, and
+runs until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
     from devstack.events import EventPump
     from devstack.resources import Provisioned
+    from devstack.web import WebServer
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -112,6 +114,7 @@ def _recipe(outputs: dict[str, Any]) -> str:
     demo = outputs["demo_user"]
     return f"""
 PhotoSky dev stack is up (all on {HOST}):
+  web client   {outputs["web_url"]}   (sign in as the demo user; API description at {outputs["openapi_url"]})
   API          {outputs["api_url"]}   (upload worker running on S3 -> SQS events)
   emulated AWS {outputs["aws_endpoint_url"]}  (moto: DynamoDB, S3, SQS, Cognito; region {outputs["region"]})
   user pool    {outputs["user_pool_id"]}   SPA app client {outputs["user_pool_client_id"]}
@@ -158,7 +161,9 @@ def _provision(stage_env: Mapping[str, str]) -> tuple[Provisioned, str]:
     return provisioned, demo_password
 
 
-def _serve_api(chalice_config: Config, provisioned: Provisioned, aws_endpoint: str, port: int) -> LocalDevServer:
+def _serve_api(
+    chalice_config: Config, provisioned: Provisioned, aws_endpoint: str, port: int, web_url: str
+) -> LocalDevServer:
     from chalice.deploy.validate import validate_routes
 
     from devstack.auth import CognitoIdTokenVerifier, HttpJwks, cognito_issuer
@@ -168,6 +173,8 @@ def _serve_api(chalice_config: Config, provisioned: Provisioned, aws_endpoint: s
     # the pool ARN too, since the app reads it at import for its authorizer.
     os.environ.update(chalice_config.environment_variables)
     os.environ["COGNITO_USER_POOL_ARN"] = provisioned.user_pool_arn
+    # The web client is the one browser origin the API answers (CORS), as the SPA's distribution is in AWS.
+    os.environ["PHOTOSKY_ALLOWED_ORIGINS"] = web_url
     app_object = chalice_config.chalice_app
     validate_routes(app_object.routes)
     verifier = CognitoIdTokenVerifier(
@@ -181,6 +188,15 @@ def _serve_api(chalice_config: Config, provisioned: Provisioned, aws_endpoint: s
         raise StartupError(f"cannot serve the API on {HOST}:{port}: {e}") from None
     threading.Thread(target=api.server.serve_forever, name="api-server", daemon=True).start()
     return api
+
+
+def _serve_web(port: int, outputs: Mapping[str, Any]) -> WebServer:
+    from devstack.web import serve_web, spa_config
+
+    try:
+        return serve_web(HOST, port, PROJECT_DIR / "web", PROJECT_DIR / "openapi.yaml", spa_config(outputs))
+    except OSError as e:
+        raise StartupError(f"cannot serve the web client on {HOST}:{port}: {e}") from None
 
 
 def _start_event_pump(app_object: Chalice) -> EventPump:
@@ -204,10 +220,13 @@ def _wait_for_stop_signal() -> None:
 def run(outputs_path: Path) -> int:
     api_port = _port_from_env("PHOTOSKY_API_PORT", 8000)
     aws_port = _port_from_env("PHOTOSKY_AWS_PORT", 5000)
-    if api_port == aws_port:
-        raise StartupError("PHOTOSKY_API_PORT and PHOTOSKY_AWS_PORT must differ")
+    web_port = _port_from_env("PHOTOSKY_WEB_PORT", 8080)
+    if len({api_port, aws_port, web_port}) < 3:
+        raise StartupError("PHOTOSKY_API_PORT, PHOTOSKY_AWS_PORT and PHOTOSKY_WEB_PORT must all differ")
     _ensure_port_free(api_port, "PHOTOSKY_API_PORT")
     _ensure_port_free(aws_port, "PHOTOSKY_AWS_PORT")
+    _ensure_port_free(web_port, "PHOTOSKY_WEB_PORT")
+    web_url = f"http://{HOST}:{web_port}"
     started = time.monotonic()
 
     endpoint = f"http://{HOST}:{aws_port}"
@@ -219,12 +238,13 @@ def run(outputs_path: Path) -> int:
 
     api = None
     pump = None
+    web = None
     try:
         from chalice.cli.factory import CLIFactory
 
         chalice_config = CLIFactory(str(PROJECT_DIR)).create_config_obj(chalice_stage_name=STAGE)
         provisioned, demo_password = _provision(chalice_config.environment_variables)
-        api = _serve_api(chalice_config, provisioned, endpoint, api_port)
+        api = _serve_api(chalice_config, provisioned, endpoint, api_port, web_url)
         pump = _start_event_pump(api.app_object)
         outputs: dict[str, Any] = {
             "api_url": f"http://{HOST}:{api_port}",
@@ -238,7 +258,10 @@ def run(outputs_path: Path) -> int:
             "user_pool_arn": provisioned.user_pool_arn,
             "uploads_queue_url": provisioned.uploads_queue_url,
             "uploads_dlq_url": provisioned.uploads_dlq_url,
+            "web_url": web_url,
+            "openapi_url": f"{web_url}/openapi.yaml",
         }
+        web = _serve_web(web_port, outputs)
         _write_json_atomically(outputs_path, outputs)
         print(_recipe({**outputs, "outputs_file": str(outputs_path)}), flush=True)
         log.info("ready in %.1f s", time.monotonic() - started)
@@ -248,6 +271,9 @@ def run(outputs_path: Path) -> int:
     finally:
         # Outputs describe a running stack; a stale file would send clients to dead ports.
         outputs_path.unlink(missing_ok=True)
+        if web is not None:
+            web.shutdown()
+            web.server_close()
         if pump is not None:
             pump.stop()
         if api is not None:

@@ -51,11 +51,15 @@ def port_is_free(port: int) -> bool:
         return True
 
 
-def devstack_env(api_port: int, aws_port: int, extra: dict[str, str] | None = None) -> dict[str, str]:
+def devstack_env(
+    api_port: int, aws_port: int, extra: dict[str, str] | None = None, web_port: int | None = None
+) -> dict[str, str]:
     return {
         **os.environ,
         "PHOTOSKY_API_PORT": str(api_port),
         "PHOTOSKY_AWS_PORT": str(aws_port),
+        # Never the default 8080: a developer's own stack (or anything else) may hold it.
+        "PHOTOSKY_WEB_PORT": str(web_port if web_port is not None else free_port()),
         "PYTHONUNBUFFERED": "1",
         **(extra or {}),
     }
@@ -69,11 +73,12 @@ def spawn_devstack(
     stdout: Any,
     stderr: Any = subprocess.STDOUT,
     extra_env: dict[str, str] | None = None,
+    web_port: int | None = None,
 ) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "devstack", "--outputs", str(outputs)],
         cwd=PROJECT_DIR,
-        env=devstack_env(api_port, aws_port, extra_env),
+        env=devstack_env(api_port, aws_port, extra_env, web_port),
         stdin=subprocess.DEVNULL,
         stdout=stdout,
         stderr=stderr,
@@ -109,13 +114,18 @@ def devstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
     aws_port = free_port()
     while aws_port == api_port:
         aws_port = free_port()
+    web_port = free_port()
+    while web_port in (api_port, aws_port):
+        web_port = free_port()
 
     def log_text() -> str:
         return log_path.read_text(errors="replace")
 
     with log_path.open("ab") as log:
         started = time.monotonic()
-        process = spawn_devstack(api_port=api_port, aws_port=aws_port, outputs=outputs_path, stdout=log)
+        process = spawn_devstack(
+            api_port=api_port, aws_port=aws_port, outputs=outputs_path, stdout=log, web_port=web_port
+        )
         try:
             deadline = started + READY_TIMEOUT_SECONDS
             while not outputs_path.exists():
@@ -141,6 +151,7 @@ def devstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
 
         assert outputs["api_url"] == f"http://{HOST}:{api_port}", log_text()
         assert outputs["aws_endpoint_url"] == f"http://{HOST}:{aws_port}", log_text()
+        assert outputs["web_url"] == f"http://{HOST}:{web_port}", log_text()
 
         try:
             yield outputs
@@ -152,6 +163,7 @@ def devstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
     assert not outputs_path.exists(), f"dev stack left {outputs_path} behind after stopping"
     assert port_is_free(api_port), f"API port {api_port} still in use after the dev stack stopped"
     assert port_is_free(aws_port), f"AWS port {aws_port} still in use after the dev stack stopped"
+    assert port_is_free(web_port), f"web port {web_port} still in use after the dev stack stopped"
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

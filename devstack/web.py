@@ -1,0 +1,159 @@
+"""The dev stack's web server: the SPA in web/ as static files, its runtime `/config.json`, and `/openapi.yaml`.
+
+In AWS the same files sit in the SPA bucket behind CloudFront with a `config.json` written at publish time
+(`python -m infra.publish_web`); here `/config.json` is generated from the running stack. Only files inside web/
+are served: no directory listings, no dotfiles, nothing reached through `..`, symlinks or encoded separators.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import posixpath
+import threading
+import urllib.parse
+from collections.abc import Mapping
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("photosky.devstack.web")
+
+# Anything else is not part of the SPA and is not served (a stray editor backup, a README, ...).
+CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".json": "application/json",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+    ".webmanifest": "application/manifest+json",
+}
+OPENAPI_CONTENT_TYPE = "application/yaml"
+
+
+def spa_config(outputs: Mapping[str, Any]) -> dict[str, str]:
+    """What the SPA needs to find the API and Cognito; the same keys `infra.publish_web` writes for AWS."""
+    return {
+        "api_url": outputs["api_url"],
+        "region": outputs["region"],
+        "user_pool_id": outputs["user_pool_id"],
+        "user_pool_client_id": outputs["user_pool_client_id"],
+        "cognito_endpoint": outputs["aws_endpoint_url"],
+        # The emulated Cognito sends no email and accepts any confirmation code; the SPA says so on this stack.
+        "environment": "local",
+    }
+
+
+def content_security_policy(config: Mapping[str, str]) -> str:
+    """The SPA talks to its own origin, the API and Cognito; it shows images from presigned S3 URLs."""
+    services = " ".join(sorted({config["api_url"], config["cognito_endpoint"]}))
+    storage = config["cognito_endpoint"]  # the emulated AWS serves S3 on the same endpoint
+    return (
+        f"default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self' {services}; "
+        f"img-src 'self' blob: data: {storage}; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+        f"form-action 'none'"
+    )
+
+
+class WebServer(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self, address: tuple[str, int], web_root: Path, openapi: Path, config: Mapping[str, str]) -> None:
+        self.web_root = web_root.resolve()
+        self.openapi = openapi
+        self.config_body = json.dumps(dict(config), indent=2).encode()
+        self.csp = content_security_policy(config)
+        super().__init__(address, _Handler)
+
+
+def resolve_static(web_root: Path, url_path: str) -> Path | None:
+    """The file under `web_root` a URL path names, or None if it names nothing servable there."""
+    path = urllib.parse.unquote(url_path.split("?", 1)[0].split("#", 1)[0], errors="strict")
+    if "\x00" in path or "\\" in path:
+        return None
+    normalised = posixpath.normpath(path)
+    if normalised in ("/", "."):
+        normalised = "/index.html"
+    parts = [part for part in normalised.split("/") if part]
+    if any(part.startswith(".") for part in parts):
+        return None  # dotfiles, and any `..` that survived normalisation
+    candidate = web_root.joinpath(*parts)
+    try:
+        resolved = candidate.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return None
+    if not resolved.is_relative_to(web_root) or not resolved.is_file():
+        return None  # a symlink leading out of web/, or a directory (never listed)
+    if resolved.suffix.lower() not in CONTENT_TYPES:
+        return None
+    return resolved
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: WebServer
+    protocol_version = "HTTP/1.1"
+    server_version = "PhotoSkyDevWeb"
+    sys_version = ""
+
+    def do_GET(self) -> None:
+        self._serve(send_body=True)
+
+    def do_HEAD(self) -> None:
+        self._serve(send_body=False)
+
+    def _serve(self, *, send_body: bool) -> None:
+        path = self.path.split("?", 1)[0]
+        if path == "/config.json":
+            self._reply(HTTPStatus.OK, "application/json", self.server.config_body, send_body, cache="no-store")
+            return
+        if path == "/openapi.yaml":
+            try:
+                spec = self.server.openapi.read_bytes()
+            except OSError:
+                self._not_found(send_body, "no openapi.yaml in this checkout")
+                return
+            self._reply(HTTPStatus.OK, OPENAPI_CONTENT_TYPE, spec, send_body)
+            return
+        try:
+            file = resolve_static(self.server.web_root, path)
+        except UnicodeDecodeError:
+            file = None
+        if file is None:
+            self._not_found(send_body, "not found")
+            return
+        self._reply(HTTPStatus.OK, CONTENT_TYPES[file.suffix.lower()], file.read_bytes(), send_body)
+
+    def _not_found(self, send_body: bool, message: str) -> None:
+        self._reply(HTTPStatus.NOT_FOUND, "text/plain; charset=utf-8", message.encode() + b"\n", send_body)
+
+    def _reply(
+        self, status: HTTPStatus, content_type: str, body: bytes, send_body: bool, cache: str = "no-cache"
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        # Developers edit web/ while the stack runs: always revalidate, never serve stale code.
+        self.send_header("Cache-Control", cache)
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Referrer-Policy", "no-referrer")
+        if content_type.startswith("text/html"):
+            self.send_header("Content-Security-Policy", self.server.csp)
+        self.end_headers()
+        if send_body:
+            self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s " + format, self.address_string(), *args)
+
+
+def serve_web(host: str, port: int, web_root: Path, openapi: Path, config: Mapping[str, str]) -> WebServer:
+    """Start the web server on a daemon thread; stop it with `shutdown()` then `server_close()`."""
+    server = WebServer((host, port), web_root, openapi, config)
+    # A short poll interval: shutdown() waits for the loop to notice, and Ctrl-C should feel instant.
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="web-server", daemon=True).start()
+    return server
