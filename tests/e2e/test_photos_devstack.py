@@ -4,16 +4,21 @@ S3 -> SQS -> worker path settles each upload with no further client call."""
 from __future__ import annotations
 
 import io
+import json
+import subprocess
+import sys
 import time
 import urllib.request
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from PIL import Image
 
 from devstack.clients import emulated_client
+from tests.conftest import PROJECT_DIR
 from tests.e2e.test_devstack import Reply, User, call, sign_in
 from tests.support.imaging_samples import encode, exif, heic, noise
 
@@ -194,3 +199,45 @@ def test_library_flow_list_tag_edit_delete(api_as: Callable[..., Reply], bucket_
     assert api_as("GET", f"/photos/{first['photo_id']}").status == 404
     assert not any(first["photo_id"] in key for key in bucket_keys())
     assert api_as("GET", "/users/me").body["usage"]["photos"] == 1
+
+
+@pytest.mark.suite("invariants")
+def test_the_invariant_checker_passes_on_the_running_stack_and_catches_a_leak(
+    devstack: dict[str, Any], api_as: Callable[..., Reply], bucket_keys: Callable[[], set[str]], tmp_path: Path
+) -> None:
+    ready = settled(api_as, upload(api_as, encode(noise((300, 200)), "JPEG"), "image/jpeg", tags=["sky"])["photo_id"])
+    settled(api_as, upload(api_as, b"<svg xmlns='http://www.w3.org/2000/svg'/>", "image/jpeg")["photo_id"])
+    assert ready["status"] == "READY", ready
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps(devstack))
+
+    def invariants() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "ops.invariants", "--outputs", str(outputs), "--json"],
+            cwd=PROJECT_DIR,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    clean = invariants()
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert json.loads(clean.stdout)["photos"] >= 2
+
+    # Remove one preview behind the API's back: the checker must name the broken photo and exit 1.
+    s3 = emulated_client("s3", devstack)
+    owner, photo_id = ready["owner_id"], ready["photo_id"]
+    s3.delete_object(Bucket=devstack["bucket_name"], Key=f"previews/{owner}/{photo_id}/small.jpg")
+    broken = invariants()
+    assert broken.returncode == 1, broken.stdout + broken.stderr
+    violations = json.loads(broken.stdout)["violations"]
+    assert violations == [
+        {
+            "rule": "ready-missing-object",
+            "subject": f"{owner}/{photo_id}",
+            "detail": f"missing ['previews/{owner}/{photo_id}/small.jpg']",
+        }
+    ]
+    assert api_as("DELETE", f"/photos/{photo_id}").status == 204  # leave the stack consistent for later tests
+    assert invariants().returncode == 0
