@@ -374,6 +374,7 @@ def test_another_users_profile_cannot_be_written_by_path(
 # --- authentication ----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.suite("auth")
 @pytest.mark.parametrize("kind", BAD_TOKEN_KINDS)
 @pytest.mark.parametrize("route", list(PROTECTED_ROUTES))
 def test_bad_credentials_get_401(
