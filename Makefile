@@ -11,11 +11,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help dev test lint format typecheck unit e2e package clean
+.PHONY: help dev test lint format typecheck unit e2e package clean fuzz reliability invariants
 
 help:
 	@echo "make dev        run PhotoSky offline on 127.0.0.1 (moto AWS + API + demo user); Ctrl-C stops"
 	@echo "make test       lint, type-check and run every test (what CI runs)"
+	@echo "make fuzz       the fuzzing and property suites with a large budget (FUZZ_EXAMPLES=$(FUZZ_EXAMPLES))"
+	@echo "make reliability every reliability suite at the fuzz budget; rewrites docs/RELIABILITY.md's results"
+	@echo "make invariants check the running dev stack's table and bucket agree (python -m ops.invariants)"
 	@echo "make package    build the single CloudFormation stack for STAGE=dev|prod into build/STAGE"
 	@echo "make format     apply ruff's formatting and safe fixes"
 	@echo "make clean      remove the virtualenv and caches"
@@ -45,6 +48,18 @@ e2e: $(STAMP)
 
 test: lint typecheck
 	$(BIN)/pytest
+
+# Examples per operation (schemathesis) and per property (hypothesis); `make test` uses a small default.
+FUZZ_EXAMPLES ?= 200
+
+fuzz: $(STAMP)
+	PHOTOSKY_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -m "suite" tests/e2e/test_fuzz_api.py tests/reliability
+
+reliability: $(STAMP)
+	PHOTOSKY_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) PHOTOSKY_RELIABILITY_DOC=docs/RELIABILITY.md $(BIN)/pytest -m "suite"
+
+invariants: $(STAMP)
+	$(BIN)/python -m ops.invariants
 
 STAGE ?= dev
 package: $(STAMP)
