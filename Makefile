@@ -11,7 +11,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help dev test lint format typecheck unit e2e package clean fuzz reliability invariants
+.PHONY: help dev test lint format typecheck unit e2e package clean bench fuzz reliability invariants
 
 help:
 	@echo "make dev        run PhotoSky offline on 127.0.0.1 (moto AWS + API + demo user); Ctrl-C stops"
@@ -20,6 +20,7 @@ help:
 	@echo "make reliability every reliability suite at the fuzz budget; rewrites docs/RELIABILITY.md's results"
 	@echo "make invariants check the running dev stack's table and bucket agree (python -m ops.invariants)"
 	@echo "make package    build the single CloudFormation stack for STAGE=dev|prod into build/STAGE"
+	@echo "make bench      benchmarks vs peers and limits (~6 min; BENCH_ARGS=--quick); writes docs/PERFORMANCE.md"
 	@echo "make format     apply ruff's formatting and safe fixes"
 	@echo "make clean      remove the virtualenv and caches"
 
@@ -60,6 +61,15 @@ reliability: $(STAMP)
 
 invariants: $(STAMP)
 	$(BIN)/python -m ops.invariants
+
+# Benchmarks: their own, bench-only dependencies (peers, pyvips) on top of the dev ones; CI never needs them.
+BENCH_STAMP := $(VENV)/.installed-bench
+$(BENCH_STAMP): $(STAMP) requirements-bench.txt
+	$(BIN)/python -m pip install --quiet -r requirements-bench.txt
+	@touch $@
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 STAGE ?= dev
 package: $(STAMP)

@@ -1,0 +1,74 @@
+"""What both peers share with each other (not with the frameworks): validated input models and error mapping."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from chalicelib import errors
+from chalicelib.photos import schemas as photo_schemas
+from chalicelib.photos.models import (
+    ALLOWED_CONTENT_TYPES,
+    CONTENT_TYPE_ALIASES,
+    DESCRIPTION_MAX,
+    FILENAME_MAX,
+    TAGS_MAX,
+    TITLE_MAX,
+    NewPhoto,
+)
+
+# (status, Code) per domain error: the table chalicelib.web uses.
+STATUS: dict[type[errors.DomainError], tuple[int, str]] = {
+    errors.Invalid: (400, "BadRequestError"),
+    errors.NotFound: (404, "NotFoundError"),
+    errors.Conflict: (409, "ConflictError"),
+    errors.TooLarge: (413, "RequestEntityTooLargeError"),
+    errors.UnsupportedType: (415, "UnsupportedMediaType"),
+    errors.QuotaExceeded: (429, "TooManyRequestsError"),
+    errors.Unavailable: (503, "ServiceUnavailableError"),
+}
+
+
+def error_status(error: errors.DomainError) -> tuple[int, dict[str, Any]]:
+    if isinstance(error, errors.Unauthenticated):
+        return 401, {"message": "Unauthorized"}
+    status, code = next(mapped for kind, mapped in STATUS.items() if isinstance(error, kind))
+    return status, {"Code": code, "Message": str(error)}
+
+
+class NewPhotoIn(BaseModel):
+    """POST /photos, with the limits chalicelib.photos.schemas enforces."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    filename: Annotated[str, StringConstraints(min_length=1, max_length=FILENAME_MAX, pattern=r"^[^/\\]+$")]
+    content_type: Annotated[str, StringConstraints(min_length=1)]
+    size_bytes: Annotated[int, Field(strict=True, gt=0)]
+    title: Annotated[str | None, StringConstraints(max_length=TITLE_MAX)] = None
+    description: Annotated[str | None, StringConstraints(max_length=DESCRIPTION_MAX)] = None
+    tags: Annotated[list[str], Field(max_length=TAGS_MAX * 4)] = []
+
+    @field_validator("tags")
+    @classmethod
+    def _normalised_tags(cls, raw: list[str]) -> list[str]:
+        tags = list(dict.fromkeys(photo_schemas.normalize_tag(tag) for tag in raw))
+        if len(tags) > TAGS_MAX:
+            raise ValueError(f"at most {TAGS_MAX} tags")
+        return tags
+
+    def to_domain(self, max_upload_bytes: int) -> NewPhoto:
+        content_type = self.content_type.split(";")[0].strip().lower()
+        content_type = CONTENT_TYPE_ALIASES.get(content_type, content_type)
+        if content_type not in ALLOWED_CONTENT_TYPES:
+            raise errors.UnsupportedType(f"content_type {self.content_type!r} is not allowed")
+        if self.size_bytes > max_upload_bytes:
+            raise errors.TooLarge(f"size_bytes: {self.size_bytes} bytes is over the {max_upload_bytes} byte limit")
+        return NewPhoto(
+            filename=self.filename,
+            content_type=content_type,
+            size_bytes=self.size_bytes,
+            title=self.title,
+            description=self.description,
+            tags=tuple(self.tags),
+        )

@@ -1,0 +1,296 @@
+"""Section 3: AWS calls and DynamoDB capacity per operation, through the real handlers on in-process moto.
+
+Calls are counted with botocore's `before-call` event on the clients chalicelib.deps builds (one per API
+operation; `before-send` counts HTTP attempts, i.e. retries). PhotoSky does not ask DynamoDB for
+ReturnConsumedCapacity, so capacity is computed from the items' sizes with DynamoDB's published rules (reads in
+4 KB units, ½ for eventually consistent; writes in 1 KB units of the larger of the item before and after, ×2 in a
+transaction), reading each written key before and after the call through a separate, uncounted client.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from bench import common
+from bench.events import LambdaContext, api_gateway_event
+
+OWNER = "0b7d3f0e-2c5a-4e61-9d1f-7a8b9c0d1e2f"
+
+
+def attribute_size(value: dict[str, Any]) -> int:  # noqa: PLR0911 - one return per DynamoDB type
+    """Bytes of one DynamoDB-JSON attribute value, by DynamoDB's sizing rules."""
+    ((kind, inner),) = value.items()
+    if kind == "S":
+        return len(inner.encode())
+    if kind == "N":
+        digits = Decimal(inner).normalize().as_tuple().digits
+        return (len(digits) + 1) // 2 + 1
+    if kind == "B":
+        return len(inner) if isinstance(inner, bytes) else len(inner.encode())
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "L":
+        return 3 + sum(1 + attribute_size(element) for element in inner)
+    if kind == "M":
+        return 3 + sum(1 + len(name.encode()) + attribute_size(element) for name, element in inner.items())
+    if kind in ("SS", "NS", "BS"):
+        return sum(attribute_size({kind[0]: element}) for element in inner)
+    raise ValueError(f"unknown attribute type {kind}")
+
+
+def item_size(item: dict[str, Any] | None) -> int:
+    if not item:
+        return 0
+    return sum(len(name.encode()) + attribute_size(value) for name, value in item.items())
+
+
+def read_units(total_bytes: int, *, consistent: bool) -> float:
+    units = max(1, math.ceil(total_bytes / 4096))
+    return float(units) if consistent else units / 2
+
+
+def write_units(item_bytes: int, *, transactional: bool) -> float:
+    units = max(1, math.ceil(item_bytes / 1024))
+    return float(units * (2 if transactional else 1))
+
+
+@dataclass
+class Tally:
+    calls: list[str] = field(default_factory=list)
+    attempts: int = 0
+    rru: float = 0.0
+    wru: float = 0.0
+    pending_writes: list[tuple[dict[str, Any], int, bool]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        counts: dict[str, int] = {}
+        for call in self.calls:
+            counts[call] = counts.get(call, 0) + 1
+        return {"calls": counts, "attempts": self.attempts, "rru": self.rru, "wru": self.wru}
+
+
+class Meter:
+    """Counts every call the app's clients make and the capacity DynamoDB would charge for it."""
+
+    def __init__(self, dynamodb: Any, s3: Any, raw_dynamodb: Any, table: str) -> None:
+        self.tally = Tally()
+        self._raw = raw_dynamodb
+        self._table = table
+        for client in (dynamodb, s3):
+            client.meta.events.register("before-call", self._before_call)
+            client.meta.events.register("before-send", self._before_send)
+            client.meta.events.register("after-call", self._after_call)
+
+    def reset(self) -> Tally:
+        done, self.tally = self.tally, Tally()
+        return done
+
+    def _current(self, key: dict[str, Any]) -> dict[str, Any] | None:
+        item: dict[str, Any] | None = self._raw.get_item(TableName=self._table, Key=key, ConsistentRead=True).get(
+            "Item"
+        )
+        return item
+
+    @staticmethod
+    def _key(item: dict[str, Any]) -> dict[str, Any]:
+        return {"PK": item["PK"], "SK": item["SK"]}
+
+    def _before_call(self, model: Any, params: dict[str, Any], **_: Any) -> None:
+        service = model.service_model.service_name
+        self.tally.calls.append(f"{'DynamoDB' if service == 'dynamodb' else 'S3'} {model.name}")
+        if service != "dynamodb":
+            return
+        body = json.loads(params["body"] or b"{}")
+        writes: list[tuple[dict[str, Any], bool]] = []
+        if model.name == "TransactWriteItems":
+            for action in body["TransactItems"]:
+                ((_kind, spec),) = action.items()
+                writes.append((self._key(spec["Item"]) if "Item" in spec else spec["Key"], True))
+        elif model.name == "PutItem":
+            writes.append((self._key(body["Item"]), False))
+        elif model.name in ("UpdateItem", "DeleteItem"):
+            writes.append((body["Key"], False))
+        self.tally.pending_writes = [(key, item_size(self._current(key)), tx) for key, tx in writes]
+
+    def _before_send(self, **_: Any) -> None:
+        self.tally.attempts += 1
+
+    def _after_call(self, model: Any, parsed: dict[str, Any], http_response: Any, **_: Any) -> None:
+        if model.service_model.service_name != "dynamodb":
+            return
+        name = model.name
+        if name == "GetItem":
+            self.tally.rru += read_units(item_size(parsed.get("Item")), consistent=self._consistent)
+        elif name == "BatchGetItem":
+            for items in parsed.get("Responses", {}).values():
+                for item in items:
+                    self.tally.rru += read_units(item_size(item), consistent=self._consistent)
+        elif name == "Query":
+            total = sum(item_size(item) for item in parsed.get("Items", []))
+            self.tally.rru += read_units(total, consistent=self._consistent and not self._index)
+        for key, before, transactional in self.tally.pending_writes:
+            if http_response.status_code == 200:
+                after = item_size(self._current(key))
+                self.tally.wru += write_units(max(before, after), transactional=transactional)
+        self.tally.pending_writes = []
+
+    # Whether the current read is strongly consistent, taken from the request (set by remember_read).
+    _consistent = True
+    _index = False
+
+    def remember_read(self, model: Any, params: dict[str, Any], **_: Any) -> None:
+        self._consistent = bool(params.get("ConsistentRead", False))
+        self._index = "IndexName" in params
+        if model.name == "BatchGetItem":
+            self._consistent = all(spec.get("ConsistentRead", False) for spec in params["RequestItems"].values())
+
+
+def small_jpeg() -> bytes:
+
+    from tests.support.imaging_samples import marked  # the test suite's own generator
+
+    buffer = io.BytesIO()
+    marked((1600, 1200)).save(buffer, format="JPEG", quality=85)
+    return buffer.getvalue()
+
+
+# (operation, minimum calls an implementation needs, why)
+MINIMUM = {
+    "POST /users": ("2 DynamoDB", "create (conditional put) + read usage (uploads may precede the profile)"),
+    "GET /users/me": ("1 DynamoDB", "profile + usage in one read"),
+    "POST /photos": ("1 DynamoDB", "one transaction: photo + tag copies + quota"),
+    "S3 upload (client → S3)": ("1 S3", "the presigned POST itself"),
+    "upload worker": ("2 DynamoDB + 5 S3", "read photo, settle; GET, 2 PUT previews, COPY+DELETE to move"),
+    "GET /photos": ("1 DynamoDB", "one query"),
+    "GET /photos?tag=": ("1 DynamoDB", "one index query"),
+    "GET /photos/{id}": ("1 DynamoDB", "one read"),
+    "PATCH /photos/{id}": ("2 DynamoDB", "read (old tags) + conditional transaction"),
+    "DELETE /photos/{id}": ("2 DynamoDB + 1 S3", "read (tags) + transaction; one batch delete"),
+}
+
+
+def measure(*, log: Callable[[str], None]) -> dict[str, Any]:  # noqa: PLR0915 - one scripted scenario
+    common.apply_lambda_environment()
+    import boto3
+    from moto import mock_aws
+
+    from chalicelib import deps
+    from devstack import resources
+
+    results: dict[str, Any] = {}
+    with mock_aws(), contextlib.redirect_stdout(io.StringIO()):  # the app's request log lines
+        deps.reset()
+        settings = deps.settings()
+        session = boto3.session.Session(region_name=common.REGION)
+        raw = session.client("dynamodb")
+        resources.create_table(raw, settings.table_name)
+        resources.create_bucket(session.client("s3"), settings.bucket_name, common.REGION)
+        import app as app_module
+
+        app = app_module.app
+        meter = Meter(deps.dynamodb(), deps.s3(), raw, settings.table_name)
+        deps.dynamodb().meta.events.register("provide-client-params.dynamodb", meter.remember_read)
+        context = LambdaContext()
+        meter.reset()
+
+        def call(name: str, method: str, resource: str, status: int, **kwargs: Any) -> dict[str, Any]:
+            response = app(api_gateway_event(method, resource, sub=OWNER, **kwargs), context)
+            if response["statusCode"] != status:
+                raise AssertionError(f"{name}: {response['statusCode']} {response.get('body')}")
+            body = json.loads(response["body"]) if response.get("body") else {}
+            presigned = json.dumps(body).count("X-Amz-Signature")
+            results[name] = {**meter.reset().summary(), "presigned_urls": presigned}
+            return body
+
+        call("POST /users", "POST", "/users", 201, body={"display_name": "Bench", "bio": "counting calls"})
+        call("GET /users/me", "GET", "/users/me", 200)
+        data = small_jpeg()
+        created = call(
+            "POST /photos",
+            "POST",
+            "/photos",
+            201,
+            body={
+                "filename": "harbour.jpg",
+                "content_type": "image/jpeg",
+                "size_bytes": len(data),
+                "tags": ["holiday", "sea", "boats"],
+            },
+        )
+        photo_id = created["photo"]["photo_id"]
+        upload_key = created["upload"]["fields"]["key"]
+        # The browser's presigned POST: one S3 PUT-class request, not made by the app.
+        session.client("s3").put_object(
+            Bucket=settings.bucket_name, Key=upload_key, Body=data, ContentType="image/jpeg"
+        )
+        results["S3 upload (client → S3)"] = {
+            "calls": {"S3 PostObject": 1},
+            "attempts": 1,
+            "rru": 0.0,
+            "wru": 0.0,
+            "presigned_urls": 0,
+        }
+        notification = {
+            "Records": [
+                {
+                    "eventSource": "aws:s3",
+                    "eventName": "ObjectCreated:Post",
+                    "s3": {"bucket": {"name": settings.bucket_name}, "object": {"key": upload_key}},
+                }
+            ]
+        }
+        from devstack.events import sqs_lambda_event
+
+        app_module.process_uploads(
+            sqs_lambda_event(
+                {"Body": json.dumps(notification), "MessageId": str(uuid.uuid4())}, "arn:aws:sqs:q", "us-east-1"
+            ),
+            context,
+        )
+        results["upload worker"] = {**meter.reset().summary(), "presigned_urls": 0}
+        for _ in range(9):  # a library of ten: a list returns ten items, as a real page would
+            call(
+                "POST /photos (more)",
+                "POST",
+                "/photos",
+                201,
+                body={"filename": "x.jpg", "content_type": "image/jpeg", "size_bytes": 1000, "tags": ["sea"]},
+            )
+        results.pop("POST /photos (more)")
+        listed = call("GET /photos", "GET", "/photos", 200)
+        results["GET /photos"]["items"] = len(listed["items"])
+        tagged = call("GET /photos?tag=", "GET", "/photos", 200, query={"tag": "sea"})
+        results["GET /photos?tag="]["items"] = len(tagged["items"])
+        photo = call("GET /photos/{id}", "GET", "/photos/{photo_id}", 200, path_parameters={"photo_id": photo_id})
+        if photo["status"] != "READY":
+            raise AssertionError(f"the worker left the photo {photo['status']}")
+        call(
+            "PATCH /photos/{id}",
+            "PATCH",
+            "/photos/{photo_id}",
+            200,
+            path_parameters={"photo_id": photo_id},
+            body={"title": "Harbour", "tags": ["holiday", "sea"], "version": photo["version"]},
+        )
+        call("DELETE /photos/{id}", "DELETE", "/photos/{photo_id}", 204, path_parameters={"photo_id": photo_id})
+        # What moto says when asked for capacity (the app never asks).
+        probe = raw.get_item(
+            TableName=settings.table_name, Key={"PK": {"S": "x"}, "SK": {"S": "y"}}, ReturnConsumedCapacity="TOTAL"
+        )
+        moto_capacity = probe.get("ConsumedCapacity")
+        deps.reset()
+    log("  round trips: done")
+    return {
+        "operations": results,
+        "minimum": MINIMUM,
+        "moto_consumed_capacity_probe": moto_capacity,
+        "upload_bytes": len(data),
+    }
