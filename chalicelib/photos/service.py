@@ -133,10 +133,17 @@ class PhotoService:
 
     def delete(self, owner_id: str, photo_id: str) -> None:
         for _ in range(WRITE_ATTEMPTS):
-            photo = self.get(owner_id, photo_id)
+            photo = self._repository.get(owner_id, photo_id) if is_ulid(photo_id) else None
+            if photo is None:
+                if is_ulid(photo_id):
+                    # An earlier DELETE may have removed the item and then failed on S3 (its client got a 503 and
+                    # retried): finish it, or the original and previews would outlive the photo for good. Only the
+                    # caller's own keys are touched, so another user's photo id changes nothing of theirs.
+                    self._storage.delete(*object_keys(owner_id, photo_id))
+                raise errors.NotFound("no such photo")
             if self._repository.delete(photo):
-                # The item goes first: objects left behind by a failure here are orphans the invariant checker and
-                # the uploads lifecycle rule clean up, whereas an item without its objects would be a broken photo.
+                # The item goes first: objects left behind by a failure here are removed by the client's retry
+                # (above), whereas an item without its objects would be a broken photo.
                 self._storage.delete(*object_keys(photo.owner_id, photo.photo_id))
                 return
         raise errors.Unavailable("the photo is changing too fast to delete; retry")

@@ -50,7 +50,7 @@ def faults(aws: boto3.session.Session, monkeypatch: pytest.MonkeyPatch) -> Itera
     Back-off only spaces attempts out in time; dropping it keeps each persistent-fault case fast while the number of
     attempts (what the tests count) stays botocore's.
     """
-    monkeypatch.setattr(standard.ExponentialBackoff, "delay", lambda self, context: 0)
+    monkeypatch.setattr(standard.ExponentialBackoff, "delay_amount", lambda self, context: 0)
     injected = Faults()
     yield injected
     injected.clear()

@@ -17,6 +17,7 @@ import boto3
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
 from chalice.test import Client
+from moto.core.models import botocore_stubber
 from PIL import Image
 
 from chalicelib import deps, keys
@@ -160,7 +161,7 @@ def ready_objects(owner_id: str, photo_id: str) -> set[str]:
 @dataclass(frozen=True)
 class Snapshot:
     items: dict[tuple[str, str], dict[str, Any]]
-    objects: dict[str, bytes]
+    objects: dict[str, Any]  # key -> its bytes, or its ETag (S3's MD5 of the bytes) in a quick snapshot
 
 
 _clients: weakref.WeakKeyDictionary[boto3.session.Session, tuple[Any, Any]] = weakref.WeakKeyDictionary()
@@ -173,8 +174,9 @@ def aws_clients(aws: boto3.session.Session) -> tuple[Any, Any]:
     return _clients[aws]
 
 
-def snapshot(aws: boto3.session.Session, user_id: str | None = None) -> Snapshot:
-    """Every table item and object (with its bytes) of one user, or of everyone: for byte-for-byte comparisons."""
+def snapshot(aws: boto3.session.Session, user_id: str | None = None, *, quick: bool = False) -> Snapshot:
+    """Every table item and object of one user, or of everyone, for comparisons: objects by their bytes, or with
+    `quick` by their ETag (the MD5 of their bytes, without reading each one)."""
     dynamodb, s3 = aws_clients(aws)
     items = {}
     for page in dynamodb.get_paginator("scan").paginate(TableName=TABLE, ConsistentRead=True):
@@ -182,11 +184,12 @@ def snapshot(aws: boto3.session.Session, user_id: str | None = None) -> Snapshot
             pk, sk = item["PK"]["S"], item["SK"]["S"]
             if user_id is None or pk == keys.user_pk(user_id):
                 items[(pk, sk)] = item
-    objects = {
-        key: s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
-        for key in sorted(bucket_keys(s3))
-        if user_id is None or key.split("/")[1] == user_id
-    }
+    objects: dict[str, Any] = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
+        for obj in page.get("Contents", []):
+            key = obj["Key"]
+            if user_id is None or key.split("/")[1] == user_id:
+                objects[key] = obj["ETag"] if quick else s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
     return Snapshot(items, objects)
 
 
@@ -264,9 +267,17 @@ class Fault:
 
 @dataclass
 class Faults:
-    """Faults on the app's cached clients, registered ahead of moto so they see every attempt botocore makes."""
+    """Faults on the app's cached clients (deps.dynamodb(), deps.s3()), at the HTTP layer, so botocore's retries see
+    every failing attempt exactly as they would see AWS's.
 
-    installed: list[tuple[Any, str, Callable[..., Any]]] = field(default_factory=list)
+    botocore hands each request to every `before-send` handler and keeps the first response, so a fault registered
+    beside moto would still let moto apply the write. Instead, on a client with faults, moto's handler is replaced
+    by one that answers with the fault when one applies and asks moto otherwise: a failed request never happened.
+    """
+
+    active: list[Fault] = field(default_factory=list)
+    proxied: list[Any] = field(default_factory=list)
+    hooks: list[tuple[Any, str, Callable[..., Any]]] = field(default_factory=list)
 
     def _client(self, service: str) -> Any:
         return deps.dynamodb() if service == "dynamodb" else deps.s3()
@@ -279,9 +290,18 @@ class Faults:
         *,
         failing: set[int] | None = None,
     ) -> Fault:
+        self._proxy(self._client(service))
         fault = Fault(service, operation, respond, failing)
-        self._register(service, f"before-send.{'dynamodb' if service == 'dynamodb' else 's3'}.{operation}", fault)
+        self.active.append(fault)
         return fault
+
+    def crash_before(self, service: str, operation: str, nth: int = 1) -> Fault:
+        """Raise Crash instead of the nth call of `operation`: it never reaches AWS."""
+
+        def crash(request: Any) -> AWSResponse:
+            raise Crash(f"crashed before {service} {operation} #{nth}")
+
+        return self.inject(service, operation, crash, failing={nth})
 
     def crash_after(self, service: str, operation: str, nth: int = 1) -> Fault:
         """Raise Crash right after the nth call of `operation` succeeded: its effect is real, its caller never knows."""
@@ -292,24 +312,36 @@ class Faults:
             if calls.attempts == nth:
                 raise Crash(f"crashed after {service} {operation} #{nth}")
 
-        self._register(service, f"after-call.{'dynamodb' if service == 'dynamodb' else 's3'}.{operation}", after)
+        client, event = self._client(service), f"after-call.{service}.{operation}"
+        client.meta.events.register_first(event, after)
+        self.hooks.append((client, event, after))
         return calls
 
-    def crash_before(self, service: str, operation: str, nth: int = 1) -> Fault:
-        def crash(request: Any) -> AWSResponse:
-            raise Crash(f"crashed before {service} {operation} #{nth}")
+    def _proxy(self, client: Any) -> None:
+        if any(proxied is client for proxied in self.proxied):
+            return
+        client.meta.events.unregister("before-send", botocore_stubber)
+        client.meta.events.register("before-send", self._send)
+        self.proxied.append(client)
 
-        return self.inject(service, operation, crash, failing={nth})
-
-    def _register(self, service: str, event: str, handler: Callable[..., Any]) -> None:
-        client = self._client(service)
-        client.meta.events.register_first(event, handler)
-        self.installed.append((client, event, handler))
+    def _send(self, request: Any, event_name: str, **kwargs: Any) -> AWSResponse | None:
+        _, service, operation = event_name.split(".")
+        for fault in self.active:
+            if (fault.service, fault.operation) == (service, operation):
+                response = fault(request)
+                if response is not None:
+                    return response
+        return botocore_stubber(event_name, request, **kwargs)  # type: ignore[no-any-return]
 
     def clear(self) -> None:
-        for client, event, handler in self.installed:
+        self.active.clear()
+        for client in self.proxied:
+            client.meta.events.unregister("before-send", self._send)
+            client.meta.events.register("before-send", botocore_stubber)
+        self.proxied.clear()
+        for client, event, handler in self.hooks:
             client.meta.events.unregister(event, handler)
-        self.installed.clear()
+        self.hooks.clear()
 
 
 @contextmanager

@@ -1,0 +1,546 @@
+"""Faults: throttled DynamoDB, failing and slow S3, a worker that dies at every step, redelivered and out-of-order
+events, and races. Retryable failures must reach the client as 503 with Retry-After (never 500), nothing may be
+half-written, lost or leaked, and the invariants must hold after every scenario.
+
+Errors are injected into the app's own botocore clients ahead of moto (see support.Faults), so botocore's retries
+(standard mode, 3 attempts) see them exactly as they would see AWS's.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import os
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from chalice.test import Client
+
+from chalicelib import deps, errors, keys, web
+from chalicelib.photos.models import NewPhoto, PhotoChanges
+from ops.invariants import Quota
+from tests.integration.conftest import User
+from tests.reliability.support import (
+    Crash,
+    Faults,
+    assert_invariants,
+    body,
+    bucket_keys,
+    connect_timeout,
+    create_profile,
+    deliver,
+    dynamodb_error,
+    get_photo,
+    jpeg,
+    photo_objects,
+    put_upload,
+    read_timeout,
+    ready_objects,
+    recorded_calls,
+    s3_error,
+    snapshot,
+    start_upload,
+    upload_ready,
+    usage_of,
+)
+
+pytestmark = pytest.mark.suite("faults")
+
+# chalicelib.deps: retries={"mode": "standard", "max_attempts": 3}, and botocore's max_attempts counts retries: the
+# first attempt plus three.
+ATTEMPTS = 4
+THROTTLES = {
+    "ProvisionedThroughputExceededException": dynamodb_error("ProvisionedThroughputExceededException"),
+    "ThrottlingException": dynamodb_error("ThrottlingException"),
+    "InternalServerError": dynamodb_error("InternalServerError", 500),
+}
+# By default each failing call meets one kind of error in turn (every call and every kind is covered); `make fuzz`
+# (PHOTOSKY_FUZZ_EXAMPLES set) tries every kind on every call. moto answers a call in ~25 ms, so the cross product
+# would triple this module's time for little: the kinds all take the same path (errors.Unavailable).
+THOROUGH = bool(os.environ.get("PHOTOSKY_FUZZ_EXAMPLES"))
+S3_FAULTS = {
+    "InternalError": s3_error("InternalError", 500),
+    "SlowDown": s3_error("SlowDown", 503),
+    "ReadTimeout": read_timeout,
+    "ConnectTimeout": connect_timeout,
+}
+
+
+def error_kinds(kinds: dict[str, Any], turn: itertools.count[int]) -> list[tuple[str, Any]]:
+    """Every kind when thorough, else the next one in turn."""
+    if THOROUGH:
+        return list(kinds.items())
+    return [list(kinds.items())[next(turn) % len(kinds)]]
+
+
+def fresh_clients() -> None:
+    """New app clients, as a new Lambda container has: botocore's retry quota (a token bucket per client that
+    failing calls drain) would otherwise stop retrying after a few dozen injected failures, and each case must see
+    the same number of attempts."""
+    deps.reset()
+
+
+def assert_retry_later(response: Any) -> None:
+    assert response.status_code == 503, response.body
+    assert response.headers.get("Retry-After", "").isdigit(), response.headers
+    assert int(response.headers["Retry-After"]) >= 1
+    assert set(body(response)) == {"Code", "Message"}
+    assert body(response)["Code"] == "ServiceUnavailableError"
+
+
+# --- every route under DynamoDB throttling ---------------------------------------------------------------------------
+
+
+class Scene:
+    """alice with a profile, a READY photo (tagged) and a PENDING one; new users on demand."""
+
+    def __init__(self, aws: boto3.session.Session, api: Client, s3: Any, alice: User) -> None:
+        self.aws, self.api, self.s3, self.alice = aws, api, s3, alice
+        create_profile(alice, "Alice")
+        self.ready = upload_ready(api, s3, alice, tags=["sea"])
+        self.pending = start_upload(alice, jpeg(), tags=["sea"])["photo"]
+
+    def new_user(self) -> User:
+        return User(self.api, str(uuid.uuid4()))
+
+    def new_photo(self) -> dict[str, Any]:
+        return start_upload(self.alice, jpeg(), tags=["sea"])["photo"]
+
+
+@dataclass(frozen=True)
+class Route:
+    # Makes what the request needs (before any fault is injected), then returns the request to send.
+    prepare: Callable[[Scene], Callable[[], Any]]
+    operations: tuple[str, ...]  # the DynamoDB operations it makes, in order
+    succeeds_with: int
+    # The index of the operation that writes: a fault after it finds the write already whole (the retry is safe).
+    writes_at: int | None = None
+
+
+def _call(user: User, method: str, path: str, payload: Any = None) -> Callable[[], Any]:
+    return lambda: user.call(method, path, payload)
+
+
+ROUTES: dict[str, Route] = {
+    "POST /users": Route(
+        lambda s: _call(s.new_user(), "POST", "/users", {"display_name": "New"}), ("PutItem", "GetItem"), 201, 0
+    ),
+    "GET /users/me": Route(lambda s: _call(s.alice, "GET", "/users/me"), ("BatchGetItem",), 200),
+    "PATCH /users/me": Route(
+        lambda s: _call(s.alice, "PATCH", "/users/me", {"bio": "edited"}), ("UpdateItem", "GetItem"), 200, 0
+    ),
+    "GET /users/{id}": Route(lambda s: _call(s.new_user(), "GET", f"/users/{s.alice.sub}"), ("GetItem",), 200),
+    "POST /photos": Route(
+        lambda s: _call(
+            s.alice, "POST", "/photos", {"filename": "a.jpg", "content_type": "image/jpeg", "size_bytes": 9}
+        ),
+        ("TransactWriteItems",),
+        201,
+        0,
+    ),
+    "GET /photos": Route(lambda s: _call(s.alice, "GET", "/photos?limit=1"), ("Query",), 200),
+    "GET /photos?tag=": Route(lambda s: _call(s.alice, "GET", "/photos?tag=sea&limit=1"), ("Query",), 200),
+    "GET /photos/{id}": Route(lambda s: _call(s.alice, "GET", f"/photos/{s.ready['photo_id']}"), ("GetItem",), 200),
+    "PATCH /photos/{id}": Route(
+        lambda s: _call(
+            s.alice, "PATCH", f"/photos/{s.ready['photo_id']}", {"title": "t", "version": current_version(s)}
+        ),
+        ("GetItem", "TransactWriteItems"),
+        200,
+        1,
+    ),
+    "DELETE /photos/{id}": Route(
+        lambda s: _call(s.alice, "DELETE", f"/photos/{s.new_photo()['photo_id']}"),
+        ("GetItem", "TransactWriteItems"),
+        204,
+        1,
+    ),
+}
+
+
+def current_version(scene: Scene) -> int:
+    return int(get_photo(scene.alice, scene.ready["photo_id"])["version"])
+
+
+@pytest.fixture
+def scene(aws: boto3.session.Session, api: Client, s3: Any, alice: User) -> Scene:
+    return Scene(aws, api, s3, alice)
+
+
+def test_persistent_dynamodb_throttling_on_any_routes_call_is_503_and_writes_nothing_or_everything(
+    scene: Scene, faults: Faults, subtests: Any
+) -> None:
+    turn = itertools.count()
+    for name, route in ROUTES.items():
+        for position, operation in enumerate(route.operations):
+            for code, respond in error_kinds(THROTTLES, turn):
+                with subtests.test(route=name, operation=operation, error=code):
+                    send = route.prepare(scene)
+                    before = snapshot(scene.aws, quick=True)
+                    fresh_clients()
+                    fault = faults.inject("dynamodb", operation, respond)
+                    try:
+                        response = send()
+                    finally:
+                        faults.clear()
+                    assert_retry_later(response)
+                    assert fault.attempts == ATTEMPTS  # botocore retried before giving up
+                    if route.writes_at is None or position <= route.writes_at:
+                        assert snapshot(scene.aws, quick=True) == before, "a failed request changed the table or bucket"
+                    assert_invariants(scene.aws)
+
+
+def test_a_transient_dynamodb_throttle_is_retried_and_the_request_succeeds_once(
+    scene: Scene, faults: Faults, subtests: Any
+) -> None:
+    for name, route in ROUTES.items():
+        for operation in dict.fromkeys(route.operations):
+            with subtests.test(route=name, operation=operation):
+                send = route.prepare(scene)
+                fresh_clients()
+                fault = faults.inject("dynamodb", operation, THROTTLES["ThrottlingException"], failing={1})
+                try:
+                    with recorded_calls() as calls:
+                        response = send()
+                finally:
+                    faults.clear()
+                assert response.status_code == route.succeeds_with, response.body
+                assert fault.attempts == 2
+                assert tuple(op for service, op in calls if service == "dynamodb") == route.operations
+                assert_invariants(scene.aws)
+
+
+# --- S3 failing under DELETE ---------------------------------------------------------------------------------------
+
+
+def test_s3_failing_while_a_photo_is_deleted_is_503_and_the_retry_leaves_no_object_behind(
+    scene: Scene, faults: Faults, subtests: Any
+) -> None:
+    for code, respond in S3_FAULTS.items():
+        with subtests.test(error=code):
+            photo = upload_ready(scene.api, scene.s3, scene.alice)
+            photo_id = photo["photo_id"]
+            fresh_clients()
+            fault = faults.inject("s3", "DeleteObjects", respond)
+            try:
+                response = scene.alice.call("DELETE", f"/photos/{photo_id}")
+            finally:
+                faults.clear()
+            assert_retry_later(response)
+            assert fault.attempts == ATTEMPTS
+            # The client retries as told once S3 is back: the photo is gone, and so are its objects.
+            retried = scene.alice.call("DELETE", f"/photos/{photo_id}")
+            assert retried.status_code in (204, 404), retried.body
+            assert scene.alice.call("GET", f"/photos/{photo_id}").status_code == 404
+            assert photo_objects(scene.s3, scene.alice.sub, photo_id) == set()
+            assert_invariants(scene.aws)
+
+
+def test_a_transient_s3_failure_while_deleting_is_retried_and_the_delete_succeeds(
+    scene: Scene, faults: Faults, subtests: Any
+) -> None:
+    for code, respond in S3_FAULTS.items():
+        with subtests.test(error=code):
+            photo_id = upload_ready(scene.api, scene.s3, scene.alice)["photo_id"]
+            fresh_clients()
+            fault = faults.inject("s3", "DeleteObjects", respond, failing={1})
+            try:
+                response = scene.alice.call("DELETE", f"/photos/{photo_id}")
+            finally:
+                faults.clear()
+            assert response.status_code == 204, response.body
+            assert fault.attempts == 2
+            assert photo_objects(scene.s3, scene.alice.sub, photo_id) == set()
+            assert_invariants(scene.aws)
+
+
+# --- the worker: failures and crashes at every step, then SQS redelivers ---------------------------------------------
+
+
+def worker_calls(api: Client, s3: Any, user: User, data: bytes) -> list[tuple[str, str]]:
+    """The calls one clean ingest makes, in order, observed on a photo of its own."""
+    photo = start_upload(user, data)["photo"]
+    key = put_upload(s3, user.sub, photo["photo_id"], data)
+    with recorded_calls() as calls:
+        deliver(api, key)
+    return calls
+
+
+def nth_occurrence(calls: list[tuple[str, str]], position: int) -> int:
+    return calls[: position + 1].count(calls[position])
+
+
+def assert_settled_exactly_once(scene: Scene, photo_id: str, status: str, size: int, counted_before: dict[str, int]):
+    settled = get_photo(scene.alice, photo_id)
+    assert settled["status"] == status, settled
+    expected_objects = ready_objects(scene.alice.sub, photo_id) if status == "READY" else set()
+    assert photo_objects(scene.s3, scene.alice.sub, photo_id) == expected_objects
+    counted = 1 if status == "READY" else 0
+    assert usage_of(scene.alice) == {
+        "photos": counted_before["photos"] + counted,
+        "bytes": counted_before["bytes"] + counted * size,
+    }
+    assert_invariants(scene.aws)
+
+
+def run_until_settled(scene: Scene, key: str) -> None:
+    """SQS redelivers a failed message: the second delivery must finish the job, a third must change nothing."""
+    deliver(scene.api, key)
+    after = snapshot(scene.aws, scene.alice.sub, quick=True)
+    deliver(scene.api, key)
+    assert snapshot(scene.aws, scene.alice.sub, quick=True) == after
+
+
+def tidy(scene: Scene, photo_id: str) -> None:
+    """Delete a photo once its case is checked, so later cases do not scan an ever larger library."""
+    assert scene.alice.call("DELETE", f"/photos/{photo_id}").status_code == 204
+
+
+@pytest.mark.parametrize("outcome", ["READY", "REJECTED"])
+def test_a_worker_that_crashes_before_or_after_any_call_is_finished_by_the_redelivery(
+    scene: Scene, faults: Faults, subtests: Any, outcome: str
+) -> None:
+    data = jpeg() if outcome == "READY" else b"<html>not an image</html>"
+    calls = worker_calls(scene.api, scene.s3, scene.alice, data)
+    assert len(calls) >= 5, calls
+    for position, (service, operation) in enumerate(calls):
+        nth = nth_occurrence(calls, position)
+        for when in ("before", "after"):
+            with subtests.test(call=f"{position}:{service}.{operation}#{nth}", crash=when):
+                counted_before = usage_of(scene.alice)
+                photo = start_upload(scene.alice, data)["photo"]
+                key = put_upload(scene.s3, scene.alice.sub, photo["photo_id"], data)
+                (faults.crash_before if when == "before" else faults.crash_after)(service, operation, nth)
+                try:
+                    with pytest.raises(Crash):
+                        deliver(scene.api, key)
+                finally:
+                    faults.clear()
+                assert_invariants(scene.aws)  # even half-way, nothing is inconsistent
+                run_until_settled(scene, key)
+                assert_settled_exactly_once(scene, photo["photo_id"], outcome, len(data), counted_before)
+                tidy(scene, photo["photo_id"])
+
+
+def test_a_worker_whose_dependencies_keep_failing_gives_up_retryably_and_the_redelivery_finishes(
+    scene: Scene, faults: Faults, subtests: Any
+) -> None:
+    data = jpeg()
+    calls = worker_calls(scene.api, scene.s3, scene.alice, data)
+    turns = {"dynamodb": itertools.count(), "s3": itertools.count()}
+    for position, (service, operation) in enumerate(calls):
+        if calls.index((service, operation)) != position:
+            continue  # a persistent fault always hits the first call of an operation
+        kinds = THROTTLES if service == "dynamodb" else S3_FAULTS
+        for code, respond in error_kinds(kinds, turns[service]):
+            with subtests.test(call=f"{service}.{operation}", error=code):
+                counted_before = usage_of(scene.alice)
+                photo = start_upload(scene.alice, data)["photo"]
+                key = put_upload(scene.s3, scene.alice.sub, photo["photo_id"], data)
+                fresh_clients()
+                fault = faults.inject(service, operation, respond)
+                try:
+                    with pytest.raises(errors.Unavailable):
+                        deliver(scene.api, key)
+                finally:
+                    faults.clear()
+                assert fault.attempts == ATTEMPTS
+                assert_invariants(scene.aws)
+                run_until_settled(scene, key)
+                assert_settled_exactly_once(scene, photo["photo_id"], "READY", len(data), counted_before)
+                tidy(scene, photo["photo_id"])
+
+
+# --- duplicate and out-of-order events ---------------------------------------------------------------------------
+
+
+def test_the_same_event_delivered_twice_settles_the_photo_once(scene: Scene) -> None:
+    data = jpeg()
+    counted_before = usage_of(scene.alice)
+    photo = start_upload(scene.alice, data)["photo"]
+    run_until_settled(scene, put_upload(scene.s3, scene.alice.sub, photo["photo_id"], data))
+    assert_settled_exactly_once(scene, photo["photo_id"], "READY", len(data), counted_before)
+
+
+def test_an_event_for_a_photo_deleted_meanwhile_removes_the_late_upload(scene: Scene) -> None:
+    data = jpeg()
+    counted_before = usage_of(scene.alice)
+    photo_id = start_upload(scene.alice, data)["photo"]["photo_id"]
+    assert scene.alice.call("DELETE", f"/photos/{photo_id}").status_code == 204
+    key = put_upload(scene.s3, scene.alice.sub, photo_id, data)  # the browser's upload lands after the delete
+    run_until_settled(scene, key)
+    assert photo_objects(scene.s3, scene.alice.sub, photo_id) == set()
+    assert usage_of(scene.alice) == counted_before
+    assert_invariants(scene.aws)
+
+
+def test_an_event_before_its_object_changes_nothing_and_the_real_one_settles_it(scene: Scene) -> None:
+    data = jpeg()
+    counted_before = usage_of(scene.alice)
+    photo = start_upload(scene.alice, data)["photo"]
+    key = keys.upload_object(scene.alice.sub, photo["photo_id"])
+    before = snapshot(scene.aws, quick=True)
+    deliver(scene.api, key)  # e.g. a replayed or forged message: the object is not there
+    assert snapshot(scene.aws, quick=True) == before
+    put_upload(scene.s3, scene.alice.sub, photo["photo_id"], data)
+    run_until_settled(scene, key)
+    assert_settled_exactly_once(scene, photo["photo_id"], "READY", len(data), counted_before)
+
+
+def test_an_old_event_after_the_photo_was_settled_and_reuploaded_changes_nothing(scene: Scene) -> None:
+    photo = scene.ready
+    key = keys.upload_object(scene.alice.sub, photo["photo_id"])
+    put_upload(scene.s3, scene.alice.sub, photo["photo_id"], b"a second, different file")
+    deliver(scene.api, key)
+    assert get_photo(scene.alice, photo["photo_id"])["status"] == "READY"
+    assert photo_objects(scene.s3, scene.alice.sub, photo["photo_id"]) == ready_objects(
+        scene.alice.sub, photo["photo_id"]
+    )
+    assert_invariants(scene.aws)
+
+
+# --- races ------------------------------------------------------------------------------------------------------------
+
+
+def status_of(action: Callable[[], Any]) -> int:
+    """The HTTP status the API would answer for this service call (the views are thin: parse, call, shape)."""
+    try:
+        action()
+    except errors.DomainError as e:
+        return web.error_response(e).status_code
+    return 200
+
+
+def race(actions: list[Callable[[], Any]]) -> list[Any]:
+    """Run the actions in threads released together; their results (or exceptions) in order."""
+    start = threading.Barrier(len(actions))
+    results: list[Any] = [None] * len(actions)
+
+    def run(index: int) -> None:
+        start.wait()
+        try:
+            results[index] = actions[index]()
+        except BaseException as e:
+            results[index] = e
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(actions))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+        assert not thread.is_alive(), "a racing call never finished"
+    return results
+
+
+@pytest.mark.usefixtures("atomic_moto")
+def test_concurrent_edits_of_the_same_version_let_exactly_one_win(scene: Scene, cases: Any) -> None:
+    service = deps.photo_service()
+    rounds, racers = 5, 6
+
+    def edit_title(photo_id: str, version: int, title: str) -> int:
+        changes = PhotoChanges(version=version, title=title, sent=frozenset({"title"}))
+        return status_of(lambda: service.update(scene.alice.sub, photo_id, changes))
+
+    for round_number in range(rounds):
+        photo_id = scene.ready["photo_id"]
+        version = current_version(scene)
+        titles = [f"round {round_number} by {n}" for n in range(racers)]
+        statuses = race([functools.partial(edit_title, photo_id, version, title) for title in titles])
+        assert sorted(statuses) == [200] + [409] * (racers - 1), statuses
+        final = get_photo(scene.alice, photo_id)
+        assert final["title"] == titles[statuses.index(200)]  # the winner's edit is the one kept
+        assert final["version"] == version + 1
+        assert_invariants(scene.aws)
+        cases.tried(racers)
+
+
+@pytest.mark.usefixtures("atomic_moto")
+def test_concurrent_read_modify_write_edits_lose_no_update(scene: Scene) -> None:
+    service = deps.photo_service()
+    photo_id = scene.pending["photo_id"]
+
+    def add_tag(tag: str) -> None:
+        while True:  # what a well-behaved client does on 409: read again, reapply
+            current = service.get(scene.alice.sub, photo_id)
+            changes = PhotoChanges(version=current.version, tags=(*current.tags, tag), sent=frozenset({"tags"}))
+            try:
+                service.update(scene.alice.sub, photo_id, changes)
+                return
+            except (errors.Conflict, errors.Unavailable):
+                continue
+
+    tags = [f"t{n}" for n in range(8)]
+    results = race([lambda tag=tag: add_tag(tag) for tag in tags])
+    assert results == [None] * len(tags)
+    final = get_photo(scene.alice, photo_id)
+    assert sorted(final["tags"]) == sorted(["sea", *tags])
+    assert final["version"] == 1 + len(tags)
+    assert_invariants(scene.aws)
+
+
+def use_quota(monkeypatch: pytest.MonkeyPatch, photos: int, size: int) -> Quota:
+    monkeypatch.setenv("PHOTOSKY_QUOTA_PHOTOS", str(photos))
+    monkeypatch.setenv("PHOTOSKY_QUOTA_BYTES", str(size))
+    deps.reset()
+    deps.settings()
+    return Quota(photos=photos, bytes=size)
+
+
+@pytest.mark.usefixtures("atomic_moto")
+@pytest.mark.parametrize(("limit", "photos", "size_bytes"), [("photos", 3, 10**6), ("bytes", 100, 10_000)])
+def test_uploads_racing_for_the_last_quota_never_exceed_it(
+    aws: boto3.session.Session,
+    monkeypatch: pytest.MonkeyPatch,
+    cases: Any,
+    limit: str,
+    photos: int,
+    size_bytes: int,
+) -> None:
+    quota = use_quota(monkeypatch, photos, size_bytes)
+    owner = str(uuid.uuid4())
+    service = deps.photo_service()
+    each = 3_000
+    racers = 12
+    new = NewPhoto(filename="a.jpg", content_type="image/jpeg", size_bytes=each)
+    statuses = race([lambda: status_of(lambda: service.start_upload(owner, new)) for _ in range(racers)])
+    allowed = min(quota.photos, quota.bytes // each)
+    assert statuses.count(200) == allowed, statuses
+    assert set(statuses) <= {200, 429, 503}, statuses
+    assert statuses.count(429) >= 1
+    assert_invariants(aws, quota=quota)
+    cases.tried(racers)
+
+
+@pytest.mark.usefixtures("atomic_moto")
+def test_a_delete_racing_the_worker_leaves_no_photo_no_object_and_no_usage(scene: Scene, cases: Any) -> None:
+    service = deps.photo_service()
+    counted_before = usage_of(scene.alice)
+    rounds = 8
+    for _ in range(rounds):
+        data = jpeg()
+        photo_id = start_upload(scene.alice, data)["photo"]["photo_id"]
+        key = put_upload(scene.s3, scene.alice.sub, photo_id, data)
+        worker, deleter = race(
+            [
+                lambda key=key: deliver(scene.api, key),
+                lambda photo_id=photo_id: service.delete(scene.alice.sub, photo_id),
+            ]
+        )
+        assert deleter is None, deleter
+        if worker is not None:
+            # Only a retryable failure is acceptable (the upload vanished under the worker); SQS redelivers.
+            assert isinstance(worker, errors.Unavailable | errors.NotFound) or "NoSuchKey" in repr(worker), worker
+            deliver(scene.api, key)
+        assert scene.alice.call("GET", f"/photos/{photo_id}").status_code == 404
+        assert photo_objects(scene.s3, scene.alice.sub, photo_id) == set()
+        assert usage_of(scene.alice) == counted_before
+        assert_invariants(scene.aws)
+    assert not {k for k in bucket_keys(scene.s3) if k.startswith("uploads/")} - {
+        keys.upload_object(scene.alice.sub, scene.pending["photo_id"])
+    }
+    cases.tried(rounds)
