@@ -1,0 +1,121 @@
+"""Concurrent uploads on the dev stack keep the usage counters exact, as DynamoDB would.
+
+Found by the web client's browser test (it uploads several files at once): moto's DynamoDB lost writes under
+concurrent requests until the dev stack serialised them (devstack/__main__.py, `_SerializedDynamoDB`). Without
+that, several of these rounds end with a usage count that disagrees with the photos.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import urllib.error
+import urllib.request
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from devstack.clients import emulated_client
+
+pytestmark = pytest.mark.e2e
+
+ROUNDS = 6
+SETTLE_SECONDS = 20.0
+_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def _send(url: str, method: str, headers: dict[str, str], data: bytes | None = None) -> tuple[int, Any]:
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with _opener.open(request, timeout=10) as response:
+            status, content = response.status, response.read()
+    except urllib.error.HTTPError as e:
+        status, content = e.code, e.read()
+    try:
+        return status, json.loads(content) if content else None
+    except ValueError:
+        return status, None
+
+
+def _multipart(fields: dict[str, str], filename: str, content_type: str, payload: bytes) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode() for k, v in fields.items()
+    ]
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+        f"Content-Type: {content_type}\r\n\r\n".encode()
+        + payload
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+def _image(image_format: str, size: tuple[int, int]) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (20, 160, 90)).save(buffer, format=image_format)
+    return buffer.getvalue()
+
+
+FILES = [
+    ("large.jpg", "image/jpeg", _image("JPEG", (1600, 1200))),
+    ("fake.jpg", "image/jpeg", b"<!doctype html><p>not an image</p>"),
+    ("small.png", "image/png", _image("PNG", (900, 600))),
+]
+
+
+def test_concurrent_uploads_keep_usage_exact(devstack: dict[str, Any]) -> None:
+    cognito = emulated_client("cognito-idp", devstack)
+    client_id = devstack["user_pool_client_id"]
+    mismatches = []
+    for _ in range(ROUNDS):
+        username, password = f"race-{uuid.uuid4().hex[:10]}", f"Sky-{uuid.uuid4().hex[:8]}-Pass9"
+        cognito.sign_up(
+            ClientId=client_id,
+            Username=username,
+            Password=password,
+            UserAttributes=[{"Name": "email", "Value": f"{username}@photosky.test"}],
+        )
+        cognito.admin_confirm_sign_up(UserPoolId=devstack["user_pool_id"], Username=username)
+        token = cognito.initiate_auth(
+            AuthFlow="USER_PASSWORD_AUTH",
+            ClientId=client_id,
+            AuthParameters={"USERNAME": username, "PASSWORD": password},
+        )["AuthenticationResult"]["IdToken"]
+
+        def api(method: str, path: str, body: Any = None, token: str = token) -> tuple[int, Any]:
+            data = None if body is None else json.dumps(body).encode()
+            headers = {"Authorization": token, "Content-Type": "application/json"}
+            return _send(devstack["api_url"] + path, method, headers, data)
+
+        def upload(file: tuple[str, str, bytes], api: Any = api) -> dict[str, Any]:
+            name, content_type, payload = file
+            status, started = api(
+                "POST", "/photos", {"filename": name, "content_type": content_type, "size_bytes": len(payload)}
+            )
+            assert status == 201, started
+            body, form_type = _multipart(started["upload"]["fields"], name, content_type, payload)
+            status, _ = _send(started["upload"]["url"], "POST", {"Content-Type": form_type}, body)
+            assert status in (200, 201, 204), status
+            deadline = time.monotonic() + SETTLE_SECONDS
+            while True:
+                status, photo = api("GET", f"/photos/{started['photo']['photo_id']}")
+                assert status == 200, photo
+                if photo["status"] != "PENDING" or time.monotonic() > deadline:
+                    return dict(photo)
+                time.sleep(0.1)
+
+        assert api("POST", "/users", {"display_name": "Racer"})[0] == 201
+        with ThreadPoolExecutor(len(FILES)) as pool:
+            photos = list(pool.map(upload, FILES))
+        assert [p["status"] for p in photos] == ["READY", "REJECTED", "READY"]
+        ready = [p for p in photos if p["status"] == "READY"]
+        expected = {"photos": len(ready), "bytes": sum(p["size_bytes"] for p in ready)}
+        usage = api("GET", "/users/me")[1]["usage"]
+        if usage != expected:
+            mismatches.append((usage, expected))
+    assert mismatches == []
