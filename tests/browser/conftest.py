@@ -1,0 +1,146 @@
+"""Browser tests: the web client in headless Chromium (Debian's, driven by Playwright) against a real dev stack.
+
+The stack is started exactly as tests/e2e starts it (the same fixture, imported). Chromium is the system's
+(`apt-get install chromium chromium-driver`); Playwright never downloads a browser here. Without
+/usr/bin/chromium every test skips and says how to install it. A failed test leaves a screenshot of its page in
+.artifacts/browser/ (git-ignored).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devstack.clients import emulated_client
+from tests.e2e.conftest import PROJECT_DIR, devstack, spawn  # noqa: F401 - fixtures, shared with tests/e2e
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Without the background-networking flags Chromium phones home at start and this machine's closed network
+# refuses it; no GPU and no sandbox in a container.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = PROJECT_DIR / ".artifacts" / "browser"
+# Every wait is bounded: a broken page fails in seconds instead of hanging the suite.
+ACTION_TIMEOUT_MS = 15_000
+NAVIGATION_TIMEOUT_MS = 15_000
+
+_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    item.stash.setdefault(_REPORTS, {})[report.when] = report
+    return report
+
+
+_REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.skip(
+            f"browser tests need Chromium at {CHROMIUM}: install it with "
+            "`sudo apt-get install -y chromium chromium-driver` (.ci/run does this on CI)"
+        )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def page(chromium: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A fresh browser context (no session, no storage) and its page; JavaScript errors fail the test."""
+    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(ACTION_TIMEOUT_MS)
+    context.set_default_navigation_timeout(NAVIGATION_TIMEOUT_MS)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        yield page
+        assert errors == [], f"JavaScript errors on the page: {errors}"
+    finally:
+        reports = request.node.stash.get(_REPORTS, {})
+        if any(report.failed for report in reports.values()):
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid.split("::", 1)[-1])
+            try:
+                page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True, timeout=5_000)
+            except Exception as e:  # a screenshot must never hide the test's own failure
+                print(f"could not save a screenshot for {name}: {e}")
+        context.close()
+
+
+@dataclass(frozen=True)
+class Account:
+    username: str
+    password: str
+
+
+@pytest.fixture(scope="session")
+def cognito(devstack: dict[str, Any]) -> Any:  # noqa: F811 - the imported fixture, by name
+    return emulated_client("cognito-idp", devstack)
+
+
+@pytest.fixture
+def new_account(devstack: dict[str, Any], cognito: Any) -> Callable[[], Account]:  # noqa: F811
+    """A confirmed user made through the emulated Cognito's API (for tests that are not about signing up)."""
+
+    def make() -> Account:
+        account = Account(f"web-{uuid.uuid4().hex[:10]}", f"Sky-{uuid.uuid4().hex[:8]}-Pass9")
+        cognito.sign_up(
+            ClientId=devstack["user_pool_client_id"],
+            Username=account.username,
+            Password=account.password,
+            UserAttributes=[{"Name": "email", "Value": f"{account.username}@photosky.test"}],
+        )
+        cognito.admin_confirm_sign_up(UserPoolId=devstack["user_pool_id"], Username=account.username)
+        return account
+
+    return make
+
+
+def id_token(cognito: Any, stack: dict[str, Any], account: Account) -> str:
+    result = cognito.initiate_auth(
+        AuthFlow="USER_PASSWORD_AUTH",
+        ClientId=stack["user_pool_client_id"],
+        AuthParameters={"USERNAME": account.username, "PASSWORD": account.password},
+    )
+    token: str = result["AuthenticationResult"]["IdToken"]
+    return token
+
+
+def call_api(stack: dict[str, Any], token: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    """The API as another client (another tab, another device) would call it."""
+    data = None if body is None else json.dumps(body).encode()
+    headers = {"Authorization": token, "Content-Type": "application/json"}
+    req = urllib.request.Request(stack["api_url"] + path, data=data, method=method, headers=headers)
+    try:
+        with _opener.open(req, timeout=10) as response:
+            status, content = response.status, response.read()
+    except urllib.error.HTTPError as e:
+        status, content = e.code, e.read()
+    return status, json.loads(content) if content else None

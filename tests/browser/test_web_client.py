@@ -1,0 +1,326 @@
+"""The web client end to end in a real browser: sign-in, profile, uploads to S3 with previews, edits, tag filter,
+delete, sign-up with confirmation, token refresh on 401, stale edits, infinite scroll, sign-out.
+
+Every request goes where a deployed SPA's would: Cognito and S3 on the emulated AWS, the API on its own origin,
+all cross-origin from the web client (so CORS is exercised for real, not assumed).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.browser.conftest import Account, call_api, id_token
+from tests.support.imaging_samples import encode, marked
+
+pytestmark = pytest.mark.browser
+
+HOSTILE_HTML = b"<!doctype html><html><body><script>alert('owned')</script></body></html>"
+
+
+def jpeg(size: tuple[int, int]) -> bytes:
+    return encode(marked(size), "JPEG", quality=85)
+
+
+def png(size: tuple[int, int]) -> bytes:
+    return encode(marked(size).rotate(90, expand=True), "PNG")
+
+
+def sign_in(page: Any, devstack: dict[str, Any], username: str, password: str) -> None:
+    page.goto(devstack["web_url"] + "/")
+    page.get_by_role("heading", name="Sign in", exact=True).wait_for()
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def create_profile(page: Any, display_name: str) -> None:
+    page.get_by_role("heading", name="Create your profile", exact=True).wait_for()
+    page.get_by_label("Display name").fill(display_name)
+    page.get_by_role("button", name="Create profile").click()
+    page.get_by_role("heading", name="Your profile", exact=True).wait_for()
+
+
+def focused_id(page: Any) -> str:
+    return str(page.evaluate("document.activeElement && document.activeElement.id"))
+
+
+def tile(page: Any, name: str) -> Any:
+    return page.locator("#photo-grid li").filter(
+        has=page.locator(".caption", has_text=re.compile(f"^{re.escape(name)}$"))
+    )
+
+
+def test_demo_user_uploads_edits_filters_and_deletes(page: Any, devstack: dict[str, Any]) -> None:
+    demo = devstack["demo_user"]
+    sign_in(page, devstack, demo["username"], demo["password"])
+
+    # First visit: no profile yet, so the client offers to create one; then usage and quota are shown.
+    create_profile(page, "Demo Photographer")
+    assert page.locator("#usage-photos-text").text_content() == "0 of 10,000"
+    assert page.locator("#usage-bytes-text").text_content() == "0 bytes of 10 GB"
+    assert focused_id(page) == "page-title"
+    page.get_by_label("Bio").fill("Clouds, mostly.")
+    page.get_by_role("button", name="Save profile").click()
+    page.get_by_role("status").filter(has_text="Profile saved.").wait_for()
+
+    page.get_by_role("link", name="Photos", exact=True).click()
+    page.get_by_role("heading", name="Your photos", exact=True).wait_for()
+    page.locator("#empty").wait_for()
+
+    # Two real images (one by the file picker, one dropped) and an HTML page pretending to be a JPEG.
+    page.locator("#file-input").set_input_files(
+        [
+            {"name": "harbour.jpg", "mimeType": "image/jpeg", "buffer": jpeg((1600, 1200))},
+            {"name": "evil.jpg", "mimeType": "image/jpeg", "buffer": HOSTILE_HTML},
+        ]
+    )
+    dropped = page.evaluate_handle(
+        """([name, bytes]) => {
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([new Uint8Array(bytes)], name, { type: "image/png" }));
+            return transfer;
+        }""",
+        ["meadow.png", list(png((900, 600)))],
+    )
+    page.dispatch_event("#dropzone", "drop", {"dataTransfer": dropped})
+
+    uploads = page.locator("#upload-list")
+    for name in ("harbour.jpg", "meadow.png"):
+        uploads.locator(f'li[data-filename="{name}"][data-status="READY"]').wait_for()
+        assert uploads.locator(f'li[data-filename="{name}"] progress').get_attribute("value") == "1"
+    rejected = uploads.locator('li[data-filename="evil.jpg"][data-status="REJECTED"]')
+    rejected.wait_for()
+    assert "Rejected:" in rejected.inner_text()
+
+    # Without a reload: two READY thumbnails the browser really loaded from S3, and the rejection.
+    for name in ("harbour.jpg", "meadow.png"):
+        thumbnail = tile(page, name).locator("img")
+        thumbnail.wait_for()
+        assert thumbnail.get_attribute("alt") == name
+        page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=thumbnail.element_handle())
+        assert thumbnail.evaluate("img => Math.max(img.naturalWidth, img.naturalHeight)") == 256
+    assert tile(page, "evil.jpg").get_attribute("data-status") == "REJECTED"
+    assert page.locator("#photo-grid li").count() == 3
+
+    # The photo page: the large preview and metadata; then edit title and tags.
+    tile(page, "harbour.jpg").get_by_role("link").click()
+    page.get_by_role("heading", name="harbour.jpg", exact=True).wait_for()
+    assert focused_id(page) == "page-title"
+    large = page.locator("#large-preview")
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=large.element_handle())
+    assert large.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [1024, 768]
+    facts = page.locator("dl.facts").inner_text()
+    assert "1600 × 1200 px" in facts
+    assert "image/jpeg" in facts
+    page.get_by_label("Title", exact=True).fill("Harbour at dawn")
+    page.get_by_label("Tags", exact=True).fill("Sea, boats ,sea")
+    page.get_by_role("button", name="Save changes").click()
+    page.get_by_role("heading", name="Harbour at dawn", exact=True).wait_for()
+    page.get_by_role("status").filter(has_text="Changes saved.").wait_for()
+    assert page.get_by_label("Tags", exact=True).input_value() == "sea, boats"
+    assert page.get_by_role("list", name="Photo tags").inner_text().split() == ["sea", "boats"]
+
+    # Filter by tag: from the tag link, then from the gallery's filter form.
+    page.get_by_role("list", name="Photo tags").get_by_role("link", name="boats").click()
+    page.get_by_role("heading", name="Photos tagged “boats”", exact=True).wait_for()
+    tile(page, "Harbour at dawn").wait_for()
+    assert page.locator("#photo-grid li").count() == 1
+    page.get_by_label("Filter by tag").fill("nothing-here")
+    page.get_by_role("button", name="Filter").click()
+    page.get_by_text("No photos tagged “nothing-here”.").wait_for()
+    assert page.locator("#photo-grid li").count() == 0
+    page.get_by_role("link", name="Show all photos").click()
+    tile(page, "meadow.png").wait_for()
+    assert page.locator("#photo-grid li").count() == 3
+
+    # Delete, with confirmation: Escape cancels (keyboard), then the dialog's Delete button confirms.
+    tile(page, "meadow.png").get_by_role("link").click()
+    page.get_by_role("heading", name="meadow.png", exact=True).wait_for()
+    page.get_by_role("button", name="Delete photo").click()
+    dialog = page.get_by_role("dialog", name="Delete photo?")
+    dialog.wait_for()
+    page.keyboard.press("Escape")
+    dialog.wait_for(state="hidden")
+    assert focused_id(page) == "delete-photo"
+    page.get_by_role("heading", name="meadow.png", exact=True).wait_for()
+    page.get_by_role("button", name="Delete photo").click()
+    dialog.get_by_role("button", name="Delete").click()
+    page.get_by_role("heading", name="Your photos", exact=True).wait_for()
+    page.get_by_role("status").filter(has_text="Deleted meadow.png.").wait_for()
+    tile(page, "Harbour at dawn").wait_for()
+    assert tile(page, "meadow.png").count() == 0
+    assert page.locator("#photo-grid li").count() == 2
+
+    # Usage counts the one photo left (the rejected file was released, the deleted one too).
+    page.get_by_role("link", name="Profile").click()
+    page.get_by_role("heading", name="Your profile", exact=True).wait_for()
+    assert page.locator("#usage-photos-text").text_content() == "1 of 10,000"
+    assert page.get_by_label("Bio").input_value() == "Clouds, mostly."
+
+    # Sign out: back to sign-in, and a reload does not bring the session back.
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("heading", name="Sign in", exact=True).wait_for()
+    page.reload()
+    page.get_by_role("heading", name="Sign in", exact=True).wait_for()
+    assert page.evaluate("sessionStorage.getItem('photosky.session')") is None
+
+
+def test_a_new_user_signs_up_confirms_and_signs_in(page: Any, devstack: dict[str, Any]) -> None:
+    username = f"newbie{page.evaluate('Date.now()')}"
+    password = "Fresh-Start-2026"
+    page.goto(devstack["web_url"] + "/")
+    page.get_by_role("link", name="Create an account").click()
+    page.get_by_role("heading", name="Create an account", exact=True).wait_for()
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Email").fill(f"{username}@photosky.test")
+    page.get_by_label("Password").fill("short")
+    page.get_by_role("button", name="Create account").click()
+    # The browser's own check (minlength) stops it; with a long but weak password, Cognito's policy does.
+    assert page.get_by_label("Password").evaluate("input => input.validity.tooShort")
+    page.get_by_label("Password").fill("alllowercase-no-digits")
+    page.get_by_role("button", name="Create account").click()
+    assert page.get_by_role("alert").inner_text().startswith("Password not accepted: ")
+
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Create account").click()
+    page.get_by_role("heading", name="Confirm your account", exact=True).wait_for()
+    # The dev stack's emulated Cognito sends no email: the page says so instead of pretending.
+    assert "sends no email" in page.locator("#local-confirm-note").inner_text()
+
+    # Signing in before confirming is refused by Cognito, and the client brings the user back here.
+    page.get_by_role("link", name="Back to sign in").click()
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("heading", name="Confirm your account", exact=True).wait_for()
+    assert page.get_by_label("Username").input_value() == username
+
+    page.get_by_label("Confirmation code").fill("123456")
+    page.get_by_role("button", name="Confirm account").click()
+    page.get_by_role("heading", name="Sign in", exact=True).wait_for()
+    page.get_by_role("status").filter(has_text="Account confirmed").wait_for()
+    assert page.get_by_label("Username").input_value() == username
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    create_profile(page, "Newbie")
+    assert page.get_by_role("navigation", name="Main").inner_text().count(username) == 1
+
+
+def test_a_wrong_password_is_a_readable_error(page: Any, devstack: dict[str, Any]) -> None:
+    sign_in(page, devstack, devstack["demo_user"]["username"], "Not-The-Password-1")
+    assert page.get_by_role("alert").inner_text() == "Incorrect username or password."
+    page.get_by_role("heading", name="Sign in", exact=True).wait_for()
+
+
+def test_a_rejected_token_is_refreshed_and_a_dead_session_returns_to_sign_in(
+    page: Any, devstack: dict[str, Any], new_account: Callable[[], Account]
+) -> None:
+    account = new_account()
+    sign_in(page, devstack, account.username, account.password)
+    create_profile(page, "Refresher")
+
+    # The API answers 401 to a broken ID token: the client refreshes with its refresh token and carries on.
+    page.evaluate(
+        """() => {
+            const session = JSON.parse(sessionStorage.getItem('photosky.session'));
+            session.idToken = 'eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.';
+            sessionStorage.setItem('photosky.session', JSON.stringify(session));
+        }"""
+    )
+    page.reload()
+    page.get_by_role("heading", name="Your profile", exact=True).wait_for()
+    stored = page.evaluate("JSON.parse(sessionStorage.getItem('photosky.session')).idToken")
+    assert stored.count(".") == 2
+    assert not stored.startswith("eyJhbGciOiJub25lIn0")
+
+    # With the refresh token revoked too, the session is over: back to sign-in, no half-signed-in page.
+    page.evaluate(
+        """() => {
+            const session = JSON.parse(sessionStorage.getItem('photosky.session'));
+            session.idToken = 'eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.';
+            session.refreshToken = 'revoked';
+            sessionStorage.setItem('photosky.session', JSON.stringify(session));
+        }"""
+    )
+    page.reload()
+    page.get_by_role("heading", name="Sign in", exact=True).wait_for()
+    page.get_by_role("status").filter(has_text="You are signed out.").wait_for()
+    assert page.evaluate("sessionStorage.getItem('photosky.session')") is None
+
+
+def test_an_edit_made_elsewhere_meanwhile_is_a_clear_conflict(
+    page: Any, devstack: dict[str, Any], cognito: Any, new_account: Callable[[], Account]
+) -> None:
+    account = new_account()
+    sign_in(page, devstack, account.username, account.password)
+    create_profile(page, "Two Tabs")
+    page.get_by_role("link", name="Photos", exact=True).click()
+    page.locator("#file-input").set_input_files(
+        [{"name": "blue.png", "mimeType": "image/png", "buffer": encode(marked((300, 200)).convert("RGB"), "PNG")}]
+    )
+    page.locator('#upload-list li[data-filename="blue.png"][data-status="READY"]').wait_for()
+    tile(page, "blue.png").get_by_role("link").click()
+    page.get_by_role("heading", name="blue.png", exact=True).wait_for()
+
+    # Another client renames the photo while this page shows version 1.
+    token = id_token(cognito, devstack, account)
+    photo_id = page.url.rsplit("/", 1)[1]
+    status, renamed = call_api(
+        devstack, token, "PATCH", f"/photos/{photo_id}", {"title": "From my phone", "version": 1}
+    )
+    assert status == 200, renamed
+
+    page.get_by_label("Title", exact=True).fill("From my laptop")
+    page.get_by_role("button", name="Save changes").click()
+    page.get_by_role("alert").filter(has_text="changed somewhere else").wait_for()
+    page.get_by_role("heading", name="From my phone", exact=True).wait_for()
+    assert page.get_by_label("Title", exact=True).input_value() == "From my phone"
+    status, current = call_api(devstack, token, "GET", f"/photos/{photo_id}")
+    assert (status, current["title"], current["version"]) == (200, "From my phone", 2)
+
+
+def test_the_gallery_scrolls_through_every_page(
+    page: Any, devstack: dict[str, Any], cognito: Any, new_account: Callable[[], Account]
+) -> None:
+    account = new_account()
+    token = id_token(cognito, devstack, account)
+    assert call_api(devstack, token, "POST", "/users", {"display_name": "Many"})[0] == 201
+    count = 30  # more than one page of 24
+    for n in range(count):
+        declared = {"filename": f"p{n:02d}.jpg", "content_type": "image/jpeg", "size_bytes": 1000}
+        assert call_api(devstack, token, "POST", "/photos", declared)[0] == 201
+
+    sign_in(page, devstack, account.username, account.password)
+    page.get_by_role("heading", name="Your photos", exact=True).wait_for()
+    tile(page, "p29.jpg").wait_for()  # newest first
+    page.locator("#photo-grid li").nth(23).wait_for()
+    page.locator("#photo-grid li").last.scroll_into_view_if_needed()
+    tile(page, "p00.jpg").wait_for()
+    assert page.locator("#photo-grid li").count() == count
+    assert page.locator("#load-more").is_hidden()
+    names = page.locator("#photo-grid .caption").all_inner_texts()
+    assert names == [f"p{n:02d}.jpg" for n in reversed(range(count))]
+
+
+def test_a_refused_upload_declaration_is_shown_per_file(
+    page: Any, devstack: dict[str, Any], new_account: Callable[[], Account]
+) -> None:
+    account = new_account()
+    sign_in(page, devstack, account.username, account.password)
+    create_profile(page, "Picky")
+    page.get_by_role("link", name="Photos", exact=True).click()
+    page.locator("#file-input").set_input_files(
+        [
+            {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"hello"},
+            {"name": "ok.png", "mimeType": "image/png", "buffer": encode(marked((64, 64)).convert("RGB"), "PNG")},
+        ]
+    )
+    failed = page.locator('#upload-list li[data-filename="notes.txt"][data-status="FAILED"]')
+    failed.wait_for()
+    assert "content_type" in failed.inner_text()  # the API's 415 message, naming the field
+    page.locator('#upload-list li[data-filename="ok.png"][data-status="READY"]').wait_for()
+    assert tile(page, "notes.txt").count() == 0

@@ -1,0 +1,130 @@
+// The PhotoSky API: JSON over fetch with the Cognito ID token, contract errors turned into ApiError, and the
+// direct-to-S3 upload (XMLHttpRequest, because fetch reports no upload progress).
+
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.code = code;
+  }
+}
+
+const FALLBACK_MESSAGES = {
+  401: "Your session has ended. Please sign in again.",
+  403: "That is not allowed.",
+  404: "Not found.",
+  409: "Someone changed this in the meantime.",
+  413: "That file is too large.",
+  415: "That type of file is not supported.",
+  429: "Too many requests, or your quota is full. Try again later.",
+  503: "The service is busy. Try again in a moment.",
+};
+
+export class Api {
+  constructor(baseUrl, auth) {
+    this.baseUrl = baseUrl.replace(/\/+$/, "");
+    this.auth = auth;
+  }
+
+  async request(method, path, body) {
+    let response = await this.send(method, path, body, await this.auth.idToken());
+    if (response.status === 401) {
+      // The token may have been revoked or expired while the tab slept: refresh once, then give up.
+      await this.auth.refresh();
+      response = await this.send(method, path, body, await this.auth.idToken());
+      if (response.status === 401) this.auth.forget();
+    }
+    return this.parse(response);
+  }
+
+  async send(method, path, body, token) {
+    const headers = { Authorization: token };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    try {
+      return await fetch(this.baseUrl + path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch {
+      throw new ApiError(0, "NetworkError", "Cannot reach the PhotoSky API. Check your connection and try again.");
+    }
+  }
+
+  async parse(response) {
+    if (response.status === 204) return null;
+    const text = await response.text();
+    let data = null;
+    try {
+      data = text ? JSON.parse(text) : null;
+    } catch {
+      data = null;
+    }
+    if (response.ok) return data;
+    // Contract errors are {"Code", "Message"}; API Gateway's 401 is {"message"}.
+    const code = (data && data.Code) || `HTTP${response.status}`;
+    const message =
+      (data && (data.Message || (response.status !== 401 && data.message))) ||
+      FALLBACK_MESSAGES[response.status] ||
+      `Unexpected error (HTTP ${response.status}).`;
+    const error = new ApiError(response.status, code, message);
+    const retryAfter = response.headers.get("Retry-After");
+    if (retryAfter) error.retryAfter = Number(retryAfter);
+    throw error;
+  }
+
+  getProfile() {
+    return this.request("GET", "/users/me");
+  }
+  createProfile(profile) {
+    return this.request("POST", "/users", profile);
+  }
+  updateProfile(changes) {
+    return this.request("PATCH", "/users/me", changes);
+  }
+  listPhotos({ limit = 24, cursor = null, tag = null } = {}) {
+    const query = new URLSearchParams({ limit: String(limit) });
+    if (cursor) query.set("cursor", cursor);
+    if (tag) query.set("tag", tag);
+    return this.request("GET", `/photos?${query}`);
+  }
+  getPhoto(id) {
+    return this.request("GET", `/photos/${encodeURIComponent(id)}`);
+  }
+  startUpload(details) {
+    return this.request("POST", "/photos", details);
+  }
+  updatePhoto(id, changes) {
+    return this.request("PATCH", `/photos/${encodeURIComponent(id)}`, changes);
+  }
+  deletePhoto(id) {
+    return this.request("DELETE", `/photos/${encodeURIComponent(id)}`);
+  }
+}
+
+// POST the file to the presigned S3 URL: every field of the policy, then the file last.
+export function uploadToStorage(upload, file, onProgress) {
+  return new Promise((resolve, reject) => {
+    const form = new FormData();
+    for (const [name, value] of Object.entries(upload.fields)) form.append(name, value);
+    form.append("file", file);
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", upload.url);
+    xhr.upload.addEventListener("progress", (event) => {
+      if (event.lengthComputable) onProgress(event.loaded / event.total);
+    });
+    xhr.addEventListener("load", () => {
+      if (xhr.status >= 200 && xhr.status < 300) {
+        onProgress(1);
+        resolve();
+      } else {
+        const reason = /<Message>([^<]*)<\/Message>/.exec(xhr.responseText || "");
+        reject(new ApiError(xhr.status, "UploadFailed", `Storage refused the file (HTTP ${xhr.status})${reason ? `: ${reason[1]}` : "."}`));
+      }
+    });
+    xhr.addEventListener("error", () => reject(new ApiError(0, "NetworkError", "The upload was interrupted. Try again.")));
+    xhr.addEventListener("abort", () => reject(new ApiError(0, "Aborted", "The upload was cancelled.")));
+    xhr.send(form);
+  });
+}
