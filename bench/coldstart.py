@@ -23,21 +23,50 @@ from typing import Any
 
 from bench import common
 
-SCRIPTS = {
-    "bare": "pass",
+# Each script marks its phases with its own CPU (user + system) and the wall clock; the figure is taken at the end
+# of the script, not at process exit: Lambda keeps the environment after INIT, so it never pays the interpreter's
+# teardown (measured here at a quarter of a second for these imports: freeing botocore's loaded models).
+PRELUDE = (
+    "import resource as _r, time as _t\n"
+    "_m = {}\n"
+    "def _mark(name):\n"
+    "    _u = _r.getrusage(_r.RUSAGE_SELF)\n"
+    "    _m[name] = ((_u.ru_utime + _u.ru_stime) * 1000, _t.time())\n"
+)
+EPILOGUE = "_mark('end')\nimport json as _j\nprint(_j.dumps(_m))\n"
+BODIES = {
+    "bare": "pass\n",
     # The baseline: the framework and the two clients any Chalice API on DynamoDB + S3 needs, nothing else.
     "baseline": (
         "import boto3\n"
         "from botocore.config import Config\n"
         "from chalice.app import Chalice\n"
         "app = Chalice(app_name='baseline')\n"
+        "_mark('import')\n"
         "dynamodb = boto3.session.Session().client('dynamodb', region_name='us-east-1')\n"
+        "_mark('dynamodb')\n"
         "s3 = boto3.session.Session().client('s3', region_name='us-east-1', config=Config(signature_version='s3v4'))\n"
+        "_mark('s3')\n"
     ),
     # PhotoSky builds its clients lazily: import the app, then build what the first photo request builds.
-    "photosky": "import app\nfrom chalicelib import deps\ndeps.photo_service()\n",
-    "photosky_import": "import app\n",
+    "photosky": (
+        "import app\n"
+        "_mark('import')\n"
+        "from chalicelib import deps\n"
+        "deps.dynamodb()\n"
+        "_mark('dynamodb')\n"
+        "deps.s3()\n"
+        "_mark('s3')\n"
+        "deps.photo_service()\n"
+    ),
 }
+PHASES = ("import", "dynamodb", "s3", "end")
+
+
+def script(name: str) -> str:
+    return PRELUDE + BODIES[name] + EPILOGUE
+
+
 STATES = ("package.py", "chalice zip", "none")
 
 _MODULE_FILES = """
@@ -71,7 +100,7 @@ def build_prefixes(root: Path, env: dict[str, str]) -> dict[str, Path]:
     """Compile what the scripts import into one pycache prefix per bytecode state."""
     sources: set[str] = set()
     for name in ("baseline", "photosky"):
-        run = common.run_fresh([common.python(), "-c", _MODULE_FILES, SCRIPTS[name]], env=env)
+        run = common.run_fresh([common.python(), "-c", _MODULE_FILES, script(name)], env=env)
         sources.update(json.loads(run.stdout.strip().splitlines()[-1]))
     compiled_kinds = {
         "package.py": {"stdlib", "runtime", "ours"},
@@ -121,20 +150,26 @@ def top_packages(rows: list[tuple[str, int, int, int]], count: int = 10) -> list
     return [(name, us, modules) for name, (us, modules) in ordered[:count]]
 
 
+def phases_from(run: common.ProcessRun) -> dict[str, float]:
+    """CPU ms at each mark, and 'wall' = ms from spawning the process to the end of the script."""
+    marks = common.last_json_line(run.stdout)
+    found = {name: cpu for name, (cpu, _epoch) in marks.items()}
+    found["wall"] = (marks["end"][1] - run.started_epoch) * 1000
+    return found
+
+
 def measure(*, repetitions: int, log: Callable[[str], None]) -> dict[str, Any]:
     env = common.lambda_environment({"PYTHONDONTWRITEBYTECODE": "1"})
     with tempfile.TemporaryDirectory(prefix="photosky-bench-pyc-") as scratch:
         prefixes = build_prefixes(Path(scratch), env)
-        samples: dict[str, dict[str, list[tuple[float, float]]]] = {state: {} for state in STATES}
-        variants = [
-            (state, script) for state in STATES for script in ("bare", "baseline", "photosky", "photosky_import")
-        ]
+        samples: dict[str, dict[str, list[dict[str, float]]]] = {state: {} for state in STATES}
+        variants = [(state, name) for state in STATES for name in BODIES]
         for index in common.interleaved([str(i) for i in range(len(variants))], repetitions):
-            state, script = variants[int(index)]
+            state, name = variants[int(index)]
             run = common.run_fresh(
-                [common.python(), "-c", SCRIPTS[script]], env={**env, "PYTHONPYCACHEPREFIX": str(prefixes[state])}
+                [common.python(), "-c", script(name)], env={**env, "PYTHONPYCACHEPREFIX": str(prefixes[state])}
             )
-            samples[state].setdefault(script, []).append((run.cpu_ms, run.wall_ms))
+            samples[state].setdefault(name, []).append(phases_from(run))
         log("  cold start: processes done")
         importtime = common.run_fresh(
             [common.python(), "-X", "importtime", "-c", "import app"],
@@ -143,23 +178,30 @@ def measure(*, repetitions: int, log: Callable[[str], None]) -> dict[str, Any]:
         module_counts = {}
         for name in ("baseline", "photosky"):
             run = common.run_fresh(
-                [common.python(), "-c", _MODULE_FILES, SCRIPTS[name]],
+                [common.python(), "-c", _MODULE_FILES, script(name)],
                 env={**env, "PYTHONPYCACHEPREFIX": str(prefixes["package.py"])},
             )
             module_counts[name] = len(json.loads(run.stdout.strip().splitlines()[-1]))
     results: dict[str, Any] = {"repetitions": repetitions, "states": {}, "module_files": module_counts}
     for state in STATES:
         by_script = samples[state]
-        bare_cpu = common.median(cpu for cpu, _ in by_script["bare"])
-        bare_wall = common.median(wall for _, wall in by_script["bare"])
+        bare_cpu = common.median(run["end"] for run in by_script["bare"])
+        bare_wall = common.median(run["wall"] for run in by_script["bare"])
         state_result: dict[str, Any] = {"bare_cpu_ms": bare_cpu, "bare_wall_ms": bare_wall}
-        for script in ("baseline", "photosky", "photosky_import"):
-            cpu = [c for c, _ in by_script[script]]
-            wall = [w for _, w in by_script[script]]
-            state_result[script] = {
+        for name in ("baseline", "photosky"):
+            runs = by_script[name]
+            cpu = [run["end"] for run in runs]
+            state_result[name] = {
                 "cpu_ms": common.median(cpu) - bare_cpu,
-                "wall_ms": common.median(wall) - bare_wall,
-                "cpu_spread": common.spread(cpu),
+                "wall_ms": common.median(run["wall"] for run in runs) - bare_wall,
+                "cpu_spread": common.spread([value - bare_cpu for value in cpu]),
+                # CPU of each phase (import, DynamoDB client, S3 client, the rest), medians of the differences.
+                "phases_ms": {
+                    "import": common.median(run["import"] for run in runs) - bare_cpu,
+                    "dynamodb": common.median(run["dynamodb"] - run["import"] for run in runs),
+                    "s3": common.median(run["s3"] - run["dynamodb"] for run in runs),
+                    "rest": common.median(run["end"] - run["s3"] for run in runs),
+                },
             }
         state_result["cpu_ratio"] = common.ratio(state_result["photosky"]["cpu_ms"], state_result["baseline"]["cpu_ms"])
         state_result["wall_ratio"] = common.ratio(

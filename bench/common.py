@@ -129,13 +129,14 @@ def apply_lambda_environment() -> None:
 
 @dataclass(frozen=True)
 class ProcessRun:
-    """One fresh interpreter: its own CPU (user + system, from wait4), its wall time, peak RSS and output."""
+    """One fresh interpreter: its own CPU (user + system, from wait4), its wall time and its output. (Not its
+    ru_maxrss: on Linux a child starts from its parent's at fork, so a child of a big parent reports the parent's.)"""
 
     cpu_ms: float
     wall_ms: float
-    max_rss_mb: float
     stdout: str
     stderr: str
+    started_epoch: float  # time.time() just before the spawn, for children that report their own clock
 
 
 def run_fresh(
@@ -143,6 +144,7 @@ def run_fresh(
 ) -> ProcessRun:
     """Run a child to completion and account for exactly its resources (not those of other children)."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started_epoch = time.time()
         started = time.perf_counter()
         child = subprocess.Popen(list(args), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=out, stderr=err)  # noqa: S603
         deadline = started + timeout
@@ -165,9 +167,9 @@ def run_fresh(
     return ProcessRun(
         cpu_ms=(usage.ru_utime + usage.ru_stime) * 1000,
         wall_ms=wall * 1000,
-        max_rss_mb=usage.ru_maxrss / 1024,
         stdout=stdout,
         stderr=stderr,
+        started_epoch=started_epoch,
     )
 
 

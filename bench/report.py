@@ -147,21 +147,38 @@ def cold_section(results: dict[str, Any]) -> str:
     cold = results["coldstart"]
     rows = []
     for state, data in cold["states"].items():
-        for script, label in (
+        for name, label in (
             ("baseline", "baseline: chalice + DynamoDB and S3 clients"),
-            ("photosky_import", "PhotoSky: `import app` only"),
-            ("photosky", "PhotoSky: `import app` + first request's clients and services"),
+            ("photosky", "PhotoSky: `import app` + the first request's clients and services"),
         ):
+            figures = data[name]
+            phases = figures["phases_ms"]
             rows.append(
                 (
                     state,
                     label,
-                    fmt_num(data[script]["cpu_ms"]),
-                    fmt_num(data[script]["wall_ms"]),
-                    f"{data[script]['cpu_spread'] * 100:.0f}%",
+                    fmt_num(phases["import"]),
+                    fmt_num(phases["dynamodb"]),
+                    fmt_num(phases["s3"]),
+                    fmt_num(phases["rest"]),
+                    fmt_num(figures["cpu_ms"]),
+                    fmt_num(figures["wall_ms"]),
+                    f"{figures['cpu_spread'] * 100:.0f}%",
                 )
             )
-        rows.append((state, "**PhotoSky / baseline**", fmt_ratio(data["cpu_ratio"]), fmt_ratio(data["wall_ratio"]), ""))
+        rows.append(
+            (
+                state,
+                "**PhotoSky / baseline**",
+                "",
+                "",
+                "",
+                "",
+                fmt_ratio(data["cpu_ratio"]),
+                fmt_ratio(data["wall_ratio"]),
+                "",
+            )
+        )
     packages = [(name, fmt_num(us / 1000, 1), str(modules)) for name, us, modules in cold["top_packages"]]
     ours = [(module, fmt_num(us / 1000, 1)) for module, us in cold["our_modules_cumulative"]]
     return "\n".join(
@@ -169,7 +186,10 @@ def cold_section(results: dict[str, Any]) -> str:
             "## 1. API cold start",
             "",
             "Fresh interpreter per figure with the `local` stage's environment (plus a pool ARN and throwaway "
-            "credentials), CPU (user + system, from `wait4`) and wall time, each minus a bare interpreter's. "
+            "credentials). CPU (user + system) and wall time (from spawning the process) are read at the end of the "
+            "initialisation, each minus a bare interpreter's; not at process exit, because Lambda keeps the "
+            "environment after INIT and never pays the interpreter's teardown (which, for these imports, costs "
+            "hundreds of ms: freeing botocore's loaded models). The phase columns are CPU ms per phase (medians). "
             "PhotoSky builds its clients on first use, so it is measured as `import app` plus what the first "
             "photo request builds (`deps.photo_service()`: DynamoDB + S3 clients, repository, storage, cursor codec), "
             "against `import chalice` + `Chalice()` + the same two clients. Bytecode states, all made with "
@@ -178,7 +198,10 @@ def cold_section(results: dict[str, Any]) -> str:
             "compile at import, boto3/botocore precompiled as in Lambda's runtime; **none** = nothing but the "
             "standard library precompiled. Spread = (max − min) / median of the CPU samples.",
             "",
-            table(["bytecode", "what", "CPU ms", "wall ms", "spread"], rows),
+            table(
+                ["bytecode", "what", "import", "DynamoDB client", "S3 client", "rest", "CPU ms", "wall ms", "spread"],
+                rows,
+            ),
             "",
             f"Modules loaded (files): baseline {cold['module_files']['baseline']}, PhotoSky "
             f"{cold['module_files']['photosky']}.",
@@ -415,9 +438,16 @@ def analysis(results: dict[str, Any]) -> str:
         lines.append(
             f"- **Cold start.** With infra/package.py's bytecode PhotoSky costs {fmt_ratio(full['cpu_ratio'])} the "
             f"baseline's CPU ({fmt_num(full['photosky']['cpu_ms'])} vs {fmt_num(full['baseline']['cpu_ms'])} ms). "
-            f"Of that, `import app` alone is {fmt_num(full['photosky_import']['cpu_ms'])} ms; the rest is building "
-            "the two clients (botocore loading and parsing the service models and endpoint rules), which every "
-            "Chalice app on DynamoDB + S3 pays and PhotoSky defers to the first request. The heaviest imports are "
+            f"By phase: `import app` {fmt_num(full['photosky']['phases_ms']['import'])} ms against "
+            f"{fmt_num(full['baseline']['phases_ms']['import'])} ms for importing boto3 and chalice (the app's import "
+            "includes them: deps imports boto3), then the two clients "
+            f"({fmt_num(full['photosky']['phases_ms']['dynamodb'] + full['photosky']['phases_ms']['s3'])} vs "
+            f"{fmt_num(full['baseline']['phases_ms']['dynamodb'] + full['baseline']['phases_ms']['s3'])} ms: "
+            "botocore loading and parsing service models and endpoint rules, which every Chalice app on DynamoDB "
+            "+ S3 pays and PhotoSky defers to the first request) and the services "
+            f"({fmt_num(full['photosky']['phases_ms']['rest'])} ms). The per-phase medians do not add up to the "
+            "medians of the totals exactly, and on this shared machine a phase's run-to-run spread is larger than "
+            "the difference between the two apps' client phases. The heaviest imports are "
             + ", ".join(f"{name} ({us / 1000:.0f} ms)" for name, us, _m in top)
             + f". Shipped as plain `chalice deploy` does (our code and chalice compiled at import) the ratio is "
             f"{fmt_ratio(zipped['cpu_ratio'])} ({fmt_num(zipped['photosky']['cpu_ms'] - full['photosky']['cpu_ms'])} "
