@@ -31,6 +31,8 @@ ENVIRONMENT_FROM_OUTPUTS = {
     "COGNITO_USER_POOL_ARN": "UserPoolArn",
     "UPLOADS_QUEUE_NAME": "UploadsQueueName",
     "PHOTOSKY_CURSOR_SECRET_ARN": "CursorSecretArn",
+    # CORS: the SPA's distribution and any SpaOrigins (see app.py's preflight routes).
+    "PHOTOSKY_ALLOWED_ORIGINS": "ApiAllowedOrigins",
 }
 _PLACEHOLDER = re.compile(r"\$\{([^}]+)\}")
 LAYERED_FUNCTIONS = ("process_uploads", "release_abandoned_uploads")

@@ -25,6 +25,7 @@ OUTPUTS = [
         "OutputValue": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:photosky-dev-cursor-secret-AbCdEf",
     },
     {"OutputKey": "Region", "OutputValue": REGION},
+    {"OutputKey": "ApiAllowedOrigins", "OutputValue": "https://d111111abcdef8.cloudfront.net,http://localhost:5173"},
 ]
 
 
@@ -43,6 +44,7 @@ def test_the_stage_gets_the_stacks_names_and_arns_but_never_the_secret(project: 
     assert environment["COGNITO_USER_POOL_ARN"].endswith(f"userpool/{REGION}_Ab12")
     assert environment["PHOTOSKY_CURSOR_SECRET_ARN"].startswith("arn:aws:secretsmanager:")
     assert "PHOTOSKY_CURSOR_SECRET" not in environment
+    assert environment["PHOTOSKY_ALLOWED_ORIGINS"] == "https://d111111abcdef8.cloudfront.net,http://localhost:5173"
     assert "BUCKET_NAME" not in config["stages"]["prod"].get("environment_variables", {})
 
 

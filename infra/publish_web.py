@@ -1,0 +1,95 @@
+"""`python -m infra.publish_web --outputs outputs.json`: the web client, built for the SPA bucket of a deployed stage.
+
+Takes the stack's outputs (`aws cloudformation describe-stacks --stack-name photosky-dev --query
+"Stacks[0].Outputs"`), copies web/ to build/web/ and writes build/web/config.json, which points the same SPA the
+dev stack serves at the stage's API and Cognito user pool. Nothing is uploaded from here: it prints the two AWS
+CLI commands that publish the folder (`aws s3 sync` to the SPA bucket, a CloudFront invalidation).
+
+For the `chalice deploy` path the resources stack has no API output: pass `--api-url` (the URL `chalice deploy`
+printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from infra.configure_stage import ConfigureError, read_outputs
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+WEB_DIR = PROJECT_DIR / "web"
+REQUIRED_OUTPUTS = ("UserPoolId", "UserPoolClientId", "Region", "SpaBucketName", "SpaDistributionId")
+_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
+_API_URL = re.compile(r"^https://[A-Za-z0-9.-]+(:\d+)?(/[A-Za-z0-9._~/-]*)?$")
+
+
+class PublishError(Exception):
+    pass
+
+
+def spa_config(outputs: Mapping[str, str], api_url: str | None = None) -> dict[str, str]:
+    """config.json for a deployed stage; the keys are the ones the dev stack serves (devstack/web.py)."""
+    missing = [name for name in REQUIRED_OUTPUTS if name not in outputs]
+    api = api_url or outputs.get("EndpointURL")
+    if api is None:
+        missing.append("EndpointURL (or pass --api-url)")
+    if missing or api is None:
+        raise PublishError(f"the stack outputs lack: {', '.join(missing)}")
+    region = outputs["Region"]
+    if not _REGION.match(region):
+        raise PublishError(f"Region output is not an AWS region: {region!r}")
+    if not _API_URL.match(api):
+        raise PublishError(f"the API URL must be an https URL, got {api!r}")
+    return {
+        "api_url": api.rstrip("/"),
+        "region": region,
+        "user_pool_id": outputs["UserPoolId"],
+        "user_pool_client_id": outputs["UserPoolClientId"],
+        "cognito_endpoint": f"https://cognito-idp.{region}.amazonaws.com/",
+        "environment": "aws",
+    }
+
+
+def build(outputs: Mapping[str, str], out_dir: Path, api_url: str | None = None, web_dir: Path = WEB_DIR) -> Path:
+    """A fresh copy of web/ (dotfiles left out) plus its config.json in `out_dir`."""
+    config = spa_config(outputs, api_url)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    shutil.copytree(web_dir, out_dir, ignore=shutil.ignore_patterns(".*"))
+    (out_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    return out_dir
+
+
+def publish_commands(outputs: Mapping[str, str], out_dir: Path) -> list[str]:
+    # no-cache: browsers revalidate (cheap 304s), so a new release is picked up at once; nothing is hashed here.
+    return [
+        f"aws s3 sync {out_dir}/ s3://{outputs['SpaBucketName']}/ --delete --cache-control no-cache",
+        f"aws cloudfront create-invalidation --distribution-id {outputs['SpaDistributionId']} --paths '/*'",
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infra.publish_web", description=__doc__.splitlines()[0])
+    parser.add_argument("--outputs", type=Path, required=True, help="the stack's outputs (describe-stacks JSON)")
+    parser.add_argument("--api-url", help="the API's URL, when the outputs have no EndpointURL (chalice deploy)")
+    parser.add_argument("--out", type=Path, default=PROJECT_DIR / "build" / "web", help="default: build/web")
+    args = parser.parse_args(argv)
+    try:
+        outputs = read_outputs(json.loads(args.outputs.read_text()))
+        out_dir = build(outputs, args.out.resolve(), args.api_url)
+    except (OSError, ValueError, ConfigureError, PublishError) as e:
+        print(f"infra.publish_web: error: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote {out_dir} (config.json for the API at {spa_config(outputs, args.api_url)['api_url']}); publish with:")
+    for command in publish_commands(outputs, out_dir):
+        print(f"  {command}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
