@@ -71,7 +71,7 @@ def rejected_as_invalid_cursor(cursor: str, at: str) -> bool:
     return refused is not None
 
 
-@budget(300)
+@budget(150)
 @given(last_key=last_keys, owner=owners, tag=tags)
 def test_a_cursor_round_trips_for_any_owner_tag_and_key(cases: Any, last_key: Any, owner: str, tag: Any) -> None:
     cases.tried()
@@ -80,7 +80,7 @@ def test_a_cursor_round_trips_for_any_owner_tag_and_key(cases: Any, last_key: An
     assert set(cursor) <= set(B64 + ".")  # safe in a query string as is
 
 
-@budget(300)
+@budget(150)
 @given(last_key=last_keys, owner=owners, tag=tags, data=st.data())
 def test_a_tampered_or_truncated_cursor_is_rejected(
     cases: Any, last_key: Any, owner: str, tag: Any, data: st.DataObject
@@ -100,7 +100,7 @@ def test_a_tampered_or_truncated_cursor_is_rejected(
         assert codec.decode(cursor[:cut], scope=at) == last_key
 
 
-@budget(300)
+@budget(150)
 @given(last_key=last_keys, owner=owners, other_owner=owners, tag=tags, other_tag=tags)
 def test_a_cursor_used_by_another_owner_or_with_another_tag_is_rejected(
     cases: Any, last_key: Any, owner: str, other_owner: str, tag: Any, other_tag: Any
@@ -111,7 +111,7 @@ def test_a_cursor_used_by_another_owner_or_with_another_tag_is_rejected(
     assert rejected_as_invalid_cursor(cursor, scope(other_owner, other_tag))
 
 
-@budget(500)
+@budget(250)
 @given(text=st.text(max_size=3000) | st.from_regex(r"[A-Za-z0-9_-]{0,120}\.[A-Za-z0-9_-]{0,40}", fullmatch=True))
 def test_any_string_as_a_cursor_is_rejected_not_crashed_on(cases: Any, text: str) -> None:
     cases.tried()
@@ -126,7 +126,7 @@ def assert_names_tags(error: errors.Invalid) -> None:
     assert str(error).startswith("tags: ")
 
 
-@budget(1000)
+@budget(400)
 @given(raw=st.text(max_size=60) | st.from_regex(r"[ A-Za-zİıßẞǅΣς0-9._-]{0,50}", fullmatch=True))
 def test_a_tag_normalises_to_a_valid_stable_tag_or_is_a_400_naming_tags(cases: Any, raw: str) -> None:
     cases.tried()
@@ -144,7 +144,7 @@ def test_a_tag_normalises_to_a_valid_stable_tag_or_is_a_400_naming_tags(cases: A
     assert schemas.normalize_tag(tag) == tag  # idempotent: a stored tag reads back the same
 
 
-@budget(300)
+@budget(150)
 @given(raw=st.lists(st.text(max_size=45) | st.sampled_from(["Sea", "sea", " SEA ", "sun"]), max_size=30))
 def test_a_tag_list_is_deduplicated_bounded_and_stable_or_a_400_naming_tags(cases: Any, raw: list[str]) -> None:
     cases.tried()
