@@ -94,15 +94,22 @@ class S3Storage:
                 CacheControl="private, max-age=31536000",
             )
 
-    def copy(self, source_key: str, target_key: str, *, content_type: str) -> None:
-        with dependency_errors("S3"):
-            self._client.copy_object(
-                Bucket=self._bucket,
-                Key=target_key,
-                CopySource={"Bucket": self._bucket, "Key": source_key},
-                ContentType=content_type,
-                MetadataDirective="REPLACE",
-            )
+    def copy(self, source_key: str, target_key: str, *, content_type: str) -> bool:
+        """Copy an object within the bucket; False if the source is gone."""
+        try:
+            with dependency_errors("S3"):
+                self._client.copy_object(
+                    Bucket=self._bucket,
+                    Key=target_key,
+                    CopySource={"Bucket": self._bucket, "Key": source_key},
+                    ContentType=content_type,
+                    MetadataDirective="REPLACE",
+                )
+        except ClientError as e:
+            if error_code(e) in ("NoSuchKey", "404"):
+                return False
+            raise
+        return True
 
     def delete(self, *object_keys: str) -> None:
         """Delete the objects; absent ones are fine (S3 deletes are idempotent)."""

@@ -47,7 +47,7 @@ class IngestStorage(Protocol):
     def head(self, key: str) -> StoredObject | None: ...
     def read(self, key: str, *, max_bytes: int) -> bytes | None: ...
     def write(self, key: str, data: bytes, *, content_type: str) -> None: ...
-    def copy(self, source_key: str, target_key: str, *, content_type: str) -> None: ...
+    def copy(self, source_key: str, target_key: str, *, content_type: str) -> bool: ...
     def delete(self, *object_keys: str) -> None: ...
 
 
@@ -91,6 +91,11 @@ class UploadProcessor:
                 if processed is None:
                     return Outcome.NOT_ARRIVED
             settled = self._settle(photo, object_key, processed)
+            if settled is Outcome.NOT_ARRIVED:
+                # The upload went away while it was processed (the photo was deleted, or settled by another
+                # delivery): look at the photo and the upload again from the start.
+                processed = None
+                continue
             if settled is not None:
                 return settled
             # Someone wrote the photo meanwhile (an edit, a delete): look again, reusing the decoded result.
@@ -134,7 +139,10 @@ class UploadProcessor:
         self._storage.write(
             keys.preview_object(owner, photo_id, "small"), processed.small.data, content_type="image/jpeg"
         )
-        self._storage.copy(object_key, keys.original_object(owner, photo_id), content_type=processed.content_type)
+        if not self._storage.copy(
+            object_key, keys.original_object(owner, photo_id), content_type=processed.content_type
+        ):
+            return Outcome.NOT_ARRIVED
         ready = dataclasses.replace(
             photo,
             status=PhotoStatus.READY,

@@ -305,12 +305,20 @@ class Faults:
 
     def crash_after(self, service: str, operation: str, nth: int = 1) -> Fault:
         """Raise Crash right after the nth call of `operation` succeeded: its effect is real, its caller never knows."""
+
+        def crash() -> None:
+            raise Crash(f"crashed after {service} {operation} #{nth}")
+
+        return self.after(service, operation, nth, crash)
+
+    def after(self, service: str, operation: str, nth: int, action: Callable[[], None]) -> Fault:
+        """Run `action` right after the nth call of `operation` returned, before its caller sees the reply."""
         calls = Fault(service, operation, lambda request: None)
 
         def after(**_: Any) -> None:
             calls.attempts += 1
             if calls.attempts == nth:
-                raise Crash(f"crashed after {service} {operation} #{nth}")
+                action()
 
         client, event = self._client(service), f"after-call.{service}.{operation}"
         client.meta.events.register_first(event, after)

@@ -356,6 +356,25 @@ def test_a_worker_whose_dependencies_keep_failing_gives_up_retryably_and_the_red
                 tidy(scene, photo["photo_id"])
 
 
+def test_a_delete_landing_while_the_worker_writes_previews_leaves_nothing_and_raises_nothing(
+    scene: Scene, faults: Faults
+) -> None:
+    """The owner deletes the photo after the worker wrote its previews, before it copies the original: the upload is
+    gone when the worker copies it. The worker must see the photo is gone and remove what it wrote, not fail."""
+    counted_before = usage_of(scene.alice)
+    data = jpeg()
+    photo_id = start_upload(scene.alice, data)["photo"]["photo_id"]
+    key = put_upload(scene.s3, scene.alice.sub, photo_id, data)
+    faults.after("s3", "PutObject", 2, lambda: deps.photo_service().delete(scene.alice.sub, photo_id))
+
+    deliver(scene.api, key)  # raises if the worker failed
+
+    assert scene.alice.call("GET", f"/photos/{photo_id}").status_code == 404
+    assert photo_objects(scene.s3, scene.alice.sub, photo_id) == set()
+    assert usage_of(scene.alice) == counted_before
+    assert_invariants(scene.aws)
+
+
 # --- duplicate and out-of-order events ---------------------------------------------------------------------------
 
 
@@ -546,10 +565,7 @@ def test_a_delete_racing_the_worker_leaves_no_photo_no_object_and_no_usage(scene
             ]
         )
         assert deleter is None, deleter
-        if worker is not None:
-            # Only a retryable failure is acceptable (the upload vanished under the worker); SQS redelivers.
-            assert isinstance(worker, errors.Unavailable | errors.NotFound) or "NoSuchKey" in repr(worker), worker
-            deliver(scene.api, key)
+        assert worker is None, worker  # whoever wins, the worker finishes cleanly: no error, no redelivery needed
         assert scene.alice.call("GET", f"/photos/{photo_id}").status_code == 404
         assert photo_objects(scene.s3, scene.alice.sub, photo_id) == set()
         assert usage_of(scene.alice) == counted_before
