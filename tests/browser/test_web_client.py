@@ -223,6 +223,26 @@ def test_a_rejected_token_is_refreshed_and_a_dead_session_returns_to_sign_in(
     sign_in(page, devstack, account.username, account.password)
     create_profile(page, "Refresher")
 
+    # An ID token about to expire is refreshed before it is used (REFRESH_TOKEN_AUTH), not after a failure.
+    refreshes: list[str] = []
+    page.on(
+        "request",
+        lambda r: refreshes.append(r.url) if "REFRESH_TOKEN_AUTH" in (r.post_data or "") else None,
+    )
+    page.evaluate(
+        """() => {
+            const session = JSON.parse(sessionStorage.getItem('photosky.session'));
+            session.expiresAt = Date.now() + 60 * 1000;
+            sessionStorage.setItem('photosky.session', JSON.stringify(session));
+        }"""
+    )
+    page.reload()
+    page.get_by_role("heading", name="Your profile", exact=True).wait_for()
+    page.wait_for_function(
+        "() => JSON.parse(sessionStorage.getItem('photosky.session')).expiresAt > Date.now() + 30 * 60 * 1000"
+    )
+    assert refreshes == [devstack["aws_endpoint_url"] + "/"]
+
     # The API answers 401 to a broken ID token: the client refreshes with its refresh token and carries on.
     page.evaluate(
         """() => {
