@@ -9,6 +9,7 @@ The stack is started exactly as tests/e2e starts it (the same fixture, imported)
 from __future__ import annotations
 
 import json
+import os
 import re
 import urllib.error
 import urllib.request
@@ -23,7 +24,8 @@ import pytest
 from devstack.clients import emulated_client
 from tests.e2e.conftest import PROJECT_DIR, devstack, spawn  # noqa: F401 - fixtures, shared with tests/e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
+# Debian's package; PHOTOSKY_CHROMIUM points elsewhere (another distribution's path) if need be.
+CHROMIUM = Path(os.environ.get("PHOTOSKY_CHROMIUM") or "/usr/bin/chromium")
 # Without the background-networking flags Chromium phones home at start and this machine's closed network
 # refuses it; no GPU and no sandbox in a container.
 CHROMIUM_ARGS = [
