@@ -106,6 +106,10 @@ def photo_from_item(item: Item) -> Photo:
     )
 
 
+# Cancellation reasons DynamoDB gives for an item it throttled, as opposed to a condition that did not hold.
+_THROTTLED_ITEM_CODES = frozenset({"ThrottlingError", "ProvisionedThroughputExceeded"})
+
+
 def _cancellation_codes(error: ClientError) -> list[str]:
     reasons = error.response.get("CancellationReasons", [])
     return [str(reason.get("Code", "None")) for reason in reasons]
@@ -297,6 +301,10 @@ class DynamoPhotoRepository:
             codes = _cancellation_codes(e)
             if "TransactionConflict" in codes:
                 raise errors.Unavailable("another change to this library is in progress; retry") from e
+            if _THROTTLED_ITEM_CODES.intersection(codes):
+                # An item (or one of its indexes) was throttled: the transaction was cancelled before it was
+                # applied, and botocore does not retry a cancellation.
+                raise errors.Unavailable("DynamoDB is busy; retry shortly") from e
             if "ConditionalCheckFailed" not in codes:
                 raise
             return codes

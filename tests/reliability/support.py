@@ -223,6 +223,31 @@ def dynamodb_error(code: str, status: int = 400) -> Callable[[Any], AWSResponse]
     return respond
 
 
+def transaction_cancelled(*reasons: str) -> Callable[[Any], AWSResponse]:
+    """DynamoDB cancelling a transaction, with one reason per item (the first item's reason first)."""
+
+    def respond(request: Any) -> AWSResponse:
+        items = len(json.loads(request.body)["TransactItems"])
+        # As many reasons as items; a one-item transaction keeps the last (telling) reason.
+        codes = [*reasons, *["None"] * (items - len(reasons))] if len(reasons) <= items else list(reasons[-items:])
+        payload = {
+            "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+            "message": f"Transaction cancelled, please refer cancellation reasons for specific reasons {codes}",
+            "CancellationReasons": [{"Code": code} for code in codes],
+        }
+        headers = {"x-amzn-RequestId": "injected", "Content-Type": "application/x-amz-json-1.0"}
+        return AWSResponse(request.url, 400, headers, _Raw(json.dumps(payload).encode()))  # type: ignore[arg-type]
+
+    return respond
+
+
+def unprocessed_keys(request: Any) -> AWSResponse:
+    """BatchGetItem answering 200 but reading nothing: every key comes back unprocessed (throttled)."""
+    payload = {"Responses": {}, "UnprocessedKeys": json.loads(request.body)["RequestItems"]}
+    headers = {"x-amzn-RequestId": "injected", "Content-Type": "application/x-amz-json-1.0"}
+    return AWSResponse(request.url, 200, headers, _Raw(json.dumps(payload).encode()))  # type: ignore[arg-type]
+
+
 def s3_error(code: str, status: int) -> Callable[[Any], AWSResponse]:
     """An error response as S3 (REST-XML) sends it."""
     payload = (

@@ -45,6 +45,8 @@ from tests.reliability.support import (
     s3_error,
     snapshot,
     start_upload,
+    transaction_cancelled,
+    unprocessed_keys,
     upload_ready,
     usage_of,
 )
@@ -213,6 +215,72 @@ def test_a_transient_dynamodb_throttle_is_retried_and_the_request_succeeds_once(
                 assert fault.attempts == 2
                 assert tuple(op for service, op in calls if service == "dynamodb") == route.operations
                 assert_invariants(scene.aws)
+
+
+# A transaction DynamoDB cancels because an item (or an index) was throttled, or because another transaction held
+# an item: retryable, not the client's fault and not a bug.
+CANCELLATIONS = {
+    "TransactionConflict": ("None", "TransactionConflict"),
+    "ThrottlingError": ("None", "ThrottlingError"),
+    "ProvisionedThroughputExceeded": ("ProvisionedThroughputExceeded",),
+}
+
+
+def test_a_transaction_cancelled_for_throttling_or_a_conflict_is_503_on_every_writing_route(
+    scene: Scene, faults: Faults, subtests: Any
+) -> None:
+    for name in ("POST /photos", "PATCH /photos/{id}", "DELETE /photos/{id}"):
+        for reason, codes in CANCELLATIONS.items():
+            with subtests.test(route=name, reason=reason):
+                send = ROUTES[name].prepare(scene)
+                before = snapshot(scene.aws, quick=True)
+                faults.inject("dynamodb", "TransactWriteItems", transaction_cancelled(*codes))
+                try:
+                    response = send()
+                finally:
+                    faults.clear()
+                assert_retry_later(response)
+                assert snapshot(scene.aws, quick=True) == before
+                assert_invariants(scene.aws)
+
+
+def test_a_worker_whose_transaction_is_cancelled_for_throttling_retries_through_sqs(
+    scene: Scene, faults: Faults, subtests: Any
+) -> None:
+    for reason, codes in CANCELLATIONS.items():
+        with subtests.test(reason=reason):
+            counted_before = usage_of(scene.alice)
+            data = jpeg()
+            photo = start_upload(scene.alice, data)["photo"]
+            key = put_upload(scene.s3, scene.alice.sub, photo["photo_id"], data)
+            faults.inject("dynamodb", "TransactWriteItems", transaction_cancelled(*codes))
+            try:
+                with pytest.raises(errors.Unavailable):
+                    deliver(scene.api, key)
+            finally:
+                faults.clear()
+            run_until_settled(scene, key)
+            assert_settled_exactly_once(scene, photo["photo_id"], "READY", len(data), counted_before)
+            tidy(scene, photo["photo_id"])
+
+
+def test_a_profile_read_dynamodb_keeps_leaving_unprocessed_is_503_and_a_passing_one_is_retried(
+    scene: Scene, faults: Faults
+) -> None:
+    fault = faults.inject("dynamodb", "BatchGetItem", unprocessed_keys)
+    try:
+        assert_retry_later(scene.alice.call("GET", "/users/me"))
+    finally:
+        faults.clear()
+    assert fault.attempts == 4  # the first read and three retries of what was left
+    fault = faults.inject("dynamodb", "BatchGetItem", unprocessed_keys, failing={1})
+    try:
+        response = scene.alice.call("GET", "/users/me")
+    finally:
+        faults.clear()
+    assert response.status_code == 200, response.body
+    assert body(response)["display_name"] == "Alice"
+    assert fault.attempts == 2
 
 
 # --- S3 failing under DELETE ---------------------------------------------------------------------------------------
