@@ -2,8 +2,12 @@
 events, and races. Retryable failures must reach the client as 503 with Retry-After (never 500), nothing may be
 half-written, lost or leaked, and the invariants must hold after every scenario.
 
-Errors are injected into the app's own botocore clients ahead of moto (see support.Faults), so botocore's retries
-(standard mode, 3 attempts) see them exactly as they would see AWS's.
+Errors are injected into the app's own botocore clients in place of moto's answer (see support.Faults), so
+botocore's retries (standard mode: the first attempt and 3 retries) see them exactly as they would see AWS's.
+
+Races run the service layer in threads, not the HTTP views: Chalice keeps `app.current_request` on the app object
+(one request per Lambda container), so the in-process test gateway cannot serve two requests at once. The views are
+thin (parse, call one service method, shape), and `web.error_response` gives the status each outcome would get.
 """
 
 from __future__ import annotations
@@ -561,7 +565,7 @@ def test_concurrent_edits_of_the_same_version_let_exactly_one_win(scene: Scene, 
 
 
 @pytest.mark.usefixtures("atomic_moto")
-def test_concurrent_read_modify_write_edits_lose_no_update(scene: Scene) -> None:
+def test_concurrent_read_modify_write_edits_lose_no_update(scene: Scene, cases: Any) -> None:
     service = deps.photo_service()
     photo_id = scene.pending["photo_id"]
 
@@ -576,6 +580,7 @@ def test_concurrent_read_modify_write_edits_lose_no_update(scene: Scene) -> None
                 continue
 
     tags = [f"t{n}" for n in range(8)]
+    cases.tried(len(tags))
     results = race([lambda tag=tag: add_tag(tag) for tag in tags])
     assert results == [None] * len(tags)
     final = get_photo(scene.alice, photo_id)
