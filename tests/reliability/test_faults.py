@@ -19,6 +19,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -26,6 +27,7 @@ import pytest
 from chalice.test import Client
 
 from chalicelib import deps, errors, keys, web
+from chalicelib.photos.ingest import UploadProcessor
 from chalicelib.photos.models import NewPhoto, PhotoChanges
 from ops.invariants import Quota
 from tests.integration.conftest import User
@@ -445,6 +447,71 @@ def test_a_delete_landing_while_the_worker_writes_previews_leaves_nothing_and_ra
     assert photo_objects(scene.s3, scene.alice.sub, photo_id) == set()
     assert usage_of(scene.alice) == counted_before
     assert_invariants(scene.aws)
+
+
+# --- the reconciler: interrupted runs are finished by the next one ----------------------------------------------------
+
+
+def reconciler_at(moment: datetime) -> UploadProcessor:
+    """The scheduled reconciler as it runs at `moment`, on the app's own (faultable) clients."""
+    return UploadProcessor(
+        deps.photo_repository(),
+        deps.storage(),
+        process_image=deps.upload_processor()._process_image,
+        clock=lambda: moment,
+        upload_grace=timedelta(seconds=deps.settings().upload_grace_seconds),
+    )
+
+
+RECONCILER_FAULTS: dict[str, Callable[[Faults], Any]] = {
+    "dynamodb-throttled-on-every-write": lambda f: f.inject(
+        "dynamodb", "TransactWriteItems", THROTTLES["ThrottlingException"]
+    ),
+    "s3-failing-on-every-head": lambda f: f.inject("s3", "HeadObject", S3_FAULTS["InternalError"]),
+    "crash-after-the-first-write": lambda f: f.crash_after("dynamodb", "TransactWriteItems", 1),
+    "crash-before-the-second-write": lambda f: f.crash_before("dynamodb", "TransactWriteItems", 2),
+}
+
+
+def test_a_reconciler_run_cut_short_by_faults_or_a_crash_is_finished_by_the_next_run(
+    scene: Scene, faults: Faults, subtests: Any
+) -> None:
+    # Only this test's uploads are abandoned: the scene's own PENDING photo goes first.
+    assert scene.alice.call("DELETE", f"/photos/{scene.pending['photo_id']}").status_code == 204
+    settings = deps.settings()
+    for name, inject in RECONCILER_FAULTS.items():
+        with subtests.test(fault=name):
+            counted_before = usage_of(scene.alice)
+            never = start_upload(scene.alice, jpeg())["photo"]  # the browser never uploaded it
+            data = jpeg(300, 200)
+            lost = start_upload(scene.alice, data)["photo"]  # uploaded, but its S3 event was lost
+            put_upload(scene.s3, scene.alice.sub, lost["photo_id"], data)
+            # Past both upload deadlines and the grace period after them.
+            later = datetime.now(UTC) + timedelta(
+                seconds=settings.upload_url_seconds + settings.upload_grace_seconds + 60
+            )
+
+            fresh_clients()
+            inject(faults)
+            try:
+                with pytest.raises((errors.Unavailable, Crash)):
+                    reconciler_at(later).release_abandoned()
+            finally:
+                faults.clear()
+            assert_invariants(scene.aws)
+
+            reconciler_at(later).release_abandoned()  # the next scheduled run
+            assert scene.alice.call("GET", f"/photos/{never['photo_id']}").status_code == 404
+            assert get_photo(scene.alice, lost["photo_id"])["status"] == "READY"
+            assert photo_objects(scene.s3, scene.alice.sub, lost["photo_id"]) == ready_objects(
+                scene.alice.sub, lost["photo_id"]
+            )
+            assert usage_of(scene.alice) == {
+                "photos": counted_before["photos"] + 1,
+                "bytes": counted_before["bytes"] + len(data),
+            }
+            assert_invariants(scene.aws)
+            tidy(scene, lost["photo_id"])
 
 
 # --- duplicate and out-of-order events ---------------------------------------------------------------------------
