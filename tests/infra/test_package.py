@@ -76,6 +76,10 @@ def test_each_function_has_its_own_role_with_only_what_it_uses(packaged: Package
         "secretsmanager:GetSecretValue"
     }
     assert not any(action.startswith("secretsmanager:") for action in worker | reconciler)
+    # Without ListBucket, S3 answers 403 instead of 404 for a missing object: the worker and the reconciler
+    # would fail on an upload that never arrived instead of releasing it (moto cannot show this).
+    assert "s3:ListBucket" in worker & reconciler
+    assert "s3:ListBucket" not in api
     assert "dynamodb:Query" not in worker  # only the reconciler and the API query
     assert "dynamodb:BatchGetItem" not in worker | reconciler
 
