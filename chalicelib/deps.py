@@ -53,7 +53,9 @@ def _once(factory: Callable[[], T]) -> Callable[[], T]:
 
 # Standard retry mode backs off on throttling; short timeouts keep a stuck dependency from eating the
 # Lambda's whole budget (the caller gets a 503 and retries instead).
-_AWS_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=5)
+# Three attempts in all (botocore's `max_attempts` counts retries only, which made it four): one stuck call's
+# worst case, 3 x 7 s plus back-off, now fits inside API Gateway's 29 s.
+_AWS_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 3}, connect_timeout=2, read_timeout=5)
 
 
 @_once

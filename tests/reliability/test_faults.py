@@ -59,9 +59,8 @@ from tests.reliability.support import (
 
 pytestmark = pytest.mark.suite("faults")
 
-# chalicelib.deps: retries={"mode": "standard", "max_attempts": 3}, and botocore's max_attempts counts retries: the
-# first attempt plus three.
-ATTEMPTS = 4
+# chalicelib.deps: retries={"mode": "standard", "total_max_attempts": 3}: the first attempt plus two retries.
+ATTEMPTS = 3
 THROTTLES = {
     "ProvisionedThroughputExceededException": dynamodb_error("ProvisionedThroughputExceededException"),
     "ThrottlingException": dynamodb_error("ThrottlingException"),
