@@ -6,9 +6,21 @@ as known when this file was written; check them before relying on a figure. Free
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+CHALICE_DEFAULT_MEMORY_MB = 128
+
+
+def configured_memory_mb(function: str) -> int:
+    """The memory .chalice/config.json gives a Lambda function (Chalice's default when it sets none)."""
+    config = json.loads((Path(__file__).resolve().parent.parent / ".chalice" / "config.json").read_text())
+    settings = config.get("lambda_functions", {}).get(function, {})
+    return int(settings.get("lambda_memory_size", CHALICE_DEFAULT_MEMORY_MB))
+
 
 PRICES_AS_OF = "2025-11 (AWS public list prices, us-east-1; edit before use)"
 PRICES: dict[str, float] = {
@@ -29,8 +41,9 @@ ASSUMPTIONS: dict[str, Any] = {
     "uploads": 100_000,
     # The read mix of the 1M API requests (the routes measured warm).
     "mix": {"GET /photos": 0.6, "GET /photos/{id}": 0.4},
-    "api_memory_mb": (128, 512),  # Chalice's default (the API sets none), and a larger alternative
-    "worker_memory_mb": 1536,  # .chalice/config.json
+    # What .chalice/config.json gives the API, and Chalice's default for comparison.
+    "api_memory_mb": (configured_memory_mb("api_handler"), CHALICE_DEFAULT_MEMORY_MB),
+    "worker_memory_mb": configured_memory_mb("process_uploads"),
     # Lambda gives a function CPU in proportion to memory: one full vCPU at 1,769 MB.
     "full_vcpu_memory_mb": 1769,
     "aws_call_latency_ms": 8.0,  # per DynamoDB/S3 call from Lambda, in-region (not measurable here)

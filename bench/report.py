@@ -530,10 +530,11 @@ def analysis(results: dict[str, Any]) -> str:
             + ", ".join(f"${total:,.2f} a month with the API at {memory} MB" for memory, total in totals.items())
             + f" (cheapest: {cheapest} MB). The largest items are "
             + ", ".join(f"{name} (${value:,.2f})" for name, value in top_items)
-            + f"; at {min(list_ms)} MB (Chalice's default, which the API uses) a list request is billed about "
+            + f"; at {min(list_ms)} MB (Chalice's default) a list request is billed about "
             f"{list_ms[min(list_ms)]:.0f} ms against {list_ms[max(list_ms)]:.0f} ms at {max(list_ms)} MB, because "
-            "a Lambda's CPU share shrinks with its memory: latency, more than cost, argues for giving the API more "
-            "memory, and the presigning cost above is what a list pays for most."
+            "a Lambda's CPU share shrinks with its memory: latency, more than cost, is why .chalice/config.json "
+            f"gives the API {cost.configured_memory_mb('api_handler')} MB, and the presigning cost above is what a "
+            "list pays for most."
         )
     return "\n".join(lines)
 
