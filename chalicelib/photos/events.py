@@ -6,7 +6,7 @@ import json
 import logging
 from urllib.parse import unquote_plus
 
-log = logging.getLogger("photosky.events")
+log = logging.getLogger(__name__)
 
 
 def uploaded_object_keys(message_body: str, *, bucket: str) -> list[str]:

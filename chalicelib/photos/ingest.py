@@ -21,7 +21,7 @@ from chalicelib.photos.models import Photo, PhotoStatus
 from chalicelib.photos.service import WRITE_ATTEMPTS, object_keys
 from chalicelib.storage import StoredObject
 
-log = logging.getLogger("photosky.worker")
+log = logging.getLogger(__name__)
 
 # The reconciler looks this far back for upload deadlines; PENDING items older than this are left to the TTL.
 RECONCILE_LOOKBACK = timedelta(hours=48)

@@ -100,3 +100,19 @@ def test_a_failing_message_is_logged_and_still_fails_for_redelivery(
         )
     uploads = [line for line in log_lines(capsys.readouterr().out) if line["type"] == "upload"]
     assert [(line["object_key"], line["outcome"]) for line in uploads] == [("uploads/u/p", "failed: RuntimeError")]
+
+
+def test_worker_warnings_reach_the_runtimes_log_although_chalice_quiets_its_app_logger(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Chalice gives its app's logger ("photosky") level ERROR and no propagation; modules logging under that name
+    # were silenced in Lambda, so a dropped SQS message left no trace. They log under their module names now.
+    import logging
+
+    from app import app
+    from chalicelib.photos.events import uploaded_object_keys
+
+    assert app.log.name == "photosky"
+    with caplog.at_level(logging.WARNING):
+        assert uploaded_object_keys("not json", bucket=BUCKET) == []
+    assert [record.getMessage() for record in caplog.records] == ["dropping an SQS message that is not JSON"]
