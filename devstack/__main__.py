@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import faulthandler
 import json
 import logging
 import os
@@ -41,7 +42,7 @@ DEMO_EMAIL = "demo@photosky.test"
 # A local emulator's account: the password is printed and written to outputs.json on purpose.
 DEFAULT_DEMO_PASSWORD = "PhotoSky-demo-2026"
 
-log = logging.getLogger("photosky.devstack")
+log = logging.getLogger("devstack")
 
 
 class StartupError(Exception):
@@ -235,6 +236,16 @@ def _wait_for_stop_signal() -> None:
         pass
 
 
+STOP_REPORT_SECONDS = 10.0
+
+
+def _timed_stop(what: str, *steps: Any) -> None:
+    started = time.monotonic()
+    for step in steps:
+        step()
+    log.info("stopped %s in %.2f s", what, time.monotonic() - started)
+
+
 def run(outputs_path: Path) -> int:
     api_port = _port_from_env("PHOTOSKY_API_PORT", 8000)
     aws_port = _port_from_env("PHOTOSKY_AWS_PORT", 5000)
@@ -285,20 +296,19 @@ def run(outputs_path: Path) -> int:
         log.info("ready in %.1f s", time.monotonic() - started)
         _wait_for_stop_signal()
         print("\nstopping PhotoSky dev stack...", flush=True)
+        # Should stopping ever hang, say where: every thread's stack goes to stderr after STOP_REPORT_SECONDS.
+        faulthandler.dump_traceback_later(STOP_REPORT_SECONDS, exit=False)
         return 0
     finally:
         # Outputs describe a running stack; a stale file would send clients to dead ports.
         outputs_path.unlink(missing_ok=True)
         if web is not None:
-            web.shutdown()
-            web.server_close()
+            _timed_stop("web server", web.shutdown, web.server_close)
         if pump is not None:
-            pump.stop()
+            _timed_stop("event pump", pump.stop)
         if api is not None:
-            api.server.shutdown()
-            api.server.server_close()
-        moto.shutdown()
-        moto.server_close()
+            _timed_stop("API", api.server.shutdown, api.server.server_close)
+        _timed_stop("emulated AWS", moto.shutdown, moto.server_close)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_sqs.type_defs import MessageTypeDef
 
-log = logging.getLogger("photosky.devstack.events")
+log = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any], LambdaContext], Any]
 RETRY_DELAY_SECONDS = 2

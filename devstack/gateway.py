@@ -29,7 +29,7 @@ from chalice.test import Client
 from chalicelib import web
 from devstack.auth import CognitoIdTokenVerifier, TokenRejected
 
-log = logging.getLogger("photosky.devstack.auth")
+log = logging.getLogger(__name__)
 
 
 class VerifyingAuthorizer(LocalGatewayAuthorizer):
@@ -103,7 +103,7 @@ def verifying_dev_server(
             super(ChaliceRequestHandler, self).__init__(request, client_address, server)
 
         def log_message(self, format: str, *args: Any) -> None:
-            logging.getLogger("photosky.devstack.api").info("%s " + format, self.address_string(), *args)
+            logging.getLogger("devstack.api").debug("%s " + format, self.address_string(), *args)
 
         def __getattr__(self, name: str) -> Any:
             # Verbs Chalice's handler lacks (TRACE, QUERY, any token) would get http.server's 501 HTML page; API

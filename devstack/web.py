@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger("photosky.devstack.web")
+log = logging.getLogger(__name__)
 
 # Anything else is not part of the SPA and is not served (a stray editor backup, a README, ...).
 CONTENT_TYPES = {
