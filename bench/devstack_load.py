@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bench import common
+from devstack.clients import presigned_post_body
 
 HOST = "127.0.0.1"
 READY_TIMEOUT = 90.0
@@ -77,25 +78,11 @@ class Api:
 
 def post_form(url: str, fields: dict[str, str], data: bytes, content_type: str) -> int:
     """A browser's FormData POST to the presigned URL: the policy fields, then the file last."""
-    boundary = uuid.uuid4().hex
-    body = b"".join(
-        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
-        for name, value in fields.items()
-    )
-    body += (
-        (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="upload"\r\n'
-            f"Content-Type: {content_type}\r\n\r\n"
-        ).encode()
-        + data
-        + f"\r\n--{boundary}--\r\n".encode()
-    )
+    body, form_type = presigned_post_body(fields, data, content_type)
     parts = urlsplit(url)
     connection = http.client.HTTPConnection(parts.hostname or HOST, parts.port or 80, timeout=60)
     try:
-        connection.request(
-            "POST", parts.path or "/", body=body, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}
-        )
+        connection.request("POST", parts.path or "/", body=body, headers={"Content-Type": form_type})
         response = connection.getresponse()
         response.read()
         return response.status

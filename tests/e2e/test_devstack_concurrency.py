@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from devstack.clients import emulated_client
+from devstack.clients import emulated_client, presigned_post_body
 
 pytestmark = pytest.mark.e2e
 
@@ -39,20 +39,6 @@ def _send(url: str, method: str, headers: dict[str, str], data: bytes | None = N
         return status, json.loads(content) if content else None
     except ValueError:
         return status, None
-
-
-def _multipart(fields: dict[str, str], filename: str, content_type: str, payload: bytes) -> tuple[bytes, str]:
-    boundary = uuid.uuid4().hex
-    parts = [
-        f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode() for k, v in fields.items()
-    ]
-    parts.append(
-        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
-        f"Content-Type: {content_type}\r\n\r\n".encode()
-        + payload
-        + f"\r\n--{boundary}--\r\n".encode()
-    )
-    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
 
 
 def _image(image_format: str, size: tuple[int, int]) -> bytes:
@@ -98,7 +84,7 @@ def test_concurrent_uploads_keep_usage_exact(devstack: dict[str, Any]) -> None:
                 "POST", "/photos", {"filename": name, "content_type": content_type, "size_bytes": len(payload)}
             )
             assert status == 201, started
-            body, form_type = _multipart(started["upload"]["fields"], name, content_type, payload)
+            body, form_type = presigned_post_body(started["upload"]["fields"], payload, content_type, filename=name)
             status, _ = _send(started["upload"]["url"], "POST", {"Content-Type": form_type}, body)
             assert status in (200, 201, 204), status
             deadline = time.monotonic() + SETTLE_SECONDS

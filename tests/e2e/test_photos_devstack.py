@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from devstack.clients import emulated_client
+from devstack.clients import emulated_client, presigned_post_body
 from tests.conftest import PROJECT_DIR
 from tests.e2e.test_devstack import Reply, User, call, sign_in
 from tests.support.imaging_samples import encode, exif, heic, noise
@@ -64,22 +64,8 @@ def bucket_keys(devstack: dict[str, Any]) -> Callable[[], set[str]]:
 
 def post_form(url: str, fields: dict[str, str], data: bytes, content_type: str) -> int:
     """What a browser's FormData POST sends: the policy fields, then the file last."""
-    boundary = uuid.uuid4().hex
-    body = b"".join(
-        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
-        for name, value in fields.items()
-    )
-    body += (
-        (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="upload"\r\n'
-            f"Content-Type: {content_type}\r\n\r\n"
-        ).encode()
-        + data
-        + f"\r\n--{boundary}--\r\n".encode()
-    )
-    request = urllib.request.Request(
-        url, data=body, method="POST", headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}
-    )
+    body, form_type = presigned_post_body(fields, data, content_type)
+    request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": form_type})
     with _opener.open(request, timeout=10) as response:
         return int(response.status)
 
