@@ -18,7 +18,7 @@ from chalicelib import deps, errors, logs
 F = TypeVar("F", bound=Callable[..., Any])
 
 # (status, Code) per domain error; the Code names follow Chalice's own error classes.
-_STATUS: dict[type[errors.DomainError], tuple[int, str]] = {
+ERROR_STATUS: dict[type[errors.DomainError], tuple[int, str]] = {
     errors.Invalid: (400, "BadRequestError"),
     errors.NotFound: (404, "NotFoundError"),
     errors.Conflict: (409, "ConflictError"),
@@ -35,7 +35,7 @@ def error_response(error: errors.DomainError) -> Response:
     if isinstance(error, errors.Unauthenticated):
         # The same body API Gateway's Cognito authorizer sends, so clients handle one 401 shape.
         return Response(body=UNAUTHORIZED_BODY, status_code=401)
-    status, code = next(mapped for kind, mapped in _STATUS.items() if isinstance(error, kind))
+    status, code = next(mapped for kind, mapped in ERROR_STATUS.items() if isinstance(error, kind))
     headers: dict[str, str | list[str]] = {}
     if isinstance(error, errors.Unavailable):
         headers["Retry-After"] = str(error.retry_after)

@@ -17,23 +17,14 @@ from chalicelib.photos.models import (
     TITLE_MAX,
     NewPhoto,
 )
-
-# (status, Code) per domain error: the table chalicelib.web uses.
-STATUS: dict[type[errors.DomainError], tuple[int, str]] = {
-    errors.Invalid: (400, "BadRequestError"),
-    errors.NotFound: (404, "NotFoundError"),
-    errors.Conflict: (409, "ConflictError"),
-    errors.TooLarge: (413, "RequestEntityTooLargeError"),
-    errors.UnsupportedType: (415, "UnsupportedMediaType"),
-    errors.QuotaExceeded: (429, "TooManyRequestsError"),
-    errors.Unavailable: (503, "ServiceUnavailableError"),
-}
+from chalicelib.web import ERROR_STATUS
 
 
 def error_status(error: errors.DomainError) -> tuple[int, dict[str, Any]]:
     if isinstance(error, errors.Unauthenticated):
         return 401, {"message": "Unauthorized"}
-    status, code = next(mapped for kind, mapped in STATUS.items() if isinstance(error, kind))
+    # The same table PhotoSky's views use, so every framework answers each error alike.
+    status, code = next(mapped for kind, mapped in ERROR_STATUS.items() if isinstance(error, kind))
     return status, {"Code": code, "Message": str(error)}
 
 

@@ -116,7 +116,7 @@ def test_every_error_response_uses_the_contract_shapes() -> None:
 
 
 def test_the_error_codes_are_the_ones_the_api_sends() -> None:
-    assert set(schema("Error")["properties"]["Code"]["enum"]) == {code for _, code in web._STATUS.values()}
+    assert set(schema("Error")["properties"]["Code"]["enum"]) == {code for _, code in web.ERROR_STATUS.values()}
 
 
 # --- request schemas against the parsers ------------------------------------------------------------------------

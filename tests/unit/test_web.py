@@ -59,7 +59,7 @@ def test_every_domain_error_has_a_status() -> None:
         kind
         for kind in vars(errors).values()
         if isinstance(kind, type) and issubclass(kind, errors.DomainError) and kind is not errors.DomainError
-        if kind is not errors.Unauthenticated and not any(issubclass(kind, mapped) for mapped in web._STATUS)
+        if kind is not errors.Unauthenticated and not any(issubclass(kind, mapped) for mapped in web.ERROR_STATUS)
     ]
     assert unmapped == []
 
