@@ -19,7 +19,6 @@ import subprocess
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -143,20 +142,11 @@ def stop_stack(process: subprocess.Popen[bytes]) -> None:
 
 
 def sign_up_users(outputs: dict[str, Any], count: int) -> list[str]:
-    from devstack.clients import emulated_client
-    from devstack.token import id_token
+    from devstack.token import id_token, new_confirmed_user
 
-    cognito = emulated_client("cognito-idp", outputs)
     tokens = []
     for _ in range(count):
-        username, password = f"bench-{uuid.uuid4().hex[:10]}", f"Bench-{uuid.uuid4().hex[:8]}-Pass9"
-        cognito.sign_up(
-            ClientId=outputs["user_pool_client_id"],
-            Username=username,
-            Password=password,
-            UserAttributes=[{"Name": "email", "Value": f"{username}@photosky.test"}],
-        )
-        cognito.admin_confirm_sign_up(UserPoolId=outputs["user_pool_id"], Username=username)
+        username, password = new_confirmed_user(outputs, "bench")
         token = id_token(outputs, username, password)
         status, body = Api(outputs["api_url"], token).call("POST", "/users", {"display_name": username})
         if status != 201:

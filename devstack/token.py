@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,20 @@ def id_token(outputs: dict[str, Any], username: str, password: str) -> str:
         AuthParameters={"USERNAME": username, "PASSWORD": password},
     )
     return str(result["AuthenticationResult"]["IdToken"])
+
+
+def new_confirmed_user(outputs: dict[str, Any], prefix: str) -> tuple[str, str]:
+    """Sign a fresh user up as the SPA would and confirm them as an admin would; returns (username, password)."""
+    cognito = emulated_client("cognito-idp", outputs)
+    username, password = f"{prefix}-{uuid.uuid4().hex[:10]}", f"Sky-{uuid.uuid4().hex[:8]}-Pass9"
+    cognito.sign_up(
+        ClientId=outputs["user_pool_client_id"],
+        Username=username,
+        Password=password,
+        UserAttributes=[{"Name": "email", "Value": f"{username}@photosky.test"}],
+    )
+    cognito.admin_confirm_sign_up(UserPoolId=outputs["user_pool_id"], Username=username)
+    return username, password
 
 
 def main(argv: list[str]) -> int:

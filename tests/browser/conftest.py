@@ -13,7 +13,6 @@ import os
 import re
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 import pytest
 
 from devstack.clients import emulated_client
+from devstack.token import new_confirmed_user
 from tests.e2e.conftest import PROJECT_DIR, devstack, spawn  # noqa: F401 - fixtures, shared with tests/e2e
 
 # Debian's package; PHOTOSKY_CHROMIUM points elsewhere (another distribution's path) if need be.
@@ -112,15 +112,7 @@ def new_account(devstack: dict[str, Any], cognito: Any) -> Callable[[], Account]
     """A confirmed user made through the emulated Cognito's API (for tests that are not about signing up)."""
 
     def make() -> Account:
-        account = Account(f"web-{uuid.uuid4().hex[:10]}", f"Sky-{uuid.uuid4().hex[:8]}-Pass9")
-        cognito.sign_up(
-            ClientId=devstack["user_pool_client_id"],
-            Username=account.username,
-            Password=account.password,
-            UserAttributes=[{"Name": "email", "Value": f"{account.username}@photosky.test"}],
-        )
-        cognito.admin_confirm_sign_up(UserPoolId=devstack["user_pool_id"], Username=account.username)
-        return account
+        return Account(*new_confirmed_user(devstack, "web"))
 
     return make
 

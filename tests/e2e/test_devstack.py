@@ -23,6 +23,7 @@ import moto
 import pytest
 
 from devstack.clients import emulated_client
+from devstack.token import new_confirmed_user
 from tests.e2e.conftest import Spawn, free_port, port_is_free
 from tests.support.cognito import FakeCognitoPool, unsigned_token
 
@@ -123,16 +124,7 @@ def new_user(devstack: dict[str, Any], cognito: Any) -> Callable[[], User]:
     client_id = devstack["user_pool_client_id"]
 
     def make() -> User:
-        username = f"e2e-{uuid.uuid4().hex[:12]}"
-        password = f"Sky-{uuid.uuid4().hex[:8]}-Pass9"  # ≥ 10 chars, upper, lower, digit
-        cognito.sign_up(
-            ClientId=client_id,
-            Username=username,
-            Password=password,
-            UserAttributes=[{"Name": "email", "Value": f"{username}@photosky.test"}],
-        )
-        cognito.admin_confirm_sign_up(UserPoolId=devstack["user_pool_id"], Username=username)
-        return sign_in(cognito, client_id, username, password)
+        return sign_in(cognito, client_id, *new_confirmed_user(devstack, "e2e"))
 
     return make
 

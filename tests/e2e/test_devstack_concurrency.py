@@ -12,14 +12,14 @@ import json
 import time
 import urllib.error
 import urllib.request
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 from PIL import Image
 
-from devstack.clients import emulated_client, presigned_post_body
+from devstack.clients import presigned_post_body
+from devstack.token import id_token, new_confirmed_user
 
 pytestmark = pytest.mark.e2e
 
@@ -55,23 +55,9 @@ FILES = [
 
 
 def test_concurrent_uploads_keep_usage_exact(devstack: dict[str, Any]) -> None:
-    cognito = emulated_client("cognito-idp", devstack)
-    client_id = devstack["user_pool_client_id"]
     mismatches = []
     for _ in range(ROUNDS):
-        username, password = f"race-{uuid.uuid4().hex[:10]}", f"Sky-{uuid.uuid4().hex[:8]}-Pass9"
-        cognito.sign_up(
-            ClientId=client_id,
-            Username=username,
-            Password=password,
-            UserAttributes=[{"Name": "email", "Value": f"{username}@photosky.test"}],
-        )
-        cognito.admin_confirm_sign_up(UserPoolId=devstack["user_pool_id"], Username=username)
-        token = cognito.initiate_auth(
-            AuthFlow="USER_PASSWORD_AUTH",
-            ClientId=client_id,
-            AuthParameters={"USERNAME": username, "PASSWORD": password},
-        )["AuthenticationResult"]["IdToken"]
+        token = id_token(devstack, *new_confirmed_user(devstack, "race"))
 
         def api(method: str, path: str, body: Any = None, token: str = token) -> tuple[int, Any]:
             data = None if body is None else json.dumps(body).encode()

@@ -9,7 +9,6 @@ edit and delete that photo). The budget is small in `make test` and large in `ma
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +20,7 @@ from hypothesis.stateful import run_state_machine_as_test
 from schemathesis.checks import CHECKS
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
+from devstack.token import new_confirmed_user
 from tests.conftest import PROJECT_DIR
 from tests.e2e.test_devstack import api, cognito, sign_in  # noqa: F401  (fixtures used below)
 from tests.support.reliability import Cases
@@ -55,10 +55,7 @@ def excluded_checks(case: Any) -> list[Any]:
 @pytest.fixture(scope="module")
 def fuzzer(devstack: dict[str, Any], cognito: Any, api: Callable[..., Any]) -> dict[str, str]:  # noqa: F811
     """A fresh user with a profile, so the profile routes have something to answer."""
-    client_id, username, password = devstack["user_pool_client_id"], f"fuzz-{uuid.uuid4().hex[:10]}", "Fuzz-Sky-2026"
-    cognito.sign_up(ClientId=client_id, Username=username, Password=password)
-    cognito.admin_confirm_sign_up(UserPoolId=devstack["user_pool_id"], Username=username)
-    user = sign_in(cognito, client_id, username, password)
+    user = sign_in(cognito, devstack["user_pool_client_id"], *new_confirmed_user(devstack, "fuzz"))
     reply = api("POST", "/users", token=user.id_token, body={"display_name": "Fuzzer"})
     assert reply.status == 201, reply
     return {"Authorization": user.id_token}

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import pytest
 from PIL import Image
 
 from devstack.clients import emulated_client, presigned_post_body
+from devstack.token import new_confirmed_user
 from tests.conftest import PROJECT_DIR
 from tests.e2e.test_devstack import Reply, User, call, sign_in
 from tests.support.imaging_samples import encode, exif, heic, noise
@@ -32,15 +32,7 @@ _opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 def person(devstack: dict[str, Any]) -> User:
     """A fresh user for each test, so usage figures start at zero."""
     cognito = emulated_client("cognito-idp", devstack)
-    username, password = f"photos-{uuid.uuid4().hex[:10]}", f"Pix-{uuid.uuid4().hex[:8]}-Pass9"
-    cognito.sign_up(
-        ClientId=devstack["user_pool_client_id"],
-        Username=username,
-        Password=password,
-        UserAttributes=[{"Name": "email", "Value": f"{username}@photosky.test"}],
-    )
-    cognito.admin_confirm_sign_up(UserPoolId=devstack["user_pool_id"], Username=username)
-    return sign_in(cognito, devstack["user_pool_client_id"], username, password)
+    return sign_in(cognito, devstack["user_pool_client_id"], *new_confirmed_user(devstack, "photos"))
 
 
 @pytest.fixture
