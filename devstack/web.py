@@ -2,7 +2,12 @@
 
 In AWS the same files sit in the SPA bucket behind CloudFront with a `config.json` written at publish time
 (`python -m infra.publish_web`); here `/config.json` is generated from the running stack. Only files inside web/
-are served: no directory listings, no dotfiles, nothing reached through `..`, symlinks or encoded separators.
+(its subfolders included, e.g. web/views/) are served: no directory listings, no dotfiles, nothing reached through
+`..`, symlinks or encoded separators.
+
+This module is also the one definition of what the deployed SPA gets: `client_limits` (config.json's `limits`,
+written by infra.publish_web too) and `content_security_policy` / `SECURITY_HEADERS` (which the CloudFront
+response headers policy in infra/resources.yaml must match; tests/infra/test_resources_template.py checks it).
 """
 
 from __future__ import annotations
@@ -12,11 +17,21 @@ import logging
 import posixpath
 import threading
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from chalicelib.photos.models import (
+    ALLOWED_CONTENT_TYPES,
+    DESCRIPTION_MAX,
+    FILENAME_MAX,
+    TAG_MAX,
+    TAGS_MAX,
+    TITLE_MAX,
+)
+from chalicelib.users.models import BIO_MAX, DISPLAY_NAME_MAX
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +48,39 @@ CONTENT_TYPES = {
     ".webmanifest": "application/manifest+json",
 }
 OPENAPI_CONTENT_TYPE = "application/yaml"
+# Sent with every response here; CloudFront's response headers policy sends the same (plus HSTS, over https).
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
 
 
-def spa_config(outputs: Mapping[str, Any]) -> dict[str, str]:
-    """What the SPA needs to find the API and Cognito; the same keys `infra.publish_web` writes for AWS."""
+def client_limits(max_upload_bytes: int) -> dict[str, Any]:
+    """The limits the API enforces, read from its own constants, so the SPA checks before sending, never a copy."""
+    return {
+        "max_upload_bytes": max_upload_bytes,
+        "content_types": sorted(ALLOWED_CONTENT_TYPES),
+        "filename_max": FILENAME_MAX,
+        "title_max": TITLE_MAX,
+        "description_max": DESCRIPTION_MAX,
+        "tag_max": TAG_MAX,
+        "tags_max": TAGS_MAX,
+        "display_name_max": DISPLAY_NAME_MAX,
+        "bio_max": BIO_MAX,
+    }
+
+
+def spa_config(outputs: Mapping[str, Any], max_upload_bytes: int | None = None) -> dict[str, Any]:
+    """What the SPA needs to find the API and Cognito, and the API's limits; the keys `infra.publish_web` writes.
+
+    `max_upload_bytes` defaults to the running API's setting (the stack has put the stage's variables in the
+    environment before it serves the web client).
+    """
+    if max_upload_bytes is None:
+        from chalicelib import deps
+
+        max_upload_bytes = deps.settings().max_upload_bytes
     return {
         "api_url": outputs["api_url"],
         "region": outputs["region"],
@@ -45,29 +89,38 @@ def spa_config(outputs: Mapping[str, Any]) -> dict[str, str]:
         "cognito_endpoint": outputs["aws_endpoint_url"],
         # The emulated Cognito sends no email and accepts any confirmation code; the SPA says so on this stack.
         "environment": "local",
+        "limits": client_limits(max_upload_bytes),
     }
 
 
-def content_security_policy(config: Mapping[str, str]) -> str:
-    """The SPA talks to its own origin, the API and Cognito; it shows images from presigned S3 URLs."""
-    services = " ".join(sorted({config["api_url"], config["cognito_endpoint"]}))
-    storage = config["cognito_endpoint"]  # the emulated AWS serves S3 on the same endpoint
+def content_security_policy(*, api: str, cognito: str, storage: Iterable[str]) -> str:
+    """The SPA's policy, here and in AWS: code and styles from its own origin only; it calls the API and Cognito
+    and POSTs uploads to S3 (`storage`: the presigned URLs' origins), and shows images from S3 and from its own
+    blob:/data: URLs. No plugins, no <base>, no framing, no form posts (every form is handled in script)."""
+    storage = set(storage)
+    connect = " ".join(["'self'", *sorted({api, cognito, *storage})])
+    images = " ".join(["'self'", "blob:", "data:", *sorted(storage)])
     return (
-        f"default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self' {services}; "
-        f"img-src 'self' blob: data: {storage}; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
-        f"form-action 'none'"
+        f"default-src 'self'; script-src 'self'; style-src 'self'; connect-src {connect}; img-src {images}; "
+        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'"
     )
+
+
+def dev_content_security_policy(config: Mapping[str, Any]) -> str:
+    # The emulated AWS serves Cognito and S3 (presigned URLs included) on one endpoint.
+    endpoint = config["cognito_endpoint"]
+    return content_security_policy(api=config["api_url"], cognito=endpoint, storage=[endpoint])
 
 
 class WebServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
 
-    def __init__(self, address: tuple[str, int], web_root: Path, openapi: Path, config: Mapping[str, str]) -> None:
+    def __init__(self, address: tuple[str, int], web_root: Path, openapi: Path, config: Mapping[str, Any]) -> None:
         self.web_root = web_root.resolve()
         self.openapi = openapi
         self.config_body = json.dumps(dict(config), indent=2).encode()
-        self.csp = content_security_policy(config)
+        self.csp = dev_content_security_policy(config)
         super().__init__(address, _Handler)
 
 
@@ -139,8 +192,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         # Developers edit web/ while the stack runs: always revalidate, never serve stale code.
         self.send_header("Cache-Control", cache)
-        self.send_header("X-Content-Type-Options", "nosniff")
-        self.send_header("Referrer-Policy", "no-referrer")
+        for name, value in SECURITY_HEADERS.items():
+            self.send_header(name, value)
         if content_type.startswith("text/html"):
             self.send_header("Content-Security-Policy", self.server.csp)
         self.end_headers()
@@ -151,7 +204,7 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("%s " + format, self.address_string(), *args)
 
 
-def serve_web(host: str, port: int, web_root: Path, openapi: Path, config: Mapping[str, str]) -> WebServer:
+def serve_web(host: str, port: int, web_root: Path, openapi: Path, config: Mapping[str, Any]) -> WebServer:
     """Start the web server on a daemon thread; stop it with `shutdown()` then `server_close()`."""
     server = WebServer((host, port), web_root, openapi, config)
     # A short poll interval: shutdown() waits for the loop to notice, and Ctrl-C should feel instant.

@@ -1,9 +1,11 @@
 """`python -m infra.publish_web --outputs outputs.json`: the web client, built for the SPA bucket of a deployed stage.
 
 Takes the stack's outputs (`aws cloudformation describe-stacks --stack-name photosky-dev --query
-"Stacks[0].Outputs"`), copies web/ to build/web/ and writes build/web/config.json, which points the same SPA the
-dev stack serves at the stage's API and Cognito user pool. Nothing is uploaded from here: it prints the two AWS
-CLI commands that publish the folder (`aws s3 sync` to the SPA bucket, a CloudFront invalidation).
+"Stacks[0].Outputs"`), copies web/ (subfolders included) to build/web/ and writes build/web/config.json, which
+points the same SPA the dev stack serves at the stage's API and Cognito user pool, with the limits that stage's API
+enforces (its PHOTOSKY_MAX_UPLOAD_BYTES in .chalice/config.json, and the API's own constants). Nothing is uploaded
+from here: it prints the two AWS CLI commands that publish the folder (`aws s3 sync` to the SPA bucket, a
+CloudFront invalidation).
 
 For the `chalice deploy` path the resources stack has no API output: pass `--api-url` (the URL `chalice deploy`
 printed).
@@ -18,12 +20,18 @@ import shutil
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
+from chalicelib.config import Settings
+from devstack.web import client_limits
 from infra.configure_stage import ConfigureError, read_outputs
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 WEB_DIR = PROJECT_DIR / "web"
+CHALICE_CONFIG = PROJECT_DIR / ".chalice" / "config.json"
 REQUIRED_OUTPUTS = ("UserPoolId", "UserPoolClientId", "Region", "SpaBucketName", "SpaDistributionId")
+# infra/resources.yaml names the SPA bucket photosky-<stage>-spa-<account>-<region>.
+_SPA_BUCKET = re.compile(r"^photosky-(?P<stage>[a-z0-9]+)-spa-")
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
 _API_URL = re.compile(r"^https://[A-Za-z0-9.-]+(:\d+)?(/[A-Za-z0-9._~/-]*)?$")
 
@@ -32,7 +40,36 @@ class PublishError(Exception):
     pass
 
 
-def spa_config(outputs: Mapping[str, str], api_url: str | None = None) -> dict[str, str]:
+def stage_of(outputs: Mapping[str, str]) -> str:
+    """The stage a stack serves, read from its SPA bucket's name."""
+    match = _SPA_BUCKET.match(outputs.get("SpaBucketName", ""))
+    if match is None:
+        raise PublishError(f"cannot tell the stage from SpaBucketName {outputs.get('SpaBucketName')!r}")
+    return match["stage"]
+
+
+def api_max_upload_bytes(stage: str, chalice_config: Path = CHALICE_CONFIG) -> int:
+    """The stage's PHOTOSKY_MAX_UPLOAD_BYTES as `chalice package`/`deploy` hand it to the API, or the default."""
+    from chalice.config import Config
+
+    document: dict[str, Any] = json.loads(chalice_config.read_text())
+    if stage not in document.get("stages", {}):
+        raise PublishError(f"stage {stage!r} is not in {chalice_config.name}")
+    # Chalice's own merge: top level, then the stage, then the function's settings.
+    environment = Config(
+        chalice_stage=stage, function_name="api_handler", config_from_disk=document
+    ).environment_variables
+    raw = environment.get("PHOTOSKY_MAX_UPLOAD_BYTES", "").strip()
+    if not raw:
+        return Settings.max_upload_bytes
+    if not raw.isdigit() or int(raw) <= 0:
+        raise PublishError(f"PHOTOSKY_MAX_UPLOAD_BYTES of stage {stage!r} is not a positive number: {raw!r}")
+    return int(raw)
+
+
+def spa_config(
+    outputs: Mapping[str, str], api_url: str | None = None, chalice_config: Path = CHALICE_CONFIG
+) -> dict[str, Any]:
     """config.json for a deployed stage; the keys are the ones the dev stack serves (devstack/web.py)."""
     missing = [name for name in REQUIRED_OUTPUTS if name not in outputs]
     api = api_url or outputs.get("EndpointURL")
@@ -52,6 +89,7 @@ def spa_config(outputs: Mapping[str, str], api_url: str | None = None) -> dict[s
         "user_pool_client_id": outputs["UserPoolClientId"],
         "cognito_endpoint": f"https://cognito-idp.{region}.amazonaws.com/",
         "environment": "aws",
+        "limits": client_limits(api_max_upload_bytes(stage_of(outputs), chalice_config)),
     }
 
 

@@ -21,6 +21,15 @@ const FALLBACK_MESSAGES = {
   503: "The service is busy. Try again in a moment.",
 };
 
+// Retry-After is either a number of seconds or an HTTP date (RFC 9110); null when absent or unreadable.
+export function retryAfterSeconds(value) {
+  if (!value) return null;
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return Number(text);
+  const when = Date.parse(text);
+  return Number.isNaN(when) ? null : Math.max(1, Math.ceil((when - Date.now()) / 1000));
+}
+
 export class Api {
   constructor(baseUrl, auth) {
     this.baseUrl = baseUrl.replace(/\/+$/, "");
@@ -69,8 +78,9 @@ export class Api {
       FALLBACK_MESSAGES[response.status] ||
       `Unexpected error (HTTP ${response.status}).`;
     const error = new ApiError(response.status, code, message);
-    const retryAfter = response.headers.get("Retry-After");
-    if (retryAfter) error.retryAfter = Number(retryAfter);
+    // Whatever the status (503 throttled, 429 rate limited or over quota), Retry-After says when to try again.
+    const retryAfter = retryAfterSeconds(response.headers.get("Retry-After"));
+    if (retryAfter !== null) error.retryAfter = retryAfter;
     throw error;
   }
 

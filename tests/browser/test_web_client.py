@@ -1,5 +1,6 @@
 """The web client end to end in a real browser: sign-in, profile, uploads to S3 with previews, edits, tag filter,
-delete, sign-up with confirmation, token refresh on 401, stale edits, infinite scroll, sign-out.
+delete, sign-up with confirmation, token refresh on 401, stale edits, infinite scroll, sign-out; no navigation
+for signed-out visitors, retry hints from Retry-After, and limits taken from the server's config.json.
 
 Every request goes where a deployed SPA's would: Cognito and S3 on the emulated AWS, the API on its own origin,
 all cross-origin from the web client (so CORS is exercised for real, not assumed).
@@ -7,7 +8,9 @@ all cross-origin from the web client (so CORS is exercised for real, not assumed
 
 from __future__ import annotations
 
+import json
 import re
+import urllib.request
 from collections.abc import Callable
 from typing import Any
 
@@ -344,3 +347,178 @@ def test_a_refused_upload_declaration_is_shown_per_file(
     assert "content_type" in failed.inner_text()  # the API's 415 message, naming the field
     page.locator('#upload-list li[data-filename="ok.png"][data-status="READY"]').wait_for()
     assert tile(page, "notes.txt").count() == 0
+
+
+def test_a_signed_out_visitor_sees_no_navigation(
+    page: Any, devstack: dict[str, Any], new_account: Callable[[], Account]
+) -> None:
+    """The nav's own `display: flex` once overrode its `hidden`: signed-out visitors saw "Photos · Sign out"."""
+    page.goto(devstack["web_url"] + "/")
+    page.get_by_role("heading", name="Sign in", exact=True).wait_for()
+    assert page.locator("#nav").is_hidden()
+    assert page.get_by_role("button", name="Sign out").count() == 0
+    assert page.get_by_role("link", name="Photos", exact=True).count() == 0
+
+    account = new_account()
+    sign_in(page, devstack, account.username, account.password)
+    page.get_by_role("heading", name="Create your profile", exact=True).wait_for()
+    assert page.get_by_role("navigation", name="Main").is_visible()
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("heading", name="Sign in", exact=True).wait_for()
+    assert page.locator("#nav").is_hidden()
+
+
+def refuse(page: Any, devstack: dict[str, Any], method: str, path: str, status: int, body: Any, **headers: str) -> None:
+    """The API answers `method path` with this refusal (as a throttled or rate-limited API would); CORS as the
+    real API sends it, so the browser lets the client read it."""
+
+    def handle(route: Any) -> None:
+        if route.request.method != method:
+            route.continue_()
+            return
+        route.fulfill(
+            status=status,
+            json=body,
+            headers={
+                "Access-Control-Allow-Origin": devstack["web_url"],
+                "Access-Control-Expose-Headers": "Retry-After",
+                **headers,
+            },
+        )
+
+    page.route(devstack["api_url"] + path, handle)
+
+
+def test_retry_after_is_shown_whatever_the_status(
+    page: Any, devstack: dict[str, Any], new_account: Callable[[], Account]
+) -> None:
+    account = new_account()
+    sign_in(page, devstack, account.username, account.password)
+    create_profile(page, "Patient")
+
+    # 503: AWS throttled the API (the retry hint was once tied to 429 only).
+    refuse(
+        page,
+        devstack,
+        "PATCH",
+        "/users/me",
+        503,
+        {"Code": "ServiceUnavailableError", "Message": "Busy."},
+        **{"Retry-After": "7"},
+    )
+    page.get_by_role("button", name="Save profile").click()
+    page.get_by_role("alert").filter(has_text="Busy.").wait_for()
+    assert page.get_by_role("alert").inner_text() == "Busy. (try again in 7 s)"
+
+    # Retry-After may also be an HTTP date.
+    page.unroute(devstack["api_url"] + "/users/me")
+    in_ten_minutes = page.evaluate("new Date(Date.now() + 600 * 1000).toUTCString()")
+    refuse(
+        page,
+        devstack,
+        "PATCH",
+        "/users/me",
+        503,
+        {"Code": "ServiceUnavailableError", "Message": "Later."},
+        **{"Retry-After": in_ten_minutes},
+    )
+    page.get_by_role("button", name="Save profile").click()
+    page.get_by_role("alert").filter(has_text="Later.").wait_for()
+    assert page.get_by_role("alert").inner_text() == "Later. (try again in 10 min)"
+
+    # 429 with Retry-After: a per-user rate limit, shown on the file it stopped.
+    page.get_by_role("link", name="Photos", exact=True).click()
+    page.get_by_role("heading", name="Your photos", exact=True).wait_for()
+    refuse(
+        page,
+        devstack,
+        "POST",
+        "/photos",
+        429,
+        {"Code": "RateLimited", "Message": "Slow down."},
+        **{"Retry-After": "30"},
+    )
+    png_file = {"name": "a.png", "mimeType": "image/png", "buffer": encode(marked((32, 32)).convert("RGB"), "PNG")}
+    page.locator("#file-input").set_input_files([png_file])
+    failed = page.locator('#upload-list li[data-filename="a.png"][data-status="FAILED"]')
+    failed.wait_for()
+    assert failed.locator(".state").inner_text() == "Slow down. (try again in 30 s)"
+    page.get_by_role("status").filter(has_text="a.png could not be uploaded: Slow down. (try again in 30 s)").wait_for()
+
+    # 429 without Retry-After (quota full): nothing to wait for, so no hint.
+    page.unroute(devstack["api_url"] + "/photos")
+    refuse(page, devstack, "POST", "/photos", 429, {"Code": "TooManyRequestsError", "Message": "Quota full."})
+    page.locator("#file-input").set_input_files([{**png_file, "name": "b.png"}])
+    failed = page.locator('#upload-list li[data-filename="b.png"][data-status="FAILED"]')
+    failed.wait_for()
+    assert failed.locator(".state").inner_text() == "Quota full."
+
+
+def test_limits_come_from_the_servers_config(
+    page: Any, devstack: dict[str, Any], cognito: Any, new_account: Callable[[], Account]
+) -> None:
+    with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(devstack["web_url"] + "/config.json") as r:
+        config = json.loads(r.read())
+    limits = config["limits"]
+    account = new_account()
+    declared: list[str] = []
+    page.on(
+        "request",
+        lambda r: declared.append(r.url) if r.method == "POST" and r.url == devstack["api_url"] + "/photos" else None,
+    )
+    sign_in(page, devstack, account.username, account.password)
+    create_profile(page, "Limited")
+    assert page.get_by_label("Display name").get_attribute("maxlength") == str(limits["display_name_max"])
+    assert page.get_by_label("Bio").get_attribute("maxlength") == str(limits["bio_max"])
+
+    # The server's size limit: a larger file is refused before anything is sent, and the message names the limit.
+    page.get_by_role("link", name="Photos", exact=True).click()
+    page.get_by_role("heading", name="Your photos", exact=True).wait_for()
+    accept = page.locator("#file-input").get_attribute("accept").split(",")
+    assert set(limits["content_types"]) <= set(accept)
+    limit_text = f"{limits['max_upload_bytes'] / 2**20:.0f} MB"  # as the client formats sizes of 10 MB and more
+    assert f"up to {limit_text} each" in page.locator("#upload-hint").inner_text()
+    choose_in_page(page, "huge.jpg", "image/jpeg", limits["max_upload_bytes"] + 2**20)
+    failed = page.locator('#upload-list li[data-filename="huge.jpg"][data-status="FAILED"]')
+    failed.wait_for()
+    assert failed.locator(".state").inner_text().startswith("Too large (")
+    assert f"up to {limit_text} each" in failed.inner_text()
+    assert declared == []
+
+    # Whatever the server says, the client follows: there is no copy of a limit left in it.
+    token = id_token(cognito, devstack, account)
+    status, created = call_api(
+        devstack, token, "POST", "/photos", {"filename": "x.png", "content_type": "image/png", "size_bytes": 10}
+    )
+    assert status == 201, created
+    small = {**limits, "max_upload_bytes": 1000, "content_types": ["image/png"], "title_max": 7, "bio_max": 11}
+    page.route(devstack["web_url"] + "/config.json", lambda route: route.fulfill(json={**config, "limits": small}))
+    page.reload()  # the client reads config.json once, at start
+    page.get_by_role("heading", name="Your photos", exact=True).wait_for()
+    assert page.locator("#file-input").get_attribute("accept") == "image/png,.png"
+    assert page.locator("#upload-hint").inner_text() == "PNG, up to 1000 bytes each."
+    choose_in_page(page, "big.png", "image/png", 1001)
+    failed = page.locator('#upload-list li[data-filename="big.png"][data-status="FAILED"]')
+    failed.wait_for()
+    assert failed.locator(".state").inner_text() == "Too large (1001 bytes): photos can be up to 1000 bytes each."
+    assert declared == []
+    page.goto(devstack["web_url"] + f"/#/photo/{created['photo']['photo_id']}")
+    page.get_by_role("heading", name="x.png", exact=True).wait_for()
+    assert page.get_by_label("Title", exact=True).get_attribute("maxlength") == "7"
+    page.get_by_role("link", name="Profile").click()
+    page.get_by_role("heading", name="Your profile", exact=True).wait_for()
+    assert page.get_by_label("Bio").get_attribute("maxlength") == "11"
+
+
+def choose_in_page(page: Any, name: str, content_type: str, size: int) -> None:
+    """Pick a file of `size` zero bytes made in the page (nothing that large crosses the DevTools connection)."""
+    page.evaluate(
+        """([name, type, size]) => {
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([new Uint8Array(size)], name, { type }));
+            const input = document.getElementById("file-input");
+            input.files = transfer.files;
+            input.dispatchEvent(new Event("change"));
+        }""",
+        [name, content_type, size],
+    )

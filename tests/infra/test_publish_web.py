@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from infra.publish_web import WEB_DIR, PublishError, build, main, spa_config
+from chalicelib.config import Settings
+from chalicelib.photos.models import ALLOWED_CONTENT_TYPES, DESCRIPTION_MAX, FILENAME_MAX, TAG_MAX, TAGS_MAX, TITLE_MAX
+from chalicelib.users.models import BIO_MAX, DISPLAY_NAME_MAX
+from infra.publish_web import CHALICE_CONFIG, WEB_DIR, PublishError, api_max_upload_bytes, build, main, spa_config
 
 OUTPUTS = [
     {"OutputKey": "UserPoolId", "OutputValue": "eu-west-1_Ab12"},
@@ -29,12 +32,74 @@ def test_config_points_the_spa_at_the_stage(tmp_path: Path) -> None:
         "user_pool_client_id": "3n4b5urk1ft4fl3mg5e62d9ado",
         "cognito_endpoint": "https://cognito-idp.eu-west-1.amazonaws.com/",
         "environment": "aws",
+        # The API's own limits; the upload size is the dev stage's PHOTOSKY_MAX_UPLOAD_BYTES.
+        "limits": {
+            "max_upload_bytes": dev_max_upload_bytes(),
+            "content_types": sorted(ALLOWED_CONTENT_TYPES),
+            "filename_max": FILENAME_MAX,
+            "title_max": TITLE_MAX,
+            "description_max": DESCRIPTION_MAX,
+            "tag_max": TAG_MAX,
+            "tags_max": TAGS_MAX,
+            "display_name_max": DISPLAY_NAME_MAX,
+            "bio_max": BIO_MAX,
+        },
     }
     shipped = {path.relative_to(out).as_posix() for path in out.rglob("*") if path.is_file()}
     sources = {path.relative_to(WEB_DIR).as_posix() for path in WEB_DIR.rglob("*") if path.is_file()}
     assert shipped == sources | {"config.json"}
-    assert {"index.html", "app.js", "auth.js", "api.js", "styles.css"} <= shipped
-    assert (out / "app.js").read_bytes() == (WEB_DIR / "app.js").read_bytes()
+    assert {"index.html", "app.js", "auth.js", "api.js", "dom.js", "styles.css"} <= shipped
+    assert {"views/gallery.js", "views/photo.js", "views/upload.js", "views/auth.js", "views/profile.js"} <= shipped
+    for name in ("app.js", "views/gallery.js"):
+        assert (out / name).read_bytes() == (WEB_DIR / name).read_bytes()
+
+
+def dev_max_upload_bytes() -> int:
+    """What the dev stage's API is configured with, read the way Chalice merges .chalice/config.json."""
+    config = json.loads(CHALICE_CONFIG.read_text())
+    stage = config["stages"]["dev"].get("environment_variables", {})
+    return int(stage.get("PHOTOSKY_MAX_UPLOAD_BYTES") or config["environment_variables"]["PHOTOSKY_MAX_UPLOAD_BYTES"])
+
+
+def write_chalice_config(path: Path, top: dict[str, str], dev: dict[str, str]) -> Path:
+    path.write_text(
+        json.dumps(
+            {
+                "version": "2.0",
+                "app_name": "photosky",
+                "environment_variables": top,
+                "stages": {"dev": {"environment_variables": dev}, "prod": {}},
+            }
+        )
+    )
+    return path
+
+
+def test_the_upload_limit_is_the_stages_own(tmp_path: Path) -> None:
+    config = write_chalice_config(
+        tmp_path / "config.json", {"PHOTOSKY_MAX_UPLOAD_BYTES": "1000"}, {"PHOTOSKY_MAX_UPLOAD_BYTES": "2000"}
+    )
+    assert api_max_upload_bytes("dev", config) == 2000  # the stage's value wins, as in Chalice
+    assert api_max_upload_bytes("prod", config) == 1000
+    assert spa_config(PLAIN, chalice_config=config)["limits"]["max_upload_bytes"] == 2000
+    prod = {**PLAIN, "SpaBucketName": "photosky-prod-spa-210987654321-eu-west-1"}
+    assert spa_config(prod, chalice_config=config)["limits"]["max_upload_bytes"] == 1000
+    unset = write_chalice_config(tmp_path / "unset.json", {}, {})
+    assert api_max_upload_bytes("dev", unset) == Settings.max_upload_bytes  # the API's default
+
+
+@pytest.mark.parametrize("value", ["25MB", "0", "-1"])
+def test_a_bad_upload_limit_is_refused(tmp_path: Path, value: str) -> None:
+    config = write_chalice_config(tmp_path / "config.json", {}, {"PHOTOSKY_MAX_UPLOAD_BYTES": value})
+    with pytest.raises(PublishError, match="PHOTOSKY_MAX_UPLOAD_BYTES"):
+        api_max_upload_bytes("dev", config)
+
+
+def test_the_stage_comes_from_the_spa_bucket(tmp_path: Path) -> None:
+    with pytest.raises(PublishError, match="stage"):
+        spa_config({**PLAIN, "SpaBucketName": "my-own-bucket"})
+    with pytest.raises(PublishError, match="stage 'qa'"):
+        spa_config({**PLAIN, "SpaBucketName": "photosky-qa-spa-210987654321-eu-west-1"})
 
 
 def test_dotfiles_are_left_out_and_a_rebuild_starts_clean(tmp_path: Path) -> None:

@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from botocore.config import Config
 from cfnlint.api import ManualArgs, lint_file
 from cfnlint.decode import decode_str
 
 from chalicelib.keys import UPLOADS_PREFIX
 from devstack.resources import PASSWORD_POLICY, SPA_CLIENT_AUTH_FLOWS, TABLE_DEFINITION, TTL_ATTRIBUTE
+from devstack.web import SECURITY_HEADERS, content_security_policy
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = PROJECT_DIR / "infra" / "resources.yaml"
@@ -409,6 +413,137 @@ def test_spa_distribution_serves_the_app_shell_for_client_side_routes(resources:
     config = props(resources, "SpaDistribution")["DistributionConfig"]
     fallbacks = {e["ErrorCode"]: (e["ResponseCode"], e["ResponsePagePath"]) for e in config["CustomErrorResponses"]}
     assert fallbacks == {403: (200, "/index.html"), 404: (200, "/index.html")}
+
+
+def resolve(value: Any, names: dict[str, str], conditions: dict[str, bool]) -> Any:
+    """A value with its intrinsics (Ref, Fn::Sub in both forms, Fn::If) worked out for the given names."""
+    if isinstance(value, list):
+        return [resolve(item, names, conditions) for item in value]
+    if not isinstance(value, dict):
+        return value
+    if list(value) == ["Ref"]:
+        return names[value["Ref"]]
+    if list(value) == ["Fn::If"]:
+        condition, if_true, if_false = value["Fn::If"]
+        return resolve(if_true if conditions[condition] else if_false, names, conditions)
+    if list(value) == ["Fn::Sub"]:
+        text, variables = (value["Fn::Sub"], {}) if isinstance(value["Fn::Sub"], str) else value["Fn::Sub"]
+        local = {**names, **{k: resolve(v, names, conditions) for k, v in variables.items()}}
+        return re.sub(r"\$\{([^}!]+)\}", lambda m: local[m.group(1)], text)
+    return {key: resolve(item, names, conditions) for key, item in value.items()}
+
+
+def parse_csp(policy: str) -> dict[str, set[str]]:
+    directives = [part.split() for part in policy.split(";") if part.strip()]
+    parsed = {name: set(sources) for name, *sources in directives}
+    assert len(parsed) == len(directives), f"a directive appears twice: {policy}"
+    return parsed
+
+
+def csp_allows(sources: set[str], url: str) -> bool:
+    """Whether a CSP source list lets the page reach `url` (exact origins and `https://*.` host wildcards)."""
+    parts = urllib.parse.urlsplit(url)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    for source in sources:
+        if source.rstrip("/") == origin:
+            return True
+        if source.startswith("https://*.") and parts.scheme == "https" and parts.netloc.endswith(source[9:]):
+            return True
+    return False
+
+
+SPA_NAMES = {"Stage": "dev", "AWS::Region": "eu-west-1", "AWS::AccountId": "210987654321", "ApiOrigin": ""}
+
+
+def deployed_csp(resources: dict[str, dict[str, Any]], api_origin: str = "") -> str:
+    headers = props(resources, "SpaResponseHeadersPolicy")["ResponseHeadersPolicyConfig"]["SecurityHeadersConfig"]
+    names = {**SPA_NAMES, "ApiOrigin": api_origin}
+    policy: str = resolve(
+        headers["ContentSecurityPolicy"]["ContentSecurityPolicy"], names, {"HasApiOrigin": bool(api_origin)}
+    )
+    return policy
+
+
+def photo_bucket_urls(resources: dict[str, dict[str, Any]]) -> list[str]:
+    """The presigned URLs the API hands out for this stage's photo bucket (as chalicelib.deps signs them)."""
+    bucket = resolve(props(resources, "PhotoBucket")["BucketName"], SPA_NAMES, {})
+    s3 = boto3.client(
+        "s3",
+        region_name=SPA_NAMES["AWS::Region"],
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(signature_version="s3v4"),
+    )
+    post = s3.generate_presigned_post(bucket, "uploads/u/p")["url"]
+    get = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "previews/u/p/small.jpg"})
+    return [post, get]
+
+
+def test_spa_distribution_sends_its_own_security_headers_policy(resources: dict[str, dict[str, Any]]) -> None:
+    config = props(resources, "SpaDistribution")["DistributionConfig"]
+    behaviours = [config["DefaultCacheBehavior"], *config.get("CacheBehaviors", [])]
+    assert all(b["ResponseHeadersPolicyId"] == {"Ref": "SpaResponseHeadersPolicy"} for b in behaviours)
+
+
+def test_spa_security_headers_are_the_dev_servers_plus_hsts(resources: dict[str, dict[str, Any]]) -> None:
+    headers = props(resources, "SpaResponseHeadersPolicy")["ResponseHeadersPolicyConfig"]["SecurityHeadersConfig"]
+    # Override: whatever the bucket's object metadata says, these are what browsers get.
+    assert all(header["Override"] is True for header in headers.values())
+    assert SECURITY_HEADERS["X-Content-Type-Options"] == "nosniff"
+    assert "ContentTypeOptions" in headers
+    assert headers["FrameOptions"]["FrameOption"] == SECURITY_HEADERS["X-Frame-Options"]
+    assert headers["ReferrerPolicy"]["ReferrerPolicy"] == SECURITY_HEADERS["Referrer-Policy"]
+    assert headers["StrictTransportSecurity"]["AccessControlMaxAgeSec"] >= 365 * 24 * 3600
+    # X-XSS-Protection is obsolete (and its filter was itself an attack surface): the CSP replaces it.
+    assert "XSSProtection" not in headers
+
+
+@pytest.mark.parametrize("api_origin", ["", "https://api.photos.example"])
+def test_spa_csp_is_the_dev_servers_with_this_stages_origins(
+    resources: dict[str, dict[str, Any]], api_origin: str
+) -> None:
+    region, stage, account = SPA_NAMES["AWS::Region"], SPA_NAMES["Stage"], SPA_NAMES["AWS::AccountId"]
+    bucket = f"photosky-{stage}-photos-{account}-{region}"
+    expected = content_security_policy(
+        api=api_origin or f"https://*.execute-api.{region}.amazonaws.com",
+        cognito=f"https://cognito-idp.{region}.amazonaws.com",
+        storage=[f"https://{bucket}.s3.amazonaws.com", f"https://{bucket}.s3.{region}.amazonaws.com"],
+    )
+    assert parse_csp(deployed_csp(resources, api_origin)) == parse_csp(expected)
+
+
+def test_spa_csp_lets_the_spa_reach_the_api_cognito_and_presigned_urls(
+    resources: dict[str, dict[str, Any]],
+) -> None:
+    from infra.publish_web import spa_config
+
+    policy = parse_csp(deployed_csp(resources))
+    outputs = {
+        "UserPoolId": "eu-west-1_Ab12",
+        "UserPoolClientId": "client",
+        "Region": SPA_NAMES["AWS::Region"],
+        "SpaBucketName": "photosky-dev-spa-210987654321-eu-west-1",
+        "SpaDistributionId": "E2QWRUHAPOMQZL",
+        "EndpointURL": "https://abc123.execute-api.eu-west-1.amazonaws.com/api/",
+    }
+    config = spa_config(outputs)  # what the deployed SPA is told to call
+    for url in (config["api_url"] + "/photos", config["cognito_endpoint"], *photo_bucket_urls(resources)):
+        assert csp_allows(policy["connect-src"], url), url
+    for url in photo_bucket_urls(resources):
+        assert csp_allows(policy["img-src"], url), url
+    # ... and nothing else: no other region's API, no wildcard host beyond the API's.
+    assert not csp_allows(policy["connect-src"], "https://abc123.execute-api.us-east-1.amazonaws.com/api")
+    assert not csp_allows(policy["connect-src"], "https://attacker.example/")
+    assert [s for s in policy["connect-src"] | policy["img-src"] if "*" in s] == [
+        "https://*.execute-api.eu-west-1.amazonaws.com"
+    ]
+    assert policy["script-src"] == {"'self'"}
+    assert policy["frame-ancestors"] == {"'none'"}
+
+
+def test_spa_csp_fits_cloudfronts_header_limit(resources: dict[str, dict[str, Any]]) -> None:
+    longest = "https://" + "a" * 60 + ".execute-api.ap-southeast-4.amazonaws.com"
+    assert len(deployed_csp(resources, longest).replace("eu-west-1", "ap-southeast-4")) <= 1783
 
 
 def test_spa_bucket_policy_lets_only_this_distribution_read(resources: dict[str, dict[str, Any]]) -> None:

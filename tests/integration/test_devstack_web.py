@@ -9,7 +9,21 @@ from pathlib import Path
 
 import pytest
 
-from devstack.web import WebServer, resolve_static, serve_web, spa_config
+from chalicelib import deps
+from chalicelib.config import Settings
+from chalicelib.photos.models import (
+    ALLOWED_CONTENT_TYPES,
+    DESCRIPTION_MAX,
+    FILENAME_MAX,
+    TAG_MAX,
+    TAGS_MAX,
+    TITLE_MAX,
+)
+from chalicelib.users.models import BIO_MAX, DISPLAY_NAME_MAX
+from devstack.web import CONTENT_TYPES, SECURITY_HEADERS, WebServer, resolve_static, serve_web, spa_config
+from tests.conftest import PROJECT_DIR
+
+WEB_DIR = PROJECT_DIR / "web"
 
 OUTPUTS = {
     "api_url": "http://127.0.0.1:8000",
@@ -37,9 +51,20 @@ def site(tmp_path: Path) -> Path:
     return root
 
 
+MAX_UPLOAD_BYTES = 5_000_000
+
+
 @pytest.fixture
 def server(site: Path, tmp_path: Path) -> Iterator[WebServer]:
-    running = serve_web("127.0.0.1", 0, site, tmp_path / "openapi.yaml", spa_config(OUTPUTS))
+    running = serve_web("127.0.0.1", 0, site, tmp_path / "openapi.yaml", spa_config(OUTPUTS, MAX_UPLOAD_BYTES))
+    yield running
+    running.shutdown()
+    running.server_close()
+
+
+@pytest.fixture
+def real_site(tmp_path: Path) -> Iterator[WebServer]:
+    running = serve_web("127.0.0.1", 0, WEB_DIR, tmp_path / "openapi.yaml", spa_config(OUTPUTS, MAX_UPLOAD_BYTES))
     yield running
     running.shutdown()
     running.server_close()
@@ -62,7 +87,8 @@ def test_index_and_assets_are_served_with_their_content_types(server: WebServer)
     assert headers["content-type"] == "text/html; charset=utf-8"
     assert "default-src 'self'" in headers["content-security-policy"]
     assert "connect-src 'self' http://127.0.0.1:5000 http://127.0.0.1:8000" in headers["content-security-policy"]
-    assert headers["x-content-type-options"] == "nosniff"
+    for name, value in SECURITY_HEADERS.items():
+        assert headers[name.lower()] == value, name
     expected = {
         "/app.js": "text/javascript; charset=utf-8",
         "/styles.css": "text/css; charset=utf-8",
@@ -92,7 +118,37 @@ def test_config_json_comes_from_the_running_stack(server: WebServer) -> None:
         "user_pool_client_id": "client123",
         "cognito_endpoint": "http://127.0.0.1:5000",
         "environment": "local",
+        # The limits the API enforces, from its own constants (the web client keeps no copies).
+        "limits": {
+            "max_upload_bytes": MAX_UPLOAD_BYTES,
+            "content_types": sorted(ALLOWED_CONTENT_TYPES),
+            "filename_max": FILENAME_MAX,
+            "title_max": TITLE_MAX,
+            "description_max": DESCRIPTION_MAX,
+            "tag_max": TAG_MAX,
+            "tags_max": TAGS_MAX,
+            "display_name_max": DISPLAY_NAME_MAX,
+            "bio_max": BIO_MAX,
+        },
     }
+
+
+def test_the_upload_limit_defaults_to_the_running_apis_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "TABLE_NAME": "t",
+        "BUCKET_NAME": "b",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "PHOTOSKY_CURSOR_SECRET": "0123456789abcdef",
+        "PHOTOSKY_MAX_UPLOAD_BYTES": "1234567",
+    }.items():
+        monkeypatch.setenv(name, value)
+    deps.reset()
+    try:
+        assert deps.settings().max_upload_bytes == 1234567
+        assert spa_config(OUTPUTS)["limits"]["max_upload_bytes"] == 1234567
+    finally:
+        deps.reset()
+    assert Settings.max_upload_bytes != 1234567  # so the value above cannot be the default by chance
 
 
 def test_openapi_yaml_is_served_when_the_checkout_has_one(server: WebServer, tmp_path: Path) -> None:
@@ -144,3 +200,15 @@ def test_resolve_static_maps_root_to_index(site: Path) -> None:
     assert resolve_static(site.resolve(), "/") == (site / "index.html").resolve()
     assert resolve_static(site.resolve(), "/assets/logo.svg#frag") == (site / "assets" / "logo.svg").resolve()
     assert resolve_static(site.resolve(), "/assets") is None
+
+
+def test_every_file_of_the_web_client_is_served_with_its_type(real_site: WebServer) -> None:
+    """The client is ES modules in web/ and its subfolders (views/): a file the server refused would break the app
+    in the browser with nothing but a console error."""
+    files = sorted(path for path in WEB_DIR.rglob("*") if path.is_file() and not path.name.startswith("."))
+    assert any(path.parent.name == "views" for path in files)
+    for path in files:
+        url = "/" + path.relative_to(WEB_DIR).as_posix()
+        status, headers, body = get(real_site, url)
+        assert (status, headers["content-type"]) == (200, CONTENT_TYPES[path.suffix]), url
+        assert body == path.read_bytes(), url

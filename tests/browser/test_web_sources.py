@@ -1,0 +1,67 @@
+"""The web client's sources, read without a browser: ES modules that all load, DOM built without HTML strings,
+HTTP and Cognito code without DOM, and no copies of the limits the server sends in config.json."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PROJECT_DIR
+
+WEB_DIR = PROJECT_DIR / "web"
+MODULES = sorted(WEB_DIR.rglob("*.js"))
+_IMPORT = re.compile(r"""^\s*(?:import|export)\b[^"';]*?from\s*["']([^"']+)["']|^\s*import\s*["']([^"']+)["']""", re.M)
+
+
+def source(path: Path) -> str:
+    # Comments may name what the code avoids ("never innerHTML"); only code counts.
+    return re.sub(r"^\s*//.*$", "", path.read_text(), flags=re.M)
+
+
+def test_the_client_is_split_into_view_modules() -> None:
+    names = {path.relative_to(WEB_DIR).as_posix() for path in MODULES}
+    assert {"app.js", "api.js", "auth.js", "dom.js"} <= names
+    assert {"views/auth.js", "views/gallery.js", "views/photo.js", "views/profile.js", "views/upload.js"} <= names
+    assert max(len(path.read_text().splitlines()) for path in MODULES) < 300
+
+
+def test_every_import_resolves_and_every_module_is_used() -> None:
+    """A missing file or a typo in an import breaks the app with nothing but a console error."""
+    imported = set()
+    for module in MODULES:
+        for match in _IMPORT.finditer(module.read_text()):
+            specifier = match.group(1) or match.group(2)
+            assert specifier.startswith(("./", "../")), (module, specifier)  # no bare (npm) imports: no build step
+            target = (module.parent / specifier).resolve()
+            assert target.is_file(), f"{module.relative_to(WEB_DIR)} imports a missing {specifier}"
+            imported.add(target)
+    # Every module but the entry point (index.html's) is imported by another: nothing is left behind by a split.
+    assert {path.resolve() for path in MODULES} - imported == {(WEB_DIR / "app.js").resolve()}
+    assert '<script type="module" src="app.js">' in (WEB_DIR / "index.html").read_text()
+
+
+@pytest.mark.parametrize("module", MODULES, ids=lambda path: path.relative_to(WEB_DIR).as_posix())
+def test_no_module_builds_markup_from_strings(module: Path) -> None:
+    code = source(module)
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
+        assert sink not in code, f"{module.name} uses {sink}: build elements with h()"
+
+
+@pytest.mark.parametrize("name", ["api.js", "auth.js"])
+def test_http_and_cognito_modules_do_not_touch_the_dom(name: str) -> None:
+    code = source(WEB_DIR / name)
+    assert not re.search(r"\bdocument\b", code)
+    assert "./dom.js" not in code
+
+
+def test_the_client_keeps_no_copy_of_the_servers_limits() -> None:
+    """Lengths, the upload size and the accepted types come from config.json's `limits` (devstack.web.client_limits,
+    infra.publish_web). Cognito's own rules (username, code, password) are the user pool's and may stay."""
+    for module in MODULES:
+        code = source(module)
+        assert "image/" not in code, module
+        assert not re.search(r"\d\s*(KB|MB|GB)\b", code), module
+        if module.name != "auth.js" or module.parent.name != "views":
+            assert not re.search(r"""(maxlength|minlength)\s*:\s*["'\d]""", code), module
