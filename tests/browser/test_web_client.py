@@ -1,6 +1,7 @@
 """The web client end to end in a real browser: sign-in, profile, uploads to S3 with previews, edits, tag filter,
 delete, sign-up with confirmation, token refresh on 401, stale edits, infinite scroll, sign-out; no navigation
-for signed-out visitors, retry hints from Retry-After, and limits taken from the server's config.json.
+for signed-out visitors, retry hints from Retry-After, uploads queued a few at a time with short Retry-After
+refusals waited out, and limits taken from the server's config.json.
 
 Every request goes where a deployed SPA's would: Cognito and S3 on the emulated AWS, the API on its own origin,
 all cross-origin from the web client (so CORS is exercised for real, not assumed).
@@ -426,7 +427,8 @@ def test_retry_after_is_shown_whatever_the_status(
     page.get_by_role("alert").filter(has_text="Later.").wait_for()
     assert page.get_by_role("alert").inner_text() == "Later. (try again in 10 min)"
 
-    # 429 with Retry-After: a per-user rate limit, shown on the file it stopped.
+    # 429 with a Retry-After too long to wait out in the page (a short one is waited out: see the next test):
+    # the file it stopped fails, with the hint.
     page.get_by_role("link", name="Photos", exact=True).click()
     page.get_by_role("heading", name="Your photos", exact=True).wait_for()
     refuse(
@@ -435,15 +437,17 @@ def test_retry_after_is_shown_whatever_the_status(
         "POST",
         "/photos",
         429,
-        {"Code": "RateLimited", "Message": "Slow down."},
-        **{"Retry-After": "30"},
+        {"Code": "TooManyRequestsError", "Message": "Slow down."},
+        **{"Retry-After": "3600"},
     )
-    png_file = {"name": "a.png", "mimeType": "image/png", "buffer": encode(marked((32, 32)).convert("RGB"), "PNG")}
+    png_file = {"name": "a.png", "mimeType": "image/png", "buffer": small_png()}
     page.locator("#file-input").set_input_files([png_file])
     failed = page.locator('#upload-list li[data-filename="a.png"][data-status="FAILED"]')
     failed.wait_for()
-    assert failed.locator(".state").inner_text() == "Slow down. (try again in 30 s)"
-    page.get_by_role("status").filter(has_text="a.png could not be uploaded: Slow down. (try again in 30 s)").wait_for()
+    assert failed.locator(".state").inner_text() == "Slow down. (try again in 60 min)"
+    page.get_by_role("status").filter(
+        has_text="a.png could not be uploaded: Slow down. (try again in 60 min)"
+    ).wait_for()
 
     # 429 without Retry-After (quota full): nothing to wait for, so no hint.
     page.unroute(devstack["api_url"] + "/photos")
@@ -452,6 +456,175 @@ def test_retry_after_is_shown_whatever_the_status(
     failed = page.locator('#upload-list li[data-filename="b.png"][data-status="FAILED"]')
     failed.wait_for()
     assert failed.locator(".state").inner_text() == "Quota full."
+
+
+def small_png(size: tuple[int, int] = (32, 32)) -> bytes:
+    return encode(marked(size).convert("RGB"), "PNG")
+
+
+def refuse_first(
+    page: Any, devstack: dict[str, Any], method: str, path: str, refusals: list[tuple[int, Any, str | None]]
+) -> list[str]:
+    """The first `method path` requests get these refusals (status, body, Retry-After or None), in turn; later ones
+    reach the real API. Returns what each request got, in order ("429", "503", ..., "API")."""
+    answered: list[str] = []
+
+    def handle(route: Any) -> None:
+        if route.request.method != method:
+            route.continue_()
+            return
+        if len(answered) >= len(refusals):
+            answered.append("API")
+            route.continue_()
+            return
+        status, body, retry_after = refusals[len(answered)]
+        answered.append(str(status))
+        route.fulfill(
+            status=status,
+            json=body,
+            headers={
+                "Access-Control-Allow-Origin": devstack["web_url"],
+                "Access-Control-Expose-Headers": "Retry-After",
+                **({} if retry_after is None else {"Retry-After": retry_after}),
+            },
+        )
+
+    page.route(devstack["api_url"] + path, handle)
+    return answered
+
+
+# What each upload row shows, every time it changes (status and text), and every message of the live region.
+RECORD_UPLOADS_AND_ANNOUNCEMENTS = """() => {
+    window.uploadLog = [];
+    window.announced = [];
+    new MutationObserver(() => {
+        const rows = [...document.querySelectorAll("#upload-list li.upload")];
+        const active = rows.filter((row) => ["STARTING", "WAITING", "UPLOADING"].includes(row.dataset.status));
+        window.uploadLog.push({
+            active: active.length,
+            rows: rows.map((row) => [
+                row.dataset.filename, row.dataset.status, row.querySelector(".state").textContent,
+            ]),
+        });
+    }).observe(document.getElementById("main"), { subtree: true, attributes: true, attributeFilter: ["data-status"] });
+    const status = document.getElementById("status");
+    new MutationObserver(() => {
+        if (status.textContent) window.announced.push(status.textContent);
+    }).observe(status, { childList: true, characterData: true, subtree: true });
+}"""
+
+
+def test_a_short_retry_after_on_upload_is_waited_out_and_the_file_goes_on(
+    page: Any, devstack: dict[str, Any], new_account: Callable[[], Account]
+) -> None:
+    account = new_account()
+    sign_in(page, devstack, account.username, account.password)
+    create_profile(page, "Waiter")
+    page.get_by_role("link", name="Photos", exact=True).click()
+    page.get_by_role("heading", name="Your photos", exact=True).wait_for()
+    page.evaluate(RECORD_UPLOADS_AND_ANNOUNCEMENTS)
+
+    # The API's cap on uploads in progress refuses the three files' first declarations, then AWS throttles one
+    # retry; each says to come back in a second. Nothing fails: the files wait, then upload for real.
+    in_progress = {
+        "Code": "TooManyRequestsError",
+        "Message": "100 uploads are still in progress (at most 100): finish or wait for them first",
+    }
+    busy = {"Code": "ServiceUnavailableError", "Message": "The service is busy."}
+    answered = refuse_first(
+        page,
+        devstack,
+        "POST",
+        "/photos",
+        [(429, in_progress, "1"), (429, in_progress, "1"), (429, in_progress, "1"), (503, busy, "1")],
+    )
+    # Once declared and sent, a file is not failed by a poll that API Gateway throttles (no Retry-After).
+    polled = refuse_first(page, devstack, "GET", "/photos/*", [(429, {"message": "Too Many Requests"}, None)])
+    names = ["w1.png", "w2.png", "w3.png"]
+    page.locator("#file-input").set_input_files(
+        [{"name": n, "mimeType": "image/png", "buffer": small_png()} for n in names]
+    )
+    for name in names:
+        page.locator(f'#upload-list li[data-filename="{name}"][data-status="READY"]').wait_for()
+        tile(page, name).wait_for()
+    assert answered == ["429", "429", "429", "503", "API", "API", "API"]
+    assert polled[0] == "429"
+
+    shown = {
+        (name, status, text) for entry in page.evaluate("window.uploadLog") for name, status, text in entry["rows"]
+    }
+    for name in names:
+        assert (name, "WAITING", f"Waiting 1 s: {in_progress['Message']}") in shown
+    assert any(status == "WAITING" and text == "Waiting 1 s: The service is busy." for _, status, text in shown)
+    assert not any(status == "FAILED" for _, status, _ in shown)
+    # Three files waited (one twice); the live region said so once, not once per file or per retry.
+    announced = page.evaluate("window.announced")
+    paused = [message for message in announced if "paused" in message]
+    assert paused == [f"Uploads paused for 1 s: {in_progress['Message']}. They will go on by themselves."], announced
+
+
+# web/views/upload.js's queue width: how many files are declared and sent to S3 at once.
+UPLOAD_SLOTS = 4
+
+
+class InFlight:
+    """Counts the page's requests that `matches`, and the most in flight at once."""
+
+    def __init__(self, matches: Callable[[Any], bool]) -> None:
+        self.matches = matches
+        self.now = 0
+        self.most = 0
+        self.total = 0
+
+    def started(self, request: Any) -> None:
+        if self.matches(request):
+            self.total += 1
+            self.now += 1
+            self.most = max(self.most, self.now)
+
+    def ended(self, request: Any) -> None:
+        if self.matches(request):
+            self.now -= 1
+
+
+def test_a_large_drop_is_uploaded_a_few_files_at_a_time(
+    page: Any, devstack: dict[str, Any], new_account: Callable[[], Account]
+) -> None:
+    """Dropping hundreds of photos must not start hundreds of uploads at once (the API caps uploads in progress
+    per user, and a browser has about six connections per host anyway): a queue of UPLOAD_SLOTS at a time."""
+    account = new_account()
+    sign_in(page, devstack, account.username, account.password)
+    create_profile(page, "Hoarder")
+    page.get_by_role("link", name="Photos", exact=True).click()
+    page.get_by_role("heading", name="Your photos", exact=True).wait_for()
+    page.evaluate(RECORD_UPLOADS_AND_ANNOUNCEMENTS)
+
+    declarations = InFlight(lambda r: r.method == "POST" and r.url == devstack["api_url"] + "/photos")
+    to_storage = InFlight(lambda r: r.method == "POST" and devstack["bucket_name"] in r.url)
+    for tracker in (declarations, to_storage):
+        page.on("request", tracker.started)
+        page.on("requestfinished", tracker.ended)
+        page.on("requestfailed", tracker.ended)
+
+    names = [f"many{n:02d}.png" for n in range(3 * UPLOAD_SLOTS)]
+    page.locator("#file-input").set_input_files(
+        [{"name": n, "mimeType": "image/png", "buffer": small_png()} for n in names]
+    )
+    for name in names:
+        page.locator(f'#upload-list li[data-filename="{name}"][data-status="READY"]').wait_for()
+    for name in names:
+        tile(page, name).wait_for()
+
+    assert (declarations.total, to_storage.total) == (len(names), len(names))
+    assert declarations.most == UPLOAD_SLOTS, declarations.most
+    assert to_storage.most <= UPLOAD_SLOTS, to_storage.most
+    log = page.evaluate("window.uploadLog")
+    assert max(entry["active"] for entry in log) == UPLOAD_SLOTS
+    # The files past the first few were shown waiting for their turn.
+    queued = {name for entry in log for name, status, text in entry["rows"] if (status, text) == ("QUEUED", "Waiting…")}
+    assert set(names[UPLOAD_SLOTS:]) <= queued
+    # The batch is listed in the order it is uploaded: the first file first.
+    assert page.locator("#upload-list li").evaluate_all("rows => rows.map((row) => row.dataset.filename)") == names
 
 
 def test_limits_come_from_the_servers_config(

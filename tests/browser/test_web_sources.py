@@ -1,5 +1,5 @@
 """The web client's sources, read without a browser: ES modules that all load, DOM built without HTML strings,
-HTTP and Cognito code without DOM, and no copies of the limits the server sends in config.json."""
+HTTP, Cognito and queue code without DOM, and no copies of the limits the server sends in config.json."""
 
 from __future__ import annotations
 
@@ -49,8 +49,8 @@ def test_no_module_builds_markup_from_strings(module: Path) -> None:
         assert sink not in code, f"{module.name} uses {sink}: build elements with h()"
 
 
-@pytest.mark.parametrize("name", ["api.js", "auth.js"])
-def test_http_and_cognito_modules_do_not_touch_the_dom(name: str) -> None:
+@pytest.mark.parametrize("name", ["api.js", "auth.js", "queue.js"])
+def test_http_cognito_and_queue_modules_do_not_touch_the_dom(name: str) -> None:
     code = source(WEB_DIR / name)
     assert not re.search(r"\bdocument\b", code)
     assert "./dom.js" not in code

@@ -1,8 +1,26 @@
 // The uploader: pick or drop files; each is declared to the API (POST /photos), POSTed straight to S3 with a
 // progress bar, then followed until the worker settles it (READY or REJECTED). The accepted types and the size
 // limit are the server's (config.json's `limits`); a file over the limit is refused here, before any request.
-import { uploadToStorage } from "../api.js";
-import { announce, formatBytes, formatTypes, h, messageOf } from "../dom.js";
+// A drop of hundreds of files goes through a queue: a few at a time hold a slot from the declaration until their
+// bytes are in S3 (the rest wait, "Waiting…"), and a declaration refused with a short Retry-After (the API's cap on
+// uploads in progress, its write rate limit, AWS throttling) is waited out and sent again.
+import { ApiError, uploadToStorage } from "../api.js";
+import { announce, formatBytes, formatTypes, formatWait, h, messageOf } from "../dom.js";
+import { Slots } from "../queue.js";
+
+// Browsers open about six connections per host: four uploads leave room for the gallery and the polling. One
+// queue per tab, so uploads started from an earlier visit of the gallery count too.
+const UPLOAD_SLOTS = 4;
+const slots = new Slots(UPLOAD_SLOTS);
+// A refusal saying "try again in N s" is waited out when N is this short, this many times per file; past that the
+// file fails with the server's hint.
+const MAX_WAIT_SECONDS = 60;
+const MAX_WAITS_PER_FILE = 10;
+// Spread the retries of files that were refused together a little, so they do not all arrive in the same instant.
+const RETRY_JITTER_MS = 500;
+// The live region says "paused" once for a wave of waiting files, not once per file or per retry.
+const PAUSE_ANNOUNCE_EVERY_MS = 30_000;
+const pause = { waiting: 0, announcedAt: -Infinity };
 
 const POLL_DELAYS_MS = [300, 500, 1000, 1000, 2000, 2000, 3000, 5000];
 const POLL_GIVE_UP_MS = 120_000;
@@ -30,8 +48,11 @@ export function uploader(session, { onCreated = () => {}, onSettled = () => {} }
     input,
     h("p", { class: "hint", id: "upload-hint" }, `${formatTypes(limits.content_types)}, up to ${formatBytes(limits.max_upload_bytes)} each.`),
   );
+  // A batch's rows go on top of the list in the order the files start (the first one first).
   const start = (files) => {
-    for (const file of files) uploadOne(session, file, list, { onCreated, onSettled });
+    const rows = [];
+    for (const file of files) uploadOne(session, file, (row) => rows.push(row), { onCreated, onSettled });
+    list.prepend(...rows);
   };
   input.addEventListener("change", () => {
     start([...input.files]);
@@ -53,12 +74,13 @@ export function uploader(session, { onCreated = () => {}, onSettled = () => {} }
   return h("section", { class: "card", "aria-labelledby": "upload-title" }, h("h2", { id: "upload-title" }, "Upload"), zone, list);
 }
 
-async function uploadOne(session, file, list, { onCreated, onSettled }) {
+// `place(row)` puts the file's row in the list (before anything is awaited).
+async function uploadOne(session, file, place, { onCreated, onSettled }) {
   const { api, limits } = session;
   const progress = h("progress", { max: "1", value: "0", "aria-label": `Upload progress of ${file.name}` });
-  const state = h("span", { class: "state" }, "Starting…");
-  const item = h("li", { class: "upload", dataset: { filename: file.name, status: "STARTING" } }, h("span", { class: "name" }, file.name), progress, state);
-  list.prepend(item);
+  const state = h("span", { class: "state" }, "Waiting…");
+  const item = h("li", { class: "upload", dataset: { filename: file.name, status: "QUEUED" } }, h("span", { class: "name" }, file.name), progress, state);
+  place(item);
   const set = (text, status) => {
     state.textContent = text;
     item.dataset.status = status;
@@ -73,19 +95,27 @@ async function uploadOne(session, file, list, { onCreated, onSettled }) {
     fail(`Too large (${formatBytes(file.size)}): photos can be up to ${formatBytes(limits.max_upload_bytes)} each.`);
     return;
   }
+  let photo;
+  const release = await slots.acquire();
   try {
-    const { photo, upload } = await api.startUpload({
-      filename: file.name,
-      content_type: file.type || "application/octet-stream",
-      size_bytes: file.size,
-    });
+    set("Starting…", "STARTING");
+    const details = { filename: file.name, content_type: file.type || "application/octet-stream", size_bytes: file.size };
+    const declared = await declare(api, details, (text) => set(text, "WAITING"));
+    photo = declared.photo;
     onCreated(photo);
     set("Uploading…", "UPLOADING");
-    await uploadToStorage(upload, file, (fraction) => {
+    await uploadToStorage(declared.upload, file, (fraction) => {
       progress.value = fraction;
     });
+  } catch (error) {
+    fail(messageOf(error));
+    return;
+  } finally {
+    release(); // the bytes are in S3 (or the file failed): the next file may start while this one is processed
+  }
+  try {
     set("Processing…", "PENDING");
-    const settled = await waitUntilSettled(api, photo.photo_id);
+    const settled = await waitUntilSettled(api, photo);
     onSettled(settled);
     if (settled.status === "READY") {
       set("Ready", "READY");
@@ -102,11 +132,69 @@ async function uploadOne(session, file, list, { onCreated, onSettled }) {
   }
 }
 
-async function waitUntilSettled(api, photoId) {
+// POST /photos, waiting out the refusals that say when to come back (429 or 503 with a short Retry-After);
+// `show(text)` tells the file's row how long it waits and why. A 429 without Retry-After (the storage quota is
+// full: waiting does not help), a long wait or too many of them is thrown, with the server's hint.
+async function declare(api, details, show) {
+  for (let waits = 0; ; waits += 1) {
+    try {
+      return await api.startUpload(details);
+    } catch (error) {
+      if (!worthWaiting(error) || waits >= MAX_WAITS_PER_FILE) throw error;
+      await waitOut(error, show);
+    }
+  }
+}
+
+function worthWaiting(error) {
+  return (
+    error instanceof ApiError &&
+    (error.status === 429 || error.status === 503) &&
+    error.retryAfter !== undefined &&
+    error.retryAfter <= MAX_WAIT_SECONDS
+  );
+}
+
+async function waitOut(error, show) {
+  const seconds = Math.max(1, error.retryAfter);
+  pause.waiting += 1;
+  if (pause.waiting === 1 && Date.now() - pause.announcedAt > PAUSE_ANNOUNCE_EVERY_MS) {
+    pause.announcedAt = Date.now();
+    announce(`Uploads paused for ${formatWait(seconds)}: ${sentence(error.message)} They will go on by themselves.`);
+  }
+  try {
+    for (let left = seconds; left > 0; left -= 1) {
+      show(`Waiting ${formatWait(left)}: ${error.message}`);
+      await sleep(1000);
+    }
+    await sleep(Math.random() * RETRY_JITTER_MS);
+  } finally {
+    pause.waiting -= 1;
+  }
+}
+
+function sentence(text) {
+  return /[.!?]$/.test(text) ? text : `${text}.`;
+}
+
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+// Poll until the worker settles the photo. A poll that fails for a passing reason (no network, throttled, the
+// service busy) is not the upload's failure: the file is in S3 already, so polling goes on (after any Retry-After).
+// Past POLL_GIVE_UP_MS the last known copy is returned, still PENDING.
+async function waitUntilSettled(api, photo) {
   const started = Date.now();
+  let latest = photo;
   for (let attempt = 0; ; attempt += 1) {
-    await new Promise((resolve) => setTimeout(resolve, POLL_DELAYS_MS[Math.min(attempt, POLL_DELAYS_MS.length - 1)]));
-    const photo = await api.getPhoto(photoId);
-    if (photo.status !== "PENDING" || Date.now() - started > POLL_GIVE_UP_MS) return photo;
+    await sleep(POLL_DELAYS_MS[Math.min(attempt, POLL_DELAYS_MS.length - 1)]);
+    try {
+      latest = await api.getPhoto(photo.photo_id);
+    } catch (error) {
+      if (!(error instanceof ApiError) || !(error.status === 0 || error.status === 429 || error.status >= 500)) throw error;
+      await sleep(Math.min(error.retryAfter || 0, MAX_WAIT_SECONDS) * 1000);
+    }
+    if (latest.status !== "PENDING" || Date.now() - started > POLL_GIVE_UP_MS) return latest;
   }
 }
