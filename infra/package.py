@@ -96,6 +96,18 @@ GATEWAY_RESPONSES: dict[str, dict[str, Any]] = {
         "statusCode": 404,
         "responseTemplates": {"application/json": '{"Code": "NotFoundError", "Message": "no such route"}'},
     },
+    # Stage throttling: the contract's error shape and a Retry-After (exposed to the SPA), so clients wait it out
+    # as they do the API's own 429s instead of failing at once.
+    "THROTTLED": {
+        "statusCode": 429,
+        "responseParameters": {
+            "gatewayresponse.header.Retry-After": "'1'",
+            "gatewayresponse.header.Access-Control-Expose-Headers": "'Retry-After'",
+        },
+        "responseTemplates": {
+            "application/json": '{"Code": "TooManyRequestsError", "Message": "the API is busy: retry shortly"}'
+        },
+    },
 }
 
 
@@ -194,7 +206,7 @@ def merge_and_wire(chalice_template: dict[str, Any], resources: dict[str, Any], 
     ]
     api_body = api["DefinitionBody"]
     api_body["x-amazon-apigateway-gateway-responses"] = {
-        response_type: {"responseParameters": dict(_CORS_HEADERS), **extra}
+        response_type: {**extra, "responseParameters": {**_CORS_HEADERS, **extra.get("responseParameters", {})}}
         for response_type, extra in GATEWAY_RESPONSES.items()
     }
     for scheme in api_body.get("securityDefinitions", {}).values():

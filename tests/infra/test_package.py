@@ -180,13 +180,19 @@ def test_the_api_stage_is_throttled_per_stage(packaged: Packaged, stage: str) ->
 def test_gateway_errors_carry_cors_headers_and_unknown_routes_do_not_echo_the_token(packaged: Packaged) -> None:
     body = packaged["dev"][0]["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
     responses = body["x-amazon-apigateway-gateway-responses"]
-    assert set(responses) == {"DEFAULT_4XX", "DEFAULT_5XX", "UNAUTHORIZED", "MISSING_AUTHENTICATION_TOKEN"}
+    assert set(responses) == {"DEFAULT_4XX", "DEFAULT_5XX", "UNAUTHORIZED", "MISSING_AUTHENTICATION_TOKEN", "THROTTLED"}
     for response in responses.values():
         origin = response["responseParameters"]["gatewayresponse.header.Access-Control-Allow-Origin"]
         assert origin == {"Fn::Sub": "'https://${SpaDistribution.DomainName}'"}
     missing = responses["MISSING_AUTHENTICATION_TOKEN"]
     assert missing["statusCode"] == 404
     assert "Authorization" not in missing["responseTemplates"]["application/json"]
+    # Stage throttling answers like the API's own 429s: the error shape, and a Retry-After the SPA can read.
+    throttled = responses["THROTTLED"]
+    assert throttled["statusCode"] == 429
+    assert json.loads(throttled["responseTemplates"]["application/json"])["Code"] == "TooManyRequestsError"
+    assert throttled["responseParameters"]["gatewayresponse.header.Retry-After"] == "'1'"
+    assert throttled["responseParameters"]["gatewayresponse.header.Access-Control-Expose-Headers"] == "'Retry-After'"
 
 
 def test_the_api_allows_cors_for_the_spa_distribution_and_the_extra_origins_only(packaged: Packaged) -> None:
