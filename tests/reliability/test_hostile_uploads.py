@@ -1,14 +1,18 @@
 """Hostile files through the real upload path: POST /photos, the object in S3, the S3 event on the SQS handler.
 
 Each file ends READY with correct previews (JPEG, within 1024 and 256, no EXIF) or REJECTED with a reason, the
-worker never fails with an unexpected exception nor hangs, and the owner's usage stays exact.
+worker never fails with an unexpected exception nor hangs, and the owner's usage stays exact. Every decode runs in
+the worker's guarded child: the CPU seconds and peak memory each one took (from the worker's "decode" log line)
+must stay within the guard's budget, and are written to .artifacts/hostile-decodes.json.
 """
 
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -16,7 +20,7 @@ import pytest
 from chalice.test import Client
 from PIL import Image
 
-from chalicelib import keys
+from chalicelib import decode_guard, keys
 from chalicelib.imaging import LARGE_EDGE, SMALL_EDGE
 from tests.integration.conftest import BUCKET, User
 from tests.reliability.support import (
@@ -34,6 +38,8 @@ from tests.reliability.support import (
 from tests.support import imaging_samples as samples
 
 pytestmark = pytest.mark.suite("hostile-uploads")
+
+DECODES_ARTIFACT = Path(__file__).resolve().parents[2] / ".artifacts" / "hostile-decodes.json"
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,27 @@ def html_with_jpeg_magic() -> bytes:
 
 def truncated(data: bytes) -> bytes:
     return data[: len(data) // 2]
+
+
+def heic_sample(make: Callable[[], bytes]) -> Callable[[], bytes]:
+    """`make`, or a skip where this libheif cannot encode the tile a HEIC sample is built from."""
+
+    def made() -> bytes:
+        reason = samples.heic_encoding_unavailable()
+        if reason:
+            pytest.skip(reason)
+        return make()
+
+    return made
+
+
+def png_16_bit(colour_type: int, *, before_image: bytes = b"") -> Callable[[], bytes]:
+    """A 100 MP 16-bit PNG, at the pixel cap, a few MB on disk: every row the same ramp."""
+    channels = {0: 1, 2: 3, 4: 2, 6: 4}[colour_type]
+    row = bytes(range(256)) * (10_000 * 2 * channels // 256 + 1)
+    return lambda: samples.png(
+        10_000, 10_000, bit_depth=16, colour_type=colour_type, row=row, before_image=before_image
+    )
 
 
 HOSTILE: dict[str, Hostile] = {
@@ -134,6 +161,65 @@ HOSTILE: dict[str, Hostile] = {
     "declared-size-far-smaller-than-a-bomb": Hostile(
         lambda: samples.blank_bilevel_png(20_000, 20_000), "image/png", "REJECTED", "declared", lambda n: 100
     ),
+    # Issue 11: files that cost far more to decode than their size suggests. Without its limit, each took the CPU
+    # seconds or memory noted (in a process like the worker); the 100 MP ones are legitimate and must stay within the
+    # budget.
+    "jpeg-scan-bomb": Hostile(  # 1 MB, 12 MP, 34,000 scans: killed at 60 s of CPU (about 280 s to finish)
+        lambda: samples.jpeg_scan_bomb(4000, 3000, 34_000), "image/jpeg", "REJECTED", "JPEG has more than 100 scans"
+    ),
+    "jpeg-with-6-million-empty-segments": Hostile(  # 6-8 s of CPU, 440 MB
+        lambda: samples.jpeg_with_segments(6_000_000), "image/jpeg", "REJECTED", "JPEG has more than 1000 marker"
+    ),
+    "jpeg-with-24-mb-of-fill-bytes": Hostile(  # 10-14 s of CPU
+        lambda: samples.jpeg_with_fill_bytes(24_000_000), "image/jpeg", "REJECTED", "stray bytes"
+    ),
+    "png-with-2-million-chunks": Hostile(  # 7-8 s of CPU, 230 MB
+        lambda: samples.png_with_chunks(2_000_000), "image/png", "REJECTED", "PNG has more than 1000 metadata chunks"
+    ),
+    "png-image-data-in-one-byte-chunks": Hostile(  # 3.4-3.8 s of CPU
+        lambda: samples.png(1400, 1400, colour_type=0, stored=True, idat_bytes=1),
+        "image/png",
+        "REJECTED",
+        "PNG has more than 100000 chunks",
+    ),
+    "png-16-bit-rgba-at-the-pixel-cap": Hostile(png_16_bit(6), "image/png", "READY"),  # 820 MB before, 700 now
+    "png-16-bit-grey-alpha-at-the-pixel-cap": Hostile(png_16_bit(4), "image/png", "READY"),
+    "png-16-bit-rgb-with-a-transparent-colour-at-the-pixel-cap": Hostile(  # 1.2 GB before, 700 MB now
+        png_16_bit(2, before_image=samples.png_chunk(b"tRNS", bytes(6))), "image/png", "READY"
+    ),
+    "apng-with-600000-frames": Hostile(
+        lambda: samples.png_with_frame_controls(600_000), "image/png", "REJECTED", "more than 10000 frames"
+    ),
+    "gif-with-a-million-frames": Hostile(  # 2.2-2.4 s of CPU counting them
+        lambda: samples.gif_with_frames(1_000_000), "image/gif", "REJECTED", "more than 10000 frames"
+    ),
+    "gif-comment-in-12-million-blocks": Hostile(  # 1 GB
+        lambda: samples.gif_with_comment_blocks(12_000_000), "image/gif", "REJECTED", "GIF has more than 400000"
+    ),
+    "webp-with-half-a-million-frames": Hostile(
+        lambda: samples.animated_webp(500_000), "image/webp", "REJECTED", "more than 10000 frames"
+    ),
+    "webp-100-mp-canvas-in-94-bytes": Hostile(  # 1.5 GB: the worker's whole memory
+        lambda: samples.animated_webp(1, canvas=(10_000, 10_000)),
+        "image/webp",
+        "REJECTED",
+        "image needs too much memory to decode",
+    ),
+    "heic-100-mp-grid-of-one-repeated-tile": Hostile(  # 18 KB; 680 MB, as any 100 MP HEIC
+        heic_sample(lambda: samples.heic_grid((10_000, 10_000), (20, 20))), "image/heic", "READY"
+    ),
+    "heic-tiles-far-larger-than-the-image": Hostile(  # 28 KB, 6.7 G pixels decoded: 34-44 s of CPU
+        heic_sample(lambda: samples.heic_grid((1000, 1000), (20, 20), tile=(4096, 4096))),
+        "image/heic",
+        "REJECTED",
+        "HEIC decodes too many pixels",
+    ),
+    "heic-with-1601-items": Hostile(
+        heic_sample(lambda: samples.heic_grid((1000, 1000), (40, 40))),
+        "image/heic",
+        "REJECTED",
+        "HEIC has more than 1000 items",
+    ),
 }
 
 
@@ -160,14 +246,22 @@ def assert_correct_previews(s3: Any, photo: dict[str, Any]) -> None:
         assert "X-Amz-Signature" in url
 
 
+def decodes_logged(output: str) -> list[dict[str, Any]]:
+    """The worker's "decode" log lines (one JSON object per line on stdout)."""
+    lines = (json.loads(line) for line in output.splitlines() if line.startswith("{"))
+    return [line for line in lines if line.get("type") == "decode"]
+
+
 def test_every_hostile_file_ends_ready_with_safe_previews_or_rejected_with_a_reason(
-    aws: boto3.session.Session, api: Client, s3: Any, alice: User, subtests: Any
+    aws: boto3.session.Session, api: Client, s3: Any, alice: User, subtests: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     create_profile(alice, "Alice")
     kept_bytes = 0
     kept_photos = 0
+    figures: dict[str, dict[str, Any]] = {}
     for name, case in HOSTILE.items():
         with subtests.test(file=name):
+            capsys.readouterr()
             data = case.make()
             declared = case.declared_size(len(data))
             photo = start_upload(
@@ -190,8 +284,16 @@ def test_every_hostile_file_ends_ready_with_safe_previews_or_rejected_with_a_rea
                 assert case.reason in settled["rejection_reason"], settled["rejection_reason"]
                 assert photo_objects(s3, alice.sub, photo_id) == set()
                 assert all(url is None for url in settled["urls"].values())
-            assert usage_of(alice) == {"photos": kept_photos, "bytes": kept_bytes}
+            assert usage_of(alice) == {"photos": kept_photos, "bytes": kept_bytes, "pending": 0}
             assert_invariants(aws, quota=settings_quota())
+            decodes = decodes_logged(capsys.readouterr().out)  # none when refused before decoding (size, type)
+            assert len(decodes) == (1 if case.expected == "READY" else len(decodes[:1])), decodes
+            for decode in decodes:
+                figures[name] = {"bytes": len(data), "status": settled["status"], **decode}
+                assert decode["cpu_ms"] <= decode_guard.CPU_SECONDS * 1000, decode
+                assert decode["peak_mb"] <= decode_guard.MEMORY_BYTES / 2**20, decode
+    DECODES_ARTIFACT.parent.mkdir(exist_ok=True)
+    DECODES_ARTIFACT.write_text(json.dumps(figures, indent=1) + "\n")
 
 
 def test_a_polyglots_trailing_payload_never_reaches_a_preview(

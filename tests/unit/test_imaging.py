@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import functools
 import io
 import json
+import os
 import random
+import re
+import resource
 import subprocess
 import sys
+import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from PIL import Image, ImageFile, ImageOps, JpegImagePlugin
 
-from chalicelib import imaging
-from chalicelib.imaging import ImageRejected, process, sniff_content_type
+from chalicelib import decode_guard, imaging
+from chalicelib.imaging import DecodeLimits, ImageRejected, process, sniff_content_type
 from chalicelib.photos import models as photo_models
 from tests.support import imaging_samples as samples
 
@@ -795,6 +801,581 @@ def test_a_damaged_file_is_either_processed_or_rejected_never_crashes(kind: str)
         except ImageRejected:
             continue  # any other exception fails the test
         opened_preview(result.large)
+
+
+# --- what a decode may cost (issue 11) ----------------------------------------------------------------------------
+
+NO_LIMITS = DecodeLimits(**{field.name: 10**15 for field in dataclasses.fields(DecodeLimits)})
+
+
+def jpeg_header_segments(data: bytes) -> int:
+    """Marker segments up to and including the first scan header: counted here independently of imaging."""
+    count, position = 0, 2
+    while True:
+        marker, length = data[position + 1], int.from_bytes(data[position + 2 : position + 4], "big")
+        count += 1
+        if marker == 0xDA:
+            return count
+        position += 2 + length
+
+
+def png_chunks(data: bytes) -> int:
+    count, position = 0, 8
+    while position < len(data):
+        count += 1
+        position += 12 + int.from_bytes(data[position : position + 4], "big")
+    return count
+
+
+def heic_tiles(rows: int, columns: int, canvas: tuple[int, int] | None = None) -> bytes:
+    return samples.heic_grid(canvas or (64 * columns, 64 * rows), (rows, columns), tile=(64, 64))
+
+
+# name: (the limits, a file just inside them, one with one more of what they count, its type, the reason).
+# Built lazily: the limits and files only when their case runs.
+BOUNDARIES: dict[str, tuple[Callable[[], dict[str, int]], Callable[[], bytes], Callable[[], bytes], str, str]] = {
+    # A 64×64 greyscale JPEG is 64 blocks; jpeg_scan_bomb writes one DC scan, then its refinements.
+    "jpeg-scans": (
+        lambda: {"jpeg_scans": 8},
+        lambda: samples.jpeg_scan_bomb(64, 64, 7),
+        lambda: samples.jpeg_scan_bomb(64, 64, 8),
+        "image/jpeg",
+        "JPEG has more than 8 scans",
+    ),
+    "jpeg-blocks-over-all-scans": (
+        lambda: {"jpeg_block_scans": 5 * 64},
+        lambda: samples.jpeg_scan_bomb(64, 64, 4),
+        lambda: samples.jpeg_scan_bomb(64, 64, 5),
+        "image/jpeg",
+        "JPEG takes too long to decode (over 320 blocks in its scans)",
+    ),
+    "jpeg-segments": (
+        lambda: {"jpeg_segments": jpeg_header_segments(samples.jpeg_with_segments(20))},
+        lambda: samples.jpeg_with_segments(20),
+        lambda: samples.jpeg_with_segments(21),
+        "image/jpeg",
+        "JPEG has more than",
+    ),
+    "jpeg-stray-bytes": (
+        lambda: {"jpeg_stray_bytes": 100},
+        lambda: samples.jpeg_with_fill_bytes(100),
+        lambda: samples.jpeg_with_fill_bytes(101),
+        "image/jpeg",
+        "JPEG has more than 100 stray bytes between its segments",
+    ),
+    "png-chunks": (
+        lambda: {"png_chunks": png_chunks(samples.png_with_chunks(20)), "metadata_chunks": 10**6},
+        lambda: samples.png_with_chunks(20),
+        lambda: samples.png_with_chunks(21),
+        "image/png",
+        "PNG has more than 23 chunks",
+    ),
+    "png-metadata-chunks": (
+        lambda: {"metadata_chunks": 20},
+        lambda: samples.png_with_chunks(20),
+        lambda: samples.png_with_chunks(21),
+        "image/png",
+        "PNG has more than 20 metadata chunks",
+    ),
+    "webp-metadata-chunks": (
+        lambda: {"metadata_chunks": 2 + 20},  # VP8X and ANIM, then the extra ones
+        lambda: samples.animated_webp(2, extra_chunks=20),
+        lambda: samples.animated_webp(2, extra_chunks=21),
+        "image/webp",
+        "WebP has more than 22 metadata chunks",
+    ),
+    "gif-data-blocks": (
+        lambda: {"gif_sub_blocks": 50},
+        lambda: samples.gif_with_comment_blocks(49),  # and the frame's own one
+        lambda: samples.gif_with_comment_blocks(50),
+        "image/gif",
+        "GIF has more than 50 data blocks",
+    ),
+    "gif-stray-bytes": (
+        lambda: {"gif_stray_bytes": 100},
+        lambda: samples.gif_with_stray_bytes(100),
+        lambda: samples.gif_with_stray_bytes(101),
+        "image/gif",
+        "GIF has more than 100 stray bytes between its blocks",
+    ),
+    "gif-frames": (
+        lambda: {"frames": 20},
+        lambda: samples.gif_with_frames(20),
+        lambda: samples.gif_with_frames(21),
+        "image/gif",
+        "animation has more than 20 frames",
+    ),
+    "apng-frames": (
+        lambda: {"frames": 20},
+        lambda: samples.png_with_frame_controls(20),
+        lambda: samples.png_with_frame_controls(21),
+        "image/png",
+        "animation has more than 20 frames",
+    ),
+    "webp-frames": (
+        lambda: {"frames": 20},
+        lambda: samples.animated_webp(20),
+        lambda: samples.animated_webp(21),
+        "image/webp",
+        "animation has more than 20 frames",
+    ),
+    "animation-pixels": (
+        lambda: {"animation_pixels": 4 * 100},
+        lambda: samples.gif_with_frames(4, screen=(10, 10), frame=(10, 10)),
+        lambda: samples.gif_with_frames(5, screen=(10, 10), frame=(10, 10)),
+        "image/gif",
+        "animation has too many pixels in all its frames (limit 400)",
+    ),
+    "heic-items": (
+        lambda: {"heic_items": 10},
+        lambda: heic_tiles(1, 9),  # the grid and its 9 tiles
+        lambda: heic_tiles(1, 10),
+        "image/heic",
+        "HEIC has more than 10 items",
+    ),
+    "heic-decoded-pixels": (
+        lambda: {"heic_decoded_pixels": 4 * 64 * 64},
+        lambda: heic_tiles(2, 2, canvas=(64, 64)),  # four tiles decoded whole, cropped to one tile's size
+        lambda: heic_tiles(2, 3, canvas=(64, 64)),
+        "image/heic",
+        "HEIC decodes too many pixels",
+    ),
+}
+
+
+@pytest.mark.parametrize(("limits", "inside", "outside", "content_type", "reason"), BOUNDARIES.values(), ids=BOUNDARIES)
+def test_each_structural_limit_lets_a_file_just_inside_through_and_refuses_one_more_before_pillow_reads_it(
+    monkeypatch: pytest.MonkeyPatch,
+    limits: Callable[[], dict[str, int]],
+    inside: Callable[[], bytes],
+    outside: Callable[[], bytes],
+    content_type: str,
+    reason: str,
+) -> None:
+    skip_heic_without_an_encoder(content_type)
+    bounded = dataclasses.replace(imaging.DEFAULT_LIMITS, **limits())
+
+    assert process(inside(), declared_type=content_type, limits=bounded).content_type == content_type
+    opens = spy(monkeypatch, Image, "open")
+    with pytest.raises(ImageRejected) as rejected:
+        process(outside(), declared_type=content_type, limits=bounded)
+
+    assert reason in rejected.value.reason
+    assert opens == []  # refused from the bytes alone
+    process(outside(), declared_type=content_type, limits=NO_LIMITS)  # the limit, nothing else, refused it
+
+
+def test_the_default_limits_let_files_just_inside_them_through() -> None:
+    limits = imaging.DEFAULT_LIMITS
+    just_inside = {
+        "image/jpeg": [
+            samples.jpeg_scan_bomb(64, 64, limits.jpeg_scans - 1),
+            samples.jpeg_with_fill_bytes(limits.jpeg_stray_bytes),
+        ],
+        "image/png": [samples.png_with_chunks(limits.metadata_chunks), samples.png_with_frame_controls(limits.frames)],
+        "image/gif": [
+            samples.gif_with_frames(limits.frames),
+            samples.gif_with_comment_blocks(limits.gif_sub_blocks - 1),
+        ],
+        "image/webp": [samples.animated_webp(limits.frames)],
+    }
+    for content_type, uploads in just_inside.items():
+        for data in uploads:
+            process(data, declared_type=content_type)
+
+
+# Real hostile files at the default limits: each costs seconds of CPU or hundreds of MB without its limit (figures
+# in DecodeLimits' comments), and is refused from its bytes before Pillow reads them. Built lazily: some are 24 MB.
+COSTLY: dict[str, tuple[Callable[[], bytes], str, str]] = {
+    "jpeg-scan-bomb": (
+        lambda: samples.jpeg_scan_bomb(4000, 3000, 34_000),
+        "image/jpeg",
+        "JPEG has more than 100 scans",
+    ),
+    "jpeg-6-million-empty-segments": (
+        lambda: samples.jpeg_with_segments(6_000_000),
+        "image/jpeg",
+        "JPEG has more than 1000 marker segments",
+    ),
+    "jpeg-24-mb-of-fill-bytes": (
+        lambda: samples.jpeg_with_fill_bytes(24_000_000),
+        "image/jpeg",
+        "JPEG has more than 65536 stray bytes",
+    ),
+    "png-2-million-chunks": (
+        lambda: samples.png_with_chunks(2_000_000),
+        "image/png",
+        "PNG has more than 1000 metadata chunks",
+    ),
+    "png-image-data-in-one-byte-chunks": (
+        lambda: samples.png(1400, 1400, colour_type=0, stored=True, idat_bytes=1),
+        "image/png",
+        "PNG has more than 100000 chunks",
+    ),
+    "apng-a-million-frames": (
+        lambda: samples.png_with_frame_controls(1_000_000),
+        "image/png",
+        "animation has more than 10000 frames",
+    ),
+    "gif-a-million-frames": (
+        lambda: samples.gif_with_frames(1_000_000),
+        "image/gif",
+        "animation has more than 10000 frames",
+    ),
+    "gif-comment-in-12-million-blocks": (
+        lambda: samples.gif_with_comment_blocks(12_000_000),
+        "image/gif",
+        "GIF has more than 400000 data blocks",
+    ),
+    "webp-half-a-million-frames": (
+        lambda: samples.animated_webp(500_000),
+        "image/webp",
+        "animation has more than 10000 frames",
+    ),
+    "webp-100-mp-canvas-in-94-bytes": (
+        lambda: samples.animated_webp(1, canvas=(10_000, 10_000)),
+        "image/webp",
+        "image needs too much memory to decode (about 1573 MB, limit 1024 MB)",
+    ),
+}
+
+
+@pytest.mark.parametrize(("make_upload", "declared_type", "reason"), COSTLY.values(), ids=COSTLY.keys())
+def test_a_file_that_would_cost_too_much_to_decode_is_refused_from_its_bytes(
+    monkeypatch: pytest.MonkeyPatch, make_upload: Callable[[], bytes], declared_type: str, reason: str
+) -> None:
+    data = make_upload()
+    opens = spy(monkeypatch, Image, "open")
+
+    with pytest.raises(ImageRejected) as rejected:
+        process(data, declared_type=declared_type)
+
+    assert reason in rejected.value.reason
+    assert opens == []
+
+
+@pytest.mark.parametrize(
+    ("make_upload", "reason"),
+    [
+        (lambda: samples.heic_grid((1000, 1000), (20, 20), tile=(4096, 4096)), "HEIC decodes too many pixels (6711"),
+        (
+            lambda: samples.heic_grid((1000, 1000), (20, 20), tile=(4096, 4096), one_tile_item=True),
+            "HEIC decodes too many pixels (6711",  # libheif decodes a tile as often as the grid names it
+        ),
+        (lambda: samples.heic_grid((1000, 1000), (40, 40)), "HEIC has more than 1000 items"),
+    ],
+    ids=["tiles-far-larger-than-the-image", "one-large-tile-named-400-times", "1601-items"],
+)
+def test_a_heic_that_would_cost_too_much_to_decode_is_refused_from_its_bytes(
+    heic_encoding: None, monkeypatch: pytest.MonkeyPatch, make_upload: Callable[[], bytes], reason: str
+) -> None:
+    data = make_upload()
+    opens = spy(monkeypatch, Image, "open")
+
+    with pytest.raises(ImageRejected) as rejected:
+        process(data, declared_type="image/heic")
+
+    assert reason in rejected.value.reason
+    assert opens == []
+
+
+def structured_seeds() -> dict[str, tuple[bytes, str]]:
+    """Small files of every structure the walkers count: scans, segments, chunks, frames, sub-blocks, items."""
+    seeds = {
+        "jpeg-progressive": (samples.jpeg_scan_bomb(48, 40, 3), "image/jpeg"),
+        "jpeg-segments": (samples.jpeg_with_segments(3), "image/jpeg"),
+        "jpeg-pillow-progressive": (samples.encode(samples.marked((48, 40)), "JPEG", progressive=True), "image/jpeg"),
+        "apng": (samples.png_with_frame_controls(3), "image/png"),
+        "gif": (samples.gif_with_frames(3, screen=(4, 4), frame=(4, 4)), "image/gif"),
+        "gif-comment": (samples.gif_with_comment_blocks(5), "image/gif"),
+        "webp": (samples.animated_webp(3, extra_chunks=2), "image/webp"),
+    }
+    if not samples.heic_encoding_unavailable():
+        seeds["heic-grid"] = (samples.heic_grid((128, 64), (1, 2), tile=(64, 64)), "image/heic")
+    return seeds
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["jpeg-progressive", "jpeg-segments", "jpeg-pillow-progressive", "apng", "gif", "gif-comment", "webp", "heic-grid"],
+)
+def test_a_damaged_structure_is_counted_or_rejected_never_crashes_the_walk(kind: str) -> None:
+    seeds = structured_seeds()
+    if kind not in seeds:
+        pytest.skip(samples.heic_encoding_unavailable() or "no sample")
+    data, content_type = seeds[kind]
+
+    for damaged in damaged_copies(data, seed=len(kind), count=150):
+        started = time.perf_counter()
+        with contextlib.suppress(ImageRejected):  # any other exception fails the test
+            process(damaged, declared_type=content_type)
+        assert time.perf_counter() - started < 2
+
+
+def estimated_megabytes(data: bytes, content_type: str) -> int:
+    """The decode's estimated peak, as the refusal under a tiny memory budget states it."""
+    with pytest.raises(ImageRejected) as rejected:
+        process(data, declared_type=content_type, limits=dataclasses.replace(NO_LIMITS, memory_bytes=1))
+    found = re.search(r"about (\d+) MB", rejected.value.reason)
+    assert found, rejected.value.reason
+    return int(found[1])
+
+
+def test_the_memory_budget_lets_an_image_just_inside_through_and_refuses_one_just_over(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = samples.png(2000, 2000, colour_type=6)  # RGBA: the decoded image, then its flattened copy
+    estimate = estimated_megabytes(data, "image/png")
+    decoders = spy(monkeypatch, Image, "_getdecoder")
+
+    with pytest.raises(ImageRejected, match=rf"about {estimate} MB, limit {estimate - 1} MB"):
+        process(data, declared_type="image/png", limits=DecodeLimits(memory_bytes=(estimate - 1) << 20))
+
+    assert decoders == []  # refused from the header
+    # The reason states whole megabytes, rounded down: a budget one more is the one just above the estimate.
+    process(data, declared_type="image/png", limits=DecodeLimits(memory_bytes=(estimate + 1) << 20))
+    assert len(decoders) == 1
+
+
+def flat_photo(mode: str, size: tuple[int, int] = (3000, 3000)) -> Image.Image:
+    """A plain image of `mode` with some variation, so no encoder can shortcut it completely."""
+    gradient = Image.linear_gradient("L").resize(size)
+    return Image.merge(mode, [gradient] * len(Image.new(mode, (1, 1)).getbands()))
+
+
+@functools.cache
+def memory_cases() -> dict[str, tuple[bytes, str]]:
+    rows = bytes(range(256)) * 100
+    cases = {
+        "png-rgba": (samples.png(3000, 3000, colour_type=6, row=rows), "image/png"),
+        "png-16-bit-grey-alpha": (samples.png(3000, 3000, bit_depth=16, colour_type=4, row=rows), "image/png"),
+        "png-16-bit-rgb-with-trns": (
+            samples.png(
+                3000, 3000, bit_depth=16, colour_type=2, row=rows, before_image=samples.png_chunk(b"tRNS", bytes(6))
+            ),
+            "image/png",
+        ),
+        "png-16-bit-grey": (samples.png(3000, 3000, bit_depth=16, colour_type=0, row=rows), "image/png"),
+        "png-palette-with-transparency": (
+            samples.encode(flat_photo("L").convert("P"), "PNG", transparency=0),
+            "image/png",
+        ),
+        "jpeg-progressive-4:4:4": (
+            samples.encode(flat_photo("RGB"), "JPEG", progressive=True, subsampling=0),
+            "image/jpeg",
+        ),
+        "gif": (samples.encode(flat_photo("L").convert("P"), "GIF"), "image/gif"),
+        "webp": (samples.encode(flat_photo("RGB"), "WEBP", quality=50, method=0), "image/webp"),
+    }
+    if not samples.heic_encoding_unavailable():
+        cases["heic-grid"] = (samples.heic_grid((3000, 3000), (6, 6)), "image/heic")
+    return cases
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "png-rgba",
+        "png-16-bit-grey-alpha",
+        "png-16-bit-rgb-with-trns",
+        "png-16-bit-grey",
+        "png-palette-with-transparency",
+        "jpeg-progressive-4:4:4",
+        "gif",
+        "webp",
+        "heic-grid",
+    ],
+)
+def test_the_memory_estimate_covers_the_measured_peak(case: str) -> None:
+    if case not in memory_cases():
+        pytest.skip(samples.heic_encoding_unavailable() or "no sample")
+    data, content_type = memory_cases()[case]
+    estimate = estimated_megabytes(data, content_type)
+    measured: list[decode_guard.Usage] = []
+
+    imaging.process_guarded(data, declared_type=content_type, on_decode=lambda _, usage: measured.append(usage))
+
+    peak = measured[0].added_bytes >> 20
+    assert peak <= estimate, f"{case}: measured {peak} MB, estimated {estimate} MB"
+    assert estimate <= 1.5 * peak + 64, f"{case}: estimated {estimate} MB for a measured {peak} MB"
+
+
+# --- the guard: the decode in a child the kernel stops --------------------------------------------------------
+
+
+def no_child_left_behind() -> bool:
+    try:
+        return os.waitpid(-1, os.WNOHANG) == (0, 0)  # children still running, none of them a finished one
+    except ChildProcessError:
+        return True  # no children at all
+
+
+@pytest.fixture
+def parent_state() -> Iterator[None]:
+    """Whatever a guarded decode does in its child, this process keeps its limits, has no child left behind and
+    can fork the next one."""
+    names = ("RLIMIT_CPU", "RLIMIT_DATA", "RLIMIT_CORE")
+    limits = [resource.getrlimit(getattr(resource, name)) for name in names]
+    pid = os.getpid()
+    yield
+    assert os.getpid() == pid
+    assert [resource.getrlimit(getattr(resource, name)) for name in names] == limits
+    assert no_child_left_behind()
+    assert decode_guard.run(lambda: b"still here")[0] == b"still here"
+
+
+def recorded(outcomes: list[tuple[str, decode_guard.Usage]]) -> imaging.OnDecode:
+    return lambda outcome, usage: outcomes.append((outcome, usage))
+
+
+def test_a_guarded_decode_returns_what_the_unguarded_one_does(parent_state: None) -> None:
+    exif = samples.exif(orientation=6, taken="2024:05:01 10:20:30", offset="+02:00")
+    data = samples.encode(samples.marked((1600, 1200)), "JPEG", exif=exif, icc_profile=samples.srgb_profile())
+    outcomes: list[tuple[str, decode_guard.Usage]] = []
+
+    guarded = imaging.process_guarded(data, declared_type="image/jpeg", on_decode=recorded(outcomes))
+
+    assert guarded == process(data, declared_type="image/jpeg")
+    [(outcome, usage)] = outcomes
+    assert outcome == "ready"
+    assert 0 < usage.cpu_seconds < decode_guard.CPU_SECONDS
+    assert usage.peak_rss_bytes > 0
+    assert usage.added_bytes < decode_guard.MEMORY_BYTES
+
+
+def test_a_rejection_in_the_child_is_the_same_rejection_in_the_worker(parent_state: None) -> None:
+    outcomes: list[tuple[str, decode_guard.Usage]] = []
+
+    with pytest.raises(ImageRejected, match="JPEG has more than 100 scans"):
+        imaging.process_guarded(
+            samples.jpeg_scan_bomb(64, 64, 200), declared_type="image/jpeg", on_decode=recorded(outcomes)
+        )
+
+    assert [outcome for outcome, _ in outcomes] == ["rejected"]
+
+
+def test_a_decode_stuck_in_c_is_stopped_at_its_cpu_budget(parent_state: None) -> None:
+    # The scan bomb with every structural limit lifted: libjpeg would decode it for minutes, in C, where no Python
+    # signal handler could interrupt it.
+    outcomes: list[tuple[str, decode_guard.Usage]] = []
+
+    with pytest.raises(ImageRejected, match=r"^image takes too long to decode \(limit 1 s of CPU\)$"):
+        imaging.process_guarded(
+            samples.jpeg_scan_bomb(4000, 3000, 34_000),
+            declared_type="image/jpeg",
+            limits=NO_LIMITS,
+            budget=decode_guard.Budget(cpu_seconds=1),
+            on_decode=recorded(outcomes),
+        )
+
+    [(outcome, usage)] = outcomes
+    assert outcome == "too-slow"
+    assert 0.9 <= usage.cpu_seconds < 2.5  # SIGXCPU at the soft limit, SIGKILL a second later at the latest
+
+
+def test_a_decode_past_its_memory_budget_is_stopped(parent_state: None) -> None:
+    # 64 MP of RGBA: 256 MB decoded, with the estimate lifted, so the allocations themselves fail in the child. The
+    # child may also reuse free heap it inherits (RLIMIT_DATA counts growth only), so the image is far over budget.
+    outcomes: list[tuple[str, decode_guard.Usage]] = []
+
+    with pytest.raises(ImageRejected, match=r"^image needs too much memory to decode \(limit 48 MB\)$"):
+        imaging.process_guarded(
+            samples.png(8000, 8000, colour_type=6),
+            declared_type="image/png",
+            limits=NO_LIMITS,
+            budget=decode_guard.Budget(memory_bytes=48 << 20),
+            on_decode=recorded(outcomes),
+        )
+
+    [(outcome, usage)] = outcomes
+    assert outcome == "too-much-memory"
+    assert usage.added_bytes < 256 << 20
+
+
+def test_memory_the_child_reuses_from_the_workers_free_heap_counts_against_its_budget(parent_state: None) -> None:
+    # RLIMIT_DATA sees only a data segment that grows; heap the worker freed but malloc kept is handed to the child
+    # first, without growing anything. Chunks below malloc's mmap threshold, held in place by one live chunk above.
+    freed = [bytes(60_000) for _ in range(3000)]
+    kept_above = bytes(60_000)
+    del freed
+
+    def reuse_the_free_heap() -> bytes:
+        hoard = [bytearray(60_000) for _ in range(2500)]  # 150 MB, every page touched
+        return bytes(len(hoard))
+
+    with pytest.raises(decode_guard.MemoryLimitExceeded) as stopped:
+        decode_guard.run(reuse_the_free_heap, decode_guard.Budget(memory_bytes=64 << 20))
+
+    assert stopped.value.usage.added_bytes < 150 << 20
+    assert kept_above
+
+
+def test_a_decode_that_neither_computes_nor_ends_is_stopped_at_the_deadline(
+    parent_state: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(imaging, "process", lambda *args, **kwargs: time.sleep(60))
+    outcomes: list[tuple[str, decode_guard.Usage]] = []
+    started = time.perf_counter()
+
+    with pytest.raises(ImageRejected, match="image takes too long to decode"):
+        imaging.process_guarded(
+            samples.encode(Image.new("RGB", (8, 8)), "JPEG"),
+            declared_type="image/jpeg",
+            budget=decode_guard.Budget(wall_seconds=0.5),
+            on_decode=recorded(outcomes),
+        )
+
+    assert time.perf_counter() - started < 5
+    assert [outcome for outcome, _ in outcomes] == ["too-slow"]
+
+
+def test_a_decoder_crash_rejects_the_file_and_spares_the_worker(
+    parent_state: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(imaging, "process", lambda *args, **kwargs: os.abort())  # SIGABRT, as a failed C assert
+    outcomes: list[tuple[str, decode_guard.Usage]] = []
+
+    with pytest.raises(ImageRejected, match=r"^file could not be decoded$"):
+        imaging.process_guarded(
+            samples.encode(Image.new("RGB", (8, 8)), "JPEG"), declared_type="image/jpeg", on_decode=recorded(outcomes)
+        )
+
+    assert [outcome for outcome, _ in outcomes] == ["crashed"]
+
+
+def test_a_bug_in_the_child_fails_the_delivery_with_its_traceback(
+    parent_state: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def buggy(*args: Any, **kwargs: Any) -> None:
+        raise TypeError("a bug, not the file's fault")
+
+    monkeypatch.setattr(imaging, "process", buggy)
+    outcomes: list[tuple[str, decode_guard.Usage]] = []
+
+    with pytest.raises(decode_guard.ChildFailed, match="TypeError: a bug, not the file's fault"):
+        imaging.process_guarded(
+            samples.encode(Image.new("RGB", (8, 8)), "JPEG"), declared_type="image/jpeg", on_decode=recorded(outcomes)
+        )
+
+    assert [outcome for outcome, _ in outcomes] == ["failed"]
+
+
+def test_the_guard_carries_results_larger_than_a_pipe_holds(parent_state: None) -> None:
+    payload = bytes(range(256)) * 4096  # 1 MiB: sixteen times a Linux pipe's buffer
+
+    result, usage = decode_guard.run(lambda: payload)
+
+    assert result == payload
+    assert usage.wall_seconds < decode_guard.WALL_SECONDS
+
+
+def test_a_content_type_mismatch_is_refused_without_forking(monkeypatch: pytest.MonkeyPatch) -> None:
+    forks = spy(monkeypatch, os, "fork")
+
+    with pytest.raises(ImageRejected, match="declared image/png but the file is image/jpeg"):
+        imaging.process_guarded(samples.encode(Image.new("RGB", (8, 8)), "JPEG"), declared_type="image/png")
+
+    assert forks == []
 
 
 # --- HEIC support loads only when needed ----------------------------------------------------------------------
