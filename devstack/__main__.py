@@ -75,6 +75,25 @@ def _ensure_port_free(port: int, variable: str) -> None:
             raise StartupError(f"cannot listen on {HOST}:{port}: {e.strerror}") from None
 
 
+# Variables of .chalice/config.json that describe the stack itself: the dev stack creates these resources under
+# these names and is always the `local` stage, so a developer's environment (perhaps set for a deployed stage)
+# never changes them. Every other PHOTOSKY_* setting set in the environment wins over the file.
+STACK_VARIABLES = frozenset({"PHOTOSKY_STAGE", "TABLE_NAME", "BUCKET_NAME", "UPLOADS_QUEUE_NAME"})
+
+
+def stage_environment(config_env: Mapping[str, str], environ: Mapping[str, str]) -> dict[str, str]:
+    """The API's environment variables: the stage's from .chalice/config.json, and the developer's settings on top.
+
+    `chalice local` lets the file win, so `PHOTOSKY_QUOTA_PHOTOS=2 make dev` had a quota of 10000. Here a PHOTOSKY_*
+    variable set (non-empty) in the environment wins, but for the ones naming the stack (`STACK_VARIABLES`).
+    """
+    merged = dict(config_env)
+    for name, value in environ.items():
+        if name.startswith("PHOTOSKY_") and name not in STACK_VARIABLES and value.strip():
+            merged[name] = value
+    return merged
+
+
 def _isolate_from_real_aws(endpoint: str) -> None:
     """Point every boto3 client at moto, with throwaway credentials, before any client exists."""
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_CONFIG_FILE"):
@@ -185,15 +204,24 @@ def _serve_api(
 ) -> LocalDevServer:
     from chalice.deploy.validate import validate_routes
 
+    from chalicelib.config import ConfigError, Settings
     from devstack.auth import CognitoIdTokenVerifier, HttpJwks, cognito_issuer
     from devstack.gateway import verifying_dev_server
 
-    # As `chalice local` does, the stage's variables go into the environment before app.py is imported;
-    # the pool ARN too, since the app reads it at import for its authorizer.
-    os.environ.update(chalice_config.environment_variables)
+    # As `chalice local` does, the stage's variables go into the environment before app.py is imported (but the
+    # developer's own PHOTOSKY_* settings win); the pool ARN too, since the app reads it at import for its authorizer.
+    os.environ.update(stage_environment(chalice_config.environment_variables, os.environ))
     os.environ["COGNITO_USER_POOL_ARN"] = provisioned.user_pool_arn
     # The web client is the one browser origin the API answers (CORS), as the SPA's distribution is in AWS.
     os.environ["PHOTOSKY_ALLOWED_ORIGINS"] = web_url
+    try:
+        Settings.from_env()  # a bad override is a clear startup error, not a 500 on the first request
+    except ConfigError as e:
+        raise StartupError(str(e)) from None
+    stage_env = chalice_config.environment_variables
+    overridden = sorted(name for name, value in stage_env.items() if os.environ[name] != value)
+    if overridden:  # names only: a value may be a secret (PHOTOSKY_CURSOR_SECRET)
+        log.info("set by the environment over .chalice/config.json: %s", ", ".join(overridden))
     app_object = chalice_config.chalice_app
     validate_routes(app_object.routes)
     verifier = CognitoIdTokenVerifier(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,27 +25,39 @@ from chalicelib.photos.models import (
 
 _NEW_PHOTO_FIELDS = ("filename", "content_type", "size_bytes", "title", "description", "tags")
 _EDITABLE_FIELDS = ("title", "description", "tags")
-# Letters and digits of any script, inner spaces, dots, dashes and underscores; '#' and '/' never reach a key.
-_TAG = re.compile(r"^[^\W_](?:[\w .-]*[^\W_])?$")
 _LIMIT = re.compile(r"^[0-9]{1,3}$")
 LIST_LIMIT_DEFAULT = 30
 LIST_LIMIT_MAX = 100
 
 
 def normalize_tag(raw: Any, field: str = "tags") -> str:
+    """A tag as stored and compared: caseless (NFKC + case folding), runs of white space collapsed.
+
+    A tag is 1 to TAG_MAX characters both as sent and as stored: letters and digits of any script, with the marks
+    that belong to them (a Devanagari vowel sign, a combining accent), inner spaces, '.', '-' and '_'; it starts with
+    a letter or digit and ends with a letter, digit or mark. '#' and '/' never reach a key.
+    """
     if not isinstance(raw, str):
         raise errors.Invalid(field, "each tag must be a string")
-    tag = " ".join(raw.split()).lower()
-    if not 1 <= len(tag) <= TAG_MAX:
+    tag = " ".join(validation.caseless(raw).split())
+    if not 1 <= len(raw) <= TAG_MAX or not 1 <= len(tag) <= TAG_MAX:
         raise errors.Invalid(field, f"each tag must be 1 to {TAG_MAX} characters")
-    if not _TAG.match(tag):
+    if not _is_tag(tag):
         raise errors.Invalid(field, f"{tag!r} is not a valid tag (letters, digits, spaces, '.', '-', '_')")
     return tag
 
 
+def _is_tag(tag: str) -> bool:
+    def kind(ch: str) -> str:
+        return unicodedata.category(ch)[0]  # L letter, M mark, N number, ...
+
+    inner_ok = all(kind(ch) in "LMN" or ch in " .-_" for ch in tag)
+    return inner_ok and kind(tag[0]) in "LN" and kind(tag[-1]) in "LMN"
+
+
 def _tags(body: Mapping[str, Any]) -> tuple[str, ...]:
     raw = body.get("tags")
-    if raw is None:
+    if raw is None:  # null is "no tags", as for title and description: none on POST, all removed on PATCH
         return ()
     if not isinstance(raw, list):
         raise errors.Invalid("tags", "must be a list of strings")
@@ -121,7 +134,8 @@ def parse_list_query(params: Mapping[str, str] | None) -> tuple[int, str | None,
     # ASCII digits only: str.isdigit() also accepts '²' and other digits int() refuses.
     if not _LIMIT.match(raw_limit) or not 1 <= int(raw_limit) <= LIST_LIMIT_MAX:
         raise errors.Invalid("limit", f"must be a whole number from 1 to {LIST_LIMIT_MAX}")
-    tag = normalize_tag(params["tag"], "tag") if params.get("tag") else None
+    # An empty `?tag=` is a 400 like any other invalid tag (the spec's minLength 1), not "no filter".
+    tag = normalize_tag(params["tag"], "tag") if "tag" in params else None
     return int(raw_limit), params.get("cursor") or None, tag
 
 

@@ -7,6 +7,7 @@ like Ctrl-C; the teardown checks that a stop is clean (exit 0, outputs file remo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -104,10 +105,9 @@ def spawn() -> Spawn:
     return spawn_devstack
 
 
-@pytest.fixture(scope="session")
-def devstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """The running stack's outputs.json, parsed."""
-    workdir = tmp_path_factory.mktemp("devstack")
+@contextlib.contextmanager
+def started_devstack(workdir: Path, extra_env: dict[str, str] | None = None) -> Iterator[dict[str, Any]]:
+    """A dev stack on free ports, its outputs.json parsed; on exit, Ctrl-C and the checks that it stopped cleanly."""
     outputs_path = workdir / "outputs.json"
     log_path = workdir / "devstack.log"
     api_port = free_port()
@@ -124,7 +124,12 @@ def devstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
     with log_path.open("ab") as log:
         started = time.monotonic()
         process = spawn_devstack(
-            api_port=api_port, aws_port=aws_port, outputs=outputs_path, stdout=log, web_port=web_port
+            api_port=api_port,
+            aws_port=aws_port,
+            outputs=outputs_path,
+            stdout=log,
+            web_port=web_port,
+            extra_env=extra_env,
         )
         try:
             deadline = started + READY_TIMEOUT_SECONDS
@@ -164,6 +169,13 @@ def devstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
     assert port_is_free(api_port), f"API port {api_port} still in use after the dev stack stopped"
     assert port_is_free(aws_port), f"AWS port {aws_port} still in use after the dev stack stopped"
     assert port_is_free(web_port), f"web port {web_port} still in use after the dev stack stopped"
+
+
+@pytest.fixture(scope="session")
+def devstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The running stack's outputs.json, parsed."""
+    with started_devstack(tmp_path_factory.mktemp("devstack")) as outputs:
+        yield outputs
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -24,7 +24,7 @@ import pytest
 
 from devstack.clients import emulated_client
 from devstack.token import new_confirmed_user
-from tests.e2e.conftest import Spawn, free_port, port_is_free
+from tests.e2e.conftest import Spawn, free_port, port_is_free, started_devstack
 from tests.support.cognito import FakeCognitoPool, unsigned_token
 
 pytestmark = pytest.mark.e2e
@@ -242,7 +242,7 @@ def test_demo_user_profile_flow(api: Callable[..., Reply], demo: User) -> None:
     assert created["user_id"] == demo.sub
     assert created["display_name"] == "Demo"
     assert created["bio"] == "hello"
-    assert created["usage"] == {"photos": 0, "bytes": 0}
+    assert created["usage"] == {"photos": 0, "bytes": 0, "pending": 0}
     assert created["created_at"].endswith(("Z", "+00:00"))
 
     status, _, body = api("POST", "/users", token=token, body={"display_name": "Again"})
@@ -254,8 +254,8 @@ def test_demo_user_profile_flow(api: Callable[..., Reply], demo: User) -> None:
     assert set(me) == ACCOUNT_FIELDS
     assert me["user_id"] == demo.sub
     assert me["display_name"] == "Demo"
-    assert me["usage"] == {"photos": 0, "bytes": 0}
-    assert set(me["quota"]) == {"photos", "bytes"}
+    assert me["usage"] == {"photos": 0, "bytes": 0, "pending": 0}
+    assert set(me["quota"]) == {"photos", "bytes", "pending"}
     assert me["quota"]["photos"] > 0
     assert me["quota"]["bytes"] > 0
 
@@ -293,7 +293,8 @@ def test_signed_up_user_can_use_the_api(api: Callable[..., Reply], new_user: Cal
 
     status, _, me = api("GET", "/users/me", token=user.id_token)
     assert status == 200, me
-    assert (me["user_id"], me["display_name"], me["usage"]) == (user.sub, "Newcomer", {"photos": 0, "bytes": 0})
+    no_usage = {"photos": 0, "bytes": 0, "pending": 0}
+    assert (me["user_id"], me["display_name"], me["usage"]) == (user.sub, "Newcomer", no_usage)
 
 
 def test_unknown_user_is_404(api: Callable[..., Reply], new_user: Callable[[], User]) -> None:
@@ -465,25 +466,59 @@ def test_second_stack_on_a_busy_port_exits_2(
 
 @pytest.mark.e2e
 def test_a_demo_password_the_pool_refuses_is_a_clear_startup_error(spawn: Spawn, tmp_path: Path) -> None:
-    api_port, aws_port = free_port(), free_port()
-    outputs = tmp_path / "weak-outputs.json"
+    aws_port = free_port()
+    message = failed_start(spawn, tmp_path, {"PHOTOSKY_DEMO_PASSWORD": "short"}, aws_port=aws_port)
+    assert "PHOTOSKY_DEMO_PASSWORD does not meet" in message
+    assert port_is_free(aws_port), "the emulated AWS kept its port after a failed start"
+
+
+def failed_start(spawn: Spawn, tmp_path: Path, env: dict[str, str], *, aws_port: int | None = None) -> str:
+    """Start a dev stack that must refuse to start: exit 2 within a minute, one clear message, no traceback, no
+    outputs file. Returns what it printed on stderr."""
+    outputs = tmp_path / "refused-outputs.json"
     stack = spawn(
-        api_port=api_port,
-        aws_port=aws_port,
+        api_port=free_port(),
+        aws_port=aws_port or free_port(),
         outputs=outputs,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        extra_env={"PHOTOSKY_DEMO_PASSWORD": "short"},
+        extra_env=env,
     )
     try:
         _, stderr = stack.communicate(timeout=60)
     except subprocess.TimeoutExpired:
         stack.kill()
         stack.communicate()
-        pytest.fail("a dev stack with a refused demo password did not exit within 60 s")
+        pytest.fail(f"a dev stack started with {env} did not exit within 60 s")
     message = stderr.decode(errors="replace")
     assert stack.returncode == 2, message
-    assert "PHOTOSKY_DEMO_PASSWORD does not meet" in message
     assert "Traceback" not in message
     assert not outputs.exists()
-    assert port_is_free(aws_port), "the emulated AWS kept its port after a failed start"
+    return message
+
+
+@pytest.mark.e2e
+def test_photosky_settings_in_the_environment_win_over_the_config_file(tmp_path: Path) -> None:
+    # .chalice/config.json says 10000 photos; the developer's PHOTOSKY_QUOTA_PHOTOS=2 used to be ignored.
+    with started_devstack(tmp_path, extra_env={"PHOTOSKY_QUOTA_PHOTOS": "2"}) as outputs:
+        demo = sign_in(
+            emulated_client("cognito-idp", outputs),
+            outputs["user_pool_client_id"],
+            outputs["demo_user"]["username"],
+            outputs["demo_user"]["password"],
+        )
+        status, _, profile = call(outputs["api_url"], "POST", "/users", token=demo.id_token, body={"display_name": "D"})
+        assert status == 201, profile
+        assert profile["quota"]["photos"] == 2
+        photo = {"filename": "a.jpg", "content_type": "image/jpeg", "size_bytes": 100}
+        statuses = [
+            call(outputs["api_url"], "POST", "/photos", token=demo.id_token, body=photo).status for _ in range(3)
+        ]
+        assert statuses == [201, 201, 429]
+    assert "PHOTOSKY_QUOTA_PHOTOS" in (tmp_path / "devstack.log").read_text()  # the override is logged, by name
+
+
+@pytest.mark.e2e
+def test_a_malformed_setting_in_the_environment_is_a_clear_startup_error(spawn: Spawn, tmp_path: Path) -> None:
+    message = failed_start(spawn, tmp_path, {"PHOTOSKY_QUOTA_PHOTOS": "lots"})
+    assert "PHOTOSKY_QUOTA_PHOTOS must be a whole number, got 'lots'" in message

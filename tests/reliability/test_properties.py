@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import string
+import unicodedata
 from typing import Any
 from urllib.parse import quote
 
@@ -19,7 +20,7 @@ from chalice.test import Client
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from chalicelib import errors
+from chalicelib import errors, validation
 from chalicelib.cursors import CursorCodec
 from chalicelib.photos import schemas
 from chalicelib.photos.models import TAG_MAX, TAGS_MAX
@@ -126,8 +127,16 @@ def assert_names_tags(error: errors.Invalid) -> None:
     assert str(error).startswith("tags: ")
 
 
+# Characters whose case folding or compatibility forms are tricky: dotted and dotless i, sharp s, titlecase
+# digraphs, final sigma, a ligature, fullwidth letters, combining marks, Devanagari signs, Cherokee (whose case
+# folding goes to upper case), square katakana words (NFKC spells them out).
+TRICKY_TAG_TEXT = (
+    r"[ 0-9A-Za-z._\u00a0\u3000İıßẞǅΣςﬁＡａ\u0301\u0307\u0323\u093c\u093fक\uab70\u13a0\u3300\u2460-]{0,50}"
+)
+
+
 @budget(400)
-@given(raw=st.text(max_size=60) | st.from_regex(r"[ A-Za-zİıßẞǅΣς0-9._-]{0,50}", fullmatch=True))
+@given(raw=st.text(max_size=60) | st.from_regex(TRICKY_TAG_TEXT, fullmatch=True))
 def test_a_tag_normalises_to_a_valid_stable_tag_or_is_a_400_naming_tags(cases: Any, raw: str) -> None:
     cases.tried()
     try:
@@ -136,16 +145,39 @@ def test_a_tag_normalises_to_a_valid_stable_tag_or_is_a_400_naming_tags(cases: A
         assert_names_tags(e)
         return
     assert 1 <= len(tag) <= TAG_MAX
+    assert len(raw) <= TAG_MAX  # limits count the tag as sent, too
     assert tag == tag.strip()
     assert "  " not in tag
-    assert tag == tag.lower()
+    assert tag == validation.caseless(tag)  # folded (lower-case but for the few scripts folding to upper case)
+    assert unicodedata.is_normalized("NFKC", tag)
     assert "#" not in tag
     assert "/" not in tag
     assert schemas.normalize_tag(tag) == tag  # idempotent: a stored tag reads back the same
 
 
+@budget(300)
+@given(raw=st.text(max_size=60) | st.from_regex(TRICKY_TAG_TEXT, fullmatch=True))
+def test_canonically_equivalent_tags_are_the_same_tag(cases: Any, raw: str) -> None:
+    cases.tried()
+    spellings = {unicodedata.normalize(form, raw) for form in ("NFC", "NFD", "NFKC", "NFKD")}
+    outcomes = set()
+    for spelling in spellings:
+        try:
+            outcomes.add(schemas.normalize_tag(spelling))
+        except errors.Invalid:
+            outcomes.add(None)
+    # Decomposed spellings are longer, so one may pass the limit where another fits; otherwise they agree.
+    assert len(outcomes - {None}) <= 1, outcomes
+
+
 @budget(150)
-@given(raw=st.lists(st.text(max_size=45) | st.sampled_from(["Sea", "sea", " SEA ", "sun"]), max_size=30))
+@given(
+    raw=st.lists(
+        st.text(max_size=45)
+        | st.sampled_from(["Sea", "sea", " SEA ", "sun", "Caf\u00e9", "cafe\u0301", "\u0130zmir", "izmir"]),
+        max_size=30,
+    )
+)
 def test_a_tag_list_is_deduplicated_bounded_and_stable_or_a_400_naming_tags(cases: Any, raw: list[str]) -> None:
     cases.tried()
     try:
@@ -157,6 +189,46 @@ def test_a_tag_list_is_deduplicated_bounded_and_stable_or_a_400_naming_tags(case
     assert len(changes.tags) <= TAGS_MAX
     assert len(set(changes.tags)) == len(changes.tags)
     assert changes.tags == schemas.parse_photo_changes({"tags": list(changes.tags), "version": 1}).tags
+
+
+# --- user text: NFC, stable --------------------------------------------------------------------------------------
+
+text_values = st.text(max_size=80) | st.from_regex(
+    r"[ a-zA-Z\u00a0\u3000\u0301\u0308\u0323\u0958\u1100\u1161\u11a8\u200b\u200e\u2066\u2069\u3164\r\n\t]{0,40}",
+    fullmatch=True,
+)
+
+
+def stored_text(value: str, multiline: bool) -> str | errors.Invalid:
+    """What validation.text stores for `value`, or the Invalid it raises."""
+    try:
+        return validation.text({"f": value}, "f", max_length=40, multiline=multiline)
+    except errors.Invalid as e:
+        return e
+
+
+@budget(400)
+@given(value=text_values, multiline=st.booleans())
+def test_accepted_text_is_nfc_within_its_limit_and_reads_back_the_same(cases: Any, value: str, multiline: bool) -> None:
+    cases.tried()
+    stored = stored_text(value, multiline)
+    if isinstance(stored, errors.Invalid):
+        assert stored.field == "f"
+        return
+    assert unicodedata.is_normalized("NFC", stored)
+    assert stored == stored.strip()
+    assert len(stored) <= 40
+    assert not stored or not all(validation.is_invisible(ch) for ch in stored)  # something to see
+    assert "\r" not in stored
+    # Idempotent: a stored value sent back (a client editing one field and resending the rest) is kept as is.
+    assert stored_text(stored, multiline) == stored
+    # Canonically equivalent input is stored the same (a decomposed spelling can only be refused as too long).
+    for form in ("NFC", "NFD"):
+        again = stored_text(unicodedata.normalize(form, value), multiline)
+        if isinstance(again, errors.Invalid):
+            assert "characters" in again.problem, again
+        else:
+            assert again == stored
 
 
 # --- request bodies through the real API ---------------------------------------------------------------------------
