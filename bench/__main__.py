@@ -5,6 +5,7 @@ in the same run; nothing here asserts a time."""
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -20,7 +21,11 @@ SECTIONS = ("coldstart", "warm", "roundtrips", "previews", "devstack")
 
 @dataclass(frozen=True)
 class Settings:
-    cold_repetitions: int
+    cold_rounds: int  # paired rounds (bare, baseline, PhotoSky) per block, in the goal's bytecode state
+    cold_max_blocks: int  # more blocks while the verdict is within the noise
+    cold_other_rounds: int  # rounds in each of the other bytecode states
+    cold_importtime_runs: int
+    cold_instruction_repetitions: int  # valgrind runs per script (counts repeat exactly; >1 shows it)
     warm_repetitions: int
     warm_requests: int
     warm_warmup: int
@@ -32,8 +37,8 @@ class Settings:
     max_uploads: int
 
 
-FULL = Settings(7, 5, 200, 30, 3, (1, 4, 16), 15.0, 4, 20.0, 60)
-QUICK = Settings(2, 2, 40, 10, 1, (1, 4, 16), 3.0, 4, 5.0, 12)
+FULL = Settings(20, 3, 7, 5, 2, 5, 200, 30, 3, (1, 4, 16), 15.0, 4, 20.0, 60)
+QUICK = Settings(10, 2, 2, 3, 1, 2, 40, 10, 1, (1, 4, 16), 3.0, 4, 5.0, 12)
 
 VERSIONED = (
     "chalice",
@@ -67,7 +72,29 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def run(settings: Settings, sections: tuple[str, ...], *, quick: bool) -> dict[str, Any]:
+def code_version() -> str:
+    """The commit measured, and whether the code the cold start imports (app.py, chalicelib) differs from it."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607
+            cwd=common.PROJECT_DIR,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        changed = subprocess.run(
+            ["git", "status", "--porcelain", "--", "app.py", "chalicelib"],  # noqa: S607
+            cwd=common.PROJECT_DIR,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "n/a"
+    return f"{commit} + local changes" if changed else commit
+
+
+def run(settings: Settings, sections: tuple[str, ...], *, quick: bool, label: str = "") -> dict[str, Any]:
     started = time.monotonic()
     results: dict[str, Any] = {
         "started": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -75,6 +102,9 @@ def run(settings: Settings, sections: tuple[str, ...], *, quick: bool) -> dict[s
         "versions": versions(),
         "settings": settings,
         "quick": quick,
+        "complete": set(sections) == set(SECTIONS),
+        "code": code_version(),
+        "label": label,
         "timings": {},
     }
     for section in sections:
@@ -83,7 +113,14 @@ def run(settings: Settings, sections: tuple[str, ...], *, quick: bool) -> dict[s
         if section == "coldstart":
             from bench import coldstart
 
-            results[section] = coldstart.measure(repetitions=settings.cold_repetitions, log=log)
+            results[section] = coldstart.measure(
+                rounds=settings.cold_rounds,
+                max_blocks=settings.cold_max_blocks,
+                other_rounds=settings.cold_other_rounds,
+                importtime_runs=settings.cold_importtime_runs,
+                instruction_repetitions=settings.cold_instruction_repetitions,
+                log=log,
+            )
         elif section == "warm":
             from bench import warm
 
@@ -154,18 +191,36 @@ def cost_section(results: dict[str, Any]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few repetitions and short load levels (a smoke run)")
-    parser.add_argument("--only", nargs="+", choices=SECTIONS, help="run only these sections (no report written)")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=SECTIONS,
+        help="run only these sections (the report is not rewritten, except its cold-start parts by a cold-start run)",
+    )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where to write the report")
     parser.add_argument("--no-write", action="store_true", help="print the report without writing it")
+    parser.add_argument("--label", default="", help="a note for this run's row in the cold-start run log")
     args = parser.parse_args(argv)
     sections = tuple(args.only) if args.only else SECTIONS
-    results = run(QUICK if args.quick else FULL, sections, quick=args.quick)
-    text = report.render(results)
+    results = run(QUICK if args.quick else FULL, sections, quick=args.quick, label=args.label)
+    previous = args.output.read_text() if args.output.exists() else None
+    text = report.render(results, previous)
     print(text)
-    if not args.no_write and not args.only:
+    if args.no_write:
+        return 0
+    if not args.only:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(text)
         log(f"[bench] wrote {args.output} ({results['total_seconds']:.0f} s)")
+    elif "coldstart" in results:
+        # Every cold-start run is reported: a cold-start-only run replaces the report's cold-start parts (and adds
+        # itself to their run log), leaving every other section as the whole run that wrote them left it.
+        updated = report.with_cold_start(previous, results) if previous else None
+        if updated is None:
+            log(f"[bench] {args.output} has no cold-start section to replace: run the whole bench")
+        else:
+            args.output.write_text(updated)
+            log(f"[bench] replaced the cold-start parts of {args.output}")
     return 0
 
 

@@ -6,6 +6,7 @@ Everything here is deterministic and cheap, so tests/unit/test_bench_helpers.py 
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import statistics
@@ -54,6 +55,25 @@ def spread(values: Sequence[float]) -> float:
     """(max - min) / median: how noisy a set of repetitions was."""
     mid = median(values)
     return (max(values) - min(values)) / mid if mid > 0 else 0.0
+
+
+def median_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
+    """A distribution-free confidence interval of the median: (low, high, coverage) where low and high are the k-th
+    smallest and k-th largest values, k as large as keeps the coverage (from the binomial distribution of how many
+    values fall below the median) at least `confidence`. With too few values for that, (min, max) and its coverage.
+    """
+    if not values:
+        raise ValueError("interval of no values")
+    ordered = sorted(values)
+    n = len(ordered)
+
+    def coverage(k: int) -> float:  # P(x_(k) <= median <= x_(n+1-k)) = 1 - 2 P(Binomial(n, 1/2) < k)
+        return 1.0 - 2.0 * sum(math.comb(n, i) for i in range(k)) / float(2**n)
+
+    k = 1
+    while k + 1 <= (n + 1) // 2 and coverage(k + 1) >= confidence:
+        k += 1
+    return float(ordered[k - 1]), float(ordered[n - k]), coverage(k)
 
 
 def fmt_ratio(value: float) -> str:

@@ -64,7 +64,7 @@ class Measured:
     api_cpu_ms: dict[str, float]  # per route, warm, PhotoSky
     api_calls: dict[str, int]  # AWS calls per route
     rru: dict[str, float]  # per route / operation
-    wru: dict[str, float]
+    wru: dict[str, float]  # POST /photos' includes its write-rate token (an UpdateItem on the caller's counter)
     cold_start_ms: float  # init CPU over a bare interpreter, with bytecode
     worker_cpu_ms: float  # PhotoSky's previews of a 24 MP JPEG
     worker_calls: int
@@ -116,7 +116,8 @@ def monthly_cost(
     items["DynamoDB writes (WRU)"] = wru * p["dynamodb_write_request_unit"]
     items["DynamoDB storage"] = uploads * a["dynamodb_kb_per_photo"] / 1024 / 1024 * p["dynamodb_storage_gb_month"]
 
-    # Per upload: the browser's POST, the worker's 2 preview PUTs, 1 COPY and 1 DeleteObjects (a POST).
+    # Per upload: the browser's POST, the worker's 3 PUTs (2 previews, the verified original) and 1 DeleteObjects
+    # (a POST).
     items["S3 PUT/COPY/POST requests"] = uploads * 5 * p["s3_put_class_request"]
     gets = uploads * 2  # the worker's HEAD and GET
     gets += requests * a["mix"]["GET /photos"] * a["previews_fetched_per_list"]

@@ -75,7 +75,9 @@ def routes(photo_id: str) -> list[Route]:
                 "title": "Harbour at dusk",
                 "tags": ["Holiday", "sea", "  Boats "],
             },
-            dynamodb=("transact_write_items",),
+            # The caller's write-rate token (chalicelib.ratelimit: one UpdateItem on its RATE# counter), then the
+            # transaction that stores the photo, its tag copies and the quota reservation.
+            dynamodb=("update_item", "transact_write_items"),
         ),
     ]
 
@@ -114,8 +116,8 @@ def stub_response(operation: str, items: list[dict[str, Any]]) -> dict[str, Any]
         return {"Items": items, "Count": len(items), "ScannedCount": len(items)}
     if operation == "get_item":
         return {"Item": items[0]}
-    if operation == "transact_write_items":
-        return {}
+    if operation in ("update_item", "transact_write_items"):
+        return {}  # the rate counter's update asks for no ReturnValues; a transaction answers nothing on success
     raise ValueError(operation)
 
 

@@ -55,8 +55,8 @@ app.add_middleware(LogRequests)
 
 @app.exception_handler(errors.DomainError)
 def domain_error(request: Request, error: errors.DomainError) -> JSONResponse:
-    status, body = error_status(error)
-    return JSONResponse(status_code=status, content=body)
+    status, body, headers = error_status(error)
+    return JSONResponse(status_code=status, content=body, headers=headers)
 
 
 def current_user_id(request: Request) -> str:
@@ -70,13 +70,26 @@ def current_user_id(request: Request) -> str:
 UserId = Annotated[str, Depends(current_user_id)]
 
 
+def writer_id(owner_id: UserId) -> str:
+    """The caller of a write route, once one of their write-rate tokens is spent (app.py spends it first thing).
+
+    A dependency, so that, as in app.py, the token is spent before the body is validated: FastAPI runs
+    dependencies before it reports the request's validation errors.
+    """
+    deps.write_limiter().spend(owner_id)
+    return owner_id
+
+
+WriterId = Annotated[str, Depends(writer_id)]
+
+
 @app.get("/health")
 def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
 @app.post("/photos", status_code=201)
-def start_upload(new: NewPhotoIn, owner_id: UserId) -> dict[str, Any]:
+def start_upload(new: NewPhotoIn, owner_id: WriterId) -> dict[str, Any]:
     photo, upload = deps.photo_service().start_upload(owner_id, new.to_domain(deps.settings().max_upload_bytes))
     no_urls_yet = DownloadUrls(original=None, large=None, small=None)
     return {"photo": photo_schemas.photo_out(photo, no_urls_yet), "upload": photo_schemas.upload_out(upload)}
@@ -90,7 +103,9 @@ def list_photos(
     tag: Annotated[str | None, Query(max_length=40)] = None,
 ) -> dict[str, Any]:
     service = deps.photo_service()
-    page = service.list(owner_id, limit=limit, cursor=cursor, tag=photo_schemas.normalize_tag(tag) if tag else None)
+    page = service.list(
+        owner_id, limit=limit, cursor=cursor, tag=photo_schemas.normalize_tag(tag, "tag") if tag is not None else None
+    )
     items = [photo_schemas.photo_out(photo, service.download_urls(photo)) for photo in page.items]
     return {"items": items, "next_cursor": page.next_cursor}
 

@@ -38,8 +38,8 @@ app.use(middlewares=[log_requests])
 
 @app.exception_handler(errors.DomainError)
 def domain_error(error: errors.DomainError) -> Response[Any]:
-    status, body = error_status(error)
-    return Response(status_code=status, content_type="application/json", body=body)
+    status, body, headers = error_status(error)
+    return Response(status_code=status, content_type="application/json", body=body, headers=headers)
 
 
 def current_user_id() -> str:
@@ -57,6 +57,9 @@ def health() -> dict[str, str]:
 @app.post("/photos")
 def start_upload(new: NewPhotoIn) -> tuple[dict[str, Any], int]:
     owner_id = current_user_id()
+    # app.py spends the caller's write-rate token before it parses the body; here validation runs first (the
+    # resolver validates before calling the view), so only an invalid body is counted differently.
+    deps.write_limiter().spend(owner_id)
     photo, upload = deps.photo_service().start_upload(owner_id, new.to_domain(deps.settings().max_upload_bytes))
     no_urls_yet = DownloadUrls(original=None, large=None, small=None)
     return {"photo": photo_schemas.photo_out(photo, no_urls_yet), "upload": photo_schemas.upload_out(upload)}, 201
@@ -70,7 +73,9 @@ def list_photos(
 ) -> dict[str, Any]:
     owner_id = current_user_id()
     service = deps.photo_service()
-    page = service.list(owner_id, limit=limit, cursor=cursor, tag=photo_schemas.normalize_tag(tag) if tag else None)
+    page = service.list(
+        owner_id, limit=limit, cursor=cursor, tag=photo_schemas.normalize_tag(tag, "tag") if tag is not None else None
+    )
     items = [photo_schemas.photo_out(photo, service.download_urls(photo)) for photo in page.items]
     return {"items": items, "next_cursor": page.next_cursor}
 

@@ -20,12 +20,15 @@ from chalicelib.photos.models import (
 from chalicelib.web import ERROR_STATUS
 
 
-def error_status(error: errors.DomainError) -> tuple[int, dict[str, Any]]:
+def error_status(error: errors.DomainError) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """(status, body, headers) for a domain error, as chalicelib.web.error_response answers it."""
     if isinstance(error, errors.Unauthenticated):
-        return 401, {"message": "Unauthorized"}
-    # The same table PhotoSky's views use, so every framework answers each error alike.
+        return 401, {"message": "Unauthorized"}, {}
+    # The same table PhotoSky's views use, so every framework answers each error alike (Retry-After included:
+    # a rate-limited write and too many pending uploads say when to try again).
     status, code = next(mapped for kind, mapped in ERROR_STATUS.items() if isinstance(error, kind))
-    return status, {"Code": code, "Message": str(error)}
+    headers = {"Retry-After": str(error.retry_after)} if error.retry_after is not None else {}
+    return status, {"Code": code, "Message": str(error)}, headers
 
 
 class NewPhotoIn(BaseModel):

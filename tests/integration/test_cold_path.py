@@ -25,6 +25,39 @@ print(json.dumps({"heavy": heavy, "routes": sorted(app.app.routes)}))
 """
 
 
+# What the API's clients cost to build is mostly botocore reading its data: one session holds one loader, which
+# caches what it read. A session per client re-read endpoints.json (1.2 MB), partitions, the default configuration
+# and the list of services for every client, and registered every handler again.
+LOADER_PROBE = """
+import collections, json
+import botocore.loaders, botocore.session
+
+files = collections.Counter()
+sessions = []
+real_load_file = botocore.loaders.JSONFileLoader.load_file
+real_init = botocore.session.Session.__init__
+
+def load_file(self, file_path):
+    files[file_path] += 1
+    return real_load_file(self, file_path)
+
+def init(self, *args, **kwargs):
+    sessions.append(self)
+    real_init(self, *args, **kwargs)
+
+botocore.loaders.JSONFileLoader.load_file = load_file
+botocore.session.Session.__init__ = init
+import app
+from chalicelib import deps
+deps.photo_service()
+deps.user_service()
+deps.secrets_manager()
+print(json.dumps({"sessions": len(sessions), "files": files}))
+"""
+
+CURSOR_SECRET_ARN = "arn:aws:secretsmanager:us-east-1:000000000000:secret:photosky-dev-cursor-AbCdEf"
+
+
 def lambda_like_environment(stage: str) -> dict[str, str]:
     return {
         "PATH": os.environ.get("PATH", ""),
@@ -37,16 +70,15 @@ def lambda_like_environment(stage: str) -> dict[str, str]:
     }
 
 
-def test_importing_the_app_loads_no_heavy_library_and_builds_no_client() -> None:
-    result = subprocess.run(
-        [sys.executable, "-c", PROBE],
-        cwd=PROJECT_DIR,
-        env=lambda_like_environment("dev"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+def run_python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """A fresh interpreter in the project, as a Lambda container starts one."""
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=60, check=False
     )
+
+
+def test_importing_the_app_loads_no_heavy_library_and_builds_no_client() -> None:
+    result = run_python(PROBE, lambda_like_environment("dev"))
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["heavy"] == []
@@ -56,14 +88,21 @@ def test_importing_the_app_loads_no_heavy_library_and_builds_no_client() -> None
 def test_a_missing_pool_arn_fails_the_import_with_a_clear_message() -> None:
     env = lambda_like_environment("dev")
     del env["COGNITO_USER_POOL_ARN"]
-    result = subprocess.run(
-        [sys.executable, "-c", "import app"],
-        cwd=PROJECT_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_python("import app", env)
     assert result.returncode != 0
     assert "COGNITO_USER_POOL_ARN is not set" in result.stderr
+
+
+def test_every_client_comes_from_one_session_that_reads_botocore_data_once() -> None:
+    result = run_python(
+        LOADER_PROBE, {**lambda_like_environment("dev"), "PHOTOSKY_CURSOR_SECRET_ARN": CURSOR_SECRET_ARN}
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["sessions"] == 1
+    read_twice = {path: count for path, count in report["files"].items() if count > 1}
+    assert read_twice == {}
+    names = {path.rsplit("/", 1)[-1] for path in report["files"]}
+    assert {"endpoints", "partitions", "sdk-default-configuration"} <= names
+    services = {path.split("/data/", 1)[-1].split("/", 1)[0] for path in report["files"] if "/service-2" in path}
+    assert services == {"dynamodb", "s3", "secretsmanager"}

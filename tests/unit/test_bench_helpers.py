@@ -3,6 +3,8 @@ every figure the bench reports is measured by `make bench`, never asserted by a 
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import json
 from typing import Any
 
@@ -24,6 +26,64 @@ def test_median_percentile_ratio_and_spread() -> None:
     assert common.spread([9.0, 10.0, 11.0]) == pytest.approx(0.2)
     with pytest.raises(ValueError, match="no values"):
         common.median([])
+
+
+def test_the_median_interval_widens_to_keep_its_coverage() -> None:
+    ten = [float(v) for v in range(1, 11)]
+    low, high, coverage = common.median_interval(ten)
+    assert (low, high) == (2.0, 9.0)  # the 2nd smallest and 2nd largest of 10: 97.9%
+    assert coverage == pytest.approx(1 - 2 * 11 / 1024)
+    twenty = [float(v) for v in range(1, 21)]
+    assert common.median_interval(twenty)[:2] == (6.0, 15.0)
+    assert common.median_interval(list(reversed(twenty)))[:2] == (6.0, 15.0)
+    # Five values cannot reach 95%: the whole range, and its coverage (93.75%) says so.
+    assert common.median_interval([5.0, 1.0, 3.0, 2.0, 4.0]) == (1.0, 5.0, pytest.approx(0.9375))
+    with pytest.raises(ValueError, match="no values"):
+        common.median_interval([])
+
+
+def test_cold_start_pairs_and_three_way_verdict() -> None:
+    from bench import coldstart
+
+    assert coldstart.round_order(0) == ["bare", "baseline", "photosky"]
+    assert coldstart.round_order(1) == ["bare", "photosky", "baseline"]
+    rounds = [
+        {"bare": {"end": 10.0}, "baseline": {"end": 110.0}, "photosky": {"end": 115.0}},
+        {"bare": {"end": 20.0}, "baseline": {"end": 220.0}, "photosky": {"end": 200.0}},
+    ]
+    assert coldstart.paired_ratios(rounds) == [pytest.approx(1.05), pytest.approx(0.9)]
+    assert coldstart.verdict_with_noise(0.95, 1.08, 1.10) == "met"
+    assert coldstart.verdict_with_noise(1.11, 1.30, 1.10) == "missed"
+    assert coldstart.verdict_with_noise(1.02, 1.15, 1.10) == "within the noise"
+    summary = coldstart.summarise_ratios([1.0, 1.2, 1.1, 1.05, 1.3])
+    assert summary["median"] == 1.1
+    assert (summary["min"], summary["max"]) == (1.0, 1.3)
+    assert summary["verdict"] == "within the noise"
+
+
+def test_instruction_scripts_stop_at_a_mark_and_skip_the_teardown() -> None:
+    from bench import coldstart
+
+    whole = coldstart.instruction_script("photosky")
+    assert "_mark(" not in whole
+    assert "deps.photo_service()" in whole
+    assert whole.rstrip().endswith("_o._exit(0)")
+    imported = coldstart.instruction_script("baseline", until="import")
+    assert "Chalice(app_name='baseline')" in imported
+    assert "boto3.client(" not in imported
+    with pytest.raises(ValueError, match="no mark"):
+        coldstart.instruction_script("bare", until="import")
+    summary = "==1== \n==1== I   refs:      1,335,204,117\n"
+    assert coldstart.parse_cachegrind(summary) == 1_335_204_117
+    assert coldstart.parse_cachegrind("valgrind: no summary") is None
+
+
+def test_the_baseline_builds_both_clients_from_one_session_as_boto3_client_does() -> None:
+    from bench import coldstart
+
+    baseline = coldstart.BODIES["baseline"]
+    assert baseline.count("boto3.client(") == 2
+    assert "Session()" not in baseline
 
 
 def test_interleaving_runs_every_variant_in_turn() -> None:
@@ -95,6 +155,9 @@ def test_importtime_parsing_groups_by_top_level_package() -> None:
     rows = coldstart.parse_importtime(stderr)
     assert rows[0] == ("botocore.utils", 100, 100, 2)
     assert coldstart.top_packages(rows) == [("botocore", 350, 2), ("app", 40, 1)]
+    again = coldstart.parse_importtime(stderr.replace("  40 |", "  60 |"))
+    third = coldstart.parse_importtime(stderr.replace("  40 |", "  50 |"))
+    assert coldstart.median_importtime([rows, again, third])[-1] == ("app", 50, 390, 0)
 
 
 def test_an_api_gateway_event_goes_through_the_real_handler() -> None:
@@ -122,6 +185,113 @@ def test_an_api_gateway_event_goes_through_the_real_handler() -> None:
         deps.reset()
 
 
+def invoke(handler: Any, event: dict[str, Any]) -> Any:
+    """Call a Lambda handler on a thread of its own, as Lambda does: Mangum runs FastAPI on an asyncio loop, and a
+    loop left running on this thread by an earlier test (Playwright's sync API) would make it refuse to start."""
+
+    def call() -> Any:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            return handler(event, LambdaContext())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(call).result()
+
+
+@pytest.mark.parametrize("framework", sorted(warm.FRAMEWORKS))
+def test_every_framework_spends_the_write_rate_token_before_the_upload_transaction(framework: str) -> None:
+    # The warm bench queues exactly these responses for POST /photos; the Stubber refuses any other call, order or
+    # count, so a peer that skipped the token (or an app that made one more call) fails here, not in `make bench`.
+    route = next(route for route in warm.routes("unused") if route.name == "POST /photos")
+    assert route.dynamodb == ("update_item", "transact_write_items")
+    handler = warm.load_handler(framework)
+    deps.reset()
+    try:
+        stub = Stubber(deps.dynamodb())
+        for operation in route.dynamodb:
+            stub.add_response(operation, warm.stub_response(operation, []))
+        with stub:
+            event = api_gateway_event(route.method, route.resource, sub=warm.OWNER, body=route.body)
+            response = invoke(handler, event)
+            stub.assert_no_pending_responses()
+        assert response["statusCode"] == route.status, response
+        assert set(json.loads(response["body"])) == {"photo", "upload"}
+    finally:
+        deps.reset()
+
+
+@pytest.mark.parametrize("framework", sorted(warm.FRAMEWORKS))
+def test_every_framework_answers_a_spent_write_budget_alike(framework: str) -> None:
+    route = next(route for route in warm.routes("unused") if route.name == "POST /photos")
+    handler = warm.load_handler(framework)
+    deps.reset()
+    try:
+        stub = Stubber(deps.dynamodb())
+        stub.add_client_error("update_item", "ConditionalCheckFailedException")  # the window's count is at the limit
+        with stub:
+            event = api_gateway_event(route.method, route.resource, sub=warm.OWNER, body=route.body)
+            response = invoke(handler, event)
+            stub.assert_no_pending_responses()  # refused before the upload's transaction
+    finally:
+        deps.reset()
+    assert response["statusCode"] == 429, response
+    assert json.loads(response["body"])["Code"] == "TooManyRequestsError"
+    headers = {name.lower(): value for name, value in (response.get("headers") or {}).items()}
+    headers.update({name.lower(): values[-1] for name, values in (response.get("multiValueHeaders") or {}).items()})
+    assert int(headers["retry-after"]) >= 1
+
+
+def test_a_route_is_held_to_its_minimum_plus_what_it_spends_by_design() -> None:
+    assert roundtrips.minimum_calls("2 DynamoDB + 5 S3") == 7
+    assert roundtrips.minimum_calls("1 DynamoDB") == 1
+    assert roundtrips.budget("GET /photos") == 1
+    assert roundtrips.budget("POST /photos") == 2  # one transaction + the write-rate token
+    assert roundtrips.budget("GET /photos?tag=") == 2  # one query + the photos behind key-only tag copies
+    writes = ("POST /users", "POST /photos", "PATCH /photos/{id}", "DELETE /photos/{id}")
+    assert all(roundtrips.BY_DESIGN[route] == roundtrips.WRITE_RATE_TOKEN for route in writes)
+    assert set(roundtrips.BY_DESIGN) <= set(roundtrips.MINIMUM)
+
+
+def test_the_round_trips_section_explains_the_calls_above_the_minimum() -> None:
+    def op(calls: dict[str, int], rru: float = 0.0, wru: float = 0.0, **extra: Any) -> dict[str, Any]:
+        return {"calls": calls, "attempts": sum(calls.values()), "rru": rru, "wru": wru, **extra}
+
+    operations = {
+        "POST /photos": op(
+            {"DynamoDB UpdateItem": 1, "DynamoDB TransactWriteItems": 1},
+            wru=11.0,
+            wru_by_call={"DynamoDB UpdateItem": 1.0, "DynamoDB TransactWriteItems": 10.0},
+        ),
+        "upload worker": op(
+            {"DynamoDB GetItem": 1, "S3 HeadObject": 1, "S3 GetObject": 1, "S3 PutObject": 3, "S3 DeleteObjects": 1}
+        ),
+        "GET /photos": op({"DynamoDB Query": 1}, rru=2.0, items=10),
+        "GET /photos?tag=": op({"DynamoDB Query": 1, "DynamoDB BatchGetItem": 1}, rru=10.5, items=10),
+        "GET /photos/{id}": op({"DynamoDB GetItem": 1, "DynamoDB Query": 1}, rru=1.5),
+    }
+    results: dict[str, Any] = {
+        "roundtrips": {
+            "operations": operations,
+            "minimum": roundtrips.MINIMUM,
+            "by_design": roundtrips.BY_DESIGN,
+            "write_rate_limit": {"writes": 300, "window_seconds": 60},
+            "moto_consumed_capacity_probe": None,
+        }
+    }
+    section = report.roundtrips_section(results)
+    assert "+1: the write-rate token" in section
+    assert "| GET /photos/{id} | 1× DynamoDB GetItem, 1× DynamoDB Query | **2** |" in section  # over its budget
+    assert "at most 300 writes per 60 s" in section
+    assert "1.0 WRU per write request" in section
+    analysis = report.roundtrips_analysis(results["roundtrips"])
+    assert "Above their budget: GET /photos/{id} (2 against 1)" in analysis
+    assert "HEADs the upload" in analysis
+
+
 def test_the_report_renders_from_partial_results() -> None:
     results = {
         "started": "2026-01-01 00:00 UTC",
@@ -134,6 +304,102 @@ def test_the_report_renders_from_partial_results() -> None:
     }
     text = report.render(results)
     assert text.startswith("# PhotoSky performance")
+
+
+def cold_results(label: str = "") -> dict[str, Any]:
+    """Results as `make bench` builds them, the cold-start section's from made-up rounds (nothing is timed)."""
+    from bench import coldstart
+
+    def one_round(index: int) -> dict[str, dict[str, float]]:
+        base = {"import": 200.0, "dynamodb": 280.0, "s3": 330.0, "end": 330.0, "wall": 340.0}
+        ours = {key: value * (1.0 + index / 100) for key, value in base.items()}
+        return {"bare": {"end": 15.0, "wall": 20.0}, "baseline": base, "photosky": ours}
+
+    rounds = [one_round(index) for index in range(10)]
+    states = {state: coldstart.state_summary(rounds) for state in coldstart.STATES}
+    pooled = states[coldstart.GOAL_STATE]["cpu_ratio_summary"]
+    cold = {
+        "goal": coldstart.GOAL,
+        "goal_state": coldstart.GOAL_STATE,
+        "confidence": coldstart.CONFIDENCE,
+        "rounds_per_block": 10,
+        "max_blocks": 2,
+        "blocks": [{**pooled, "load_at_start": "0.50 0.40 0.30"}],
+        "verdict": pooled["verdict"],
+        "states": states,
+        "instructions": {
+            "tool": "valgrind",
+            "repetitions": 2,
+            "identical": True,
+            "net": {"baseline": 1_200e6, "photosky": 1_300e6, "baseline import": 700e6, "photosky import": 800e6},
+            "ratio": 1300 / 1200,
+            "import_ratio": 8 / 7,
+        },
+        "load": {"start": "0.50 0.40 0.30", "end": "0.60 0.40 0.30"},
+        "module_files": {"baseline": 300, "photosky": 320},
+        "importtime_runs": 3,
+        "import_total_us": 200_000,
+        "top_packages": [("botocore", 40_000, 70)],
+        "our_modules": [("chalicelib.photos.models", 6_000, 6_000)],
+        "our_modules_self_us": 15_000,
+    }
+    return {
+        "started": "2026-01-01 00:00 UTC",
+        "machine": common.machine_description(),
+        "versions": {"chalice": "1"},
+        "settings": warm_settings(),
+        "quick": True,
+        "complete": False,
+        "code": "abc1234",
+        "label": label,
+        "timings": {},
+        "total_seconds": 1.0,
+        "coldstart": cold,
+    }
+
+
+def test_the_cold_start_section_renders_and_keeps_every_earlier_run_in_its_log() -> None:
+    first = report.render(cold_results("before | the fix"))
+    assert "## 1. API cold start" in first
+    assert "1.05×" in first  # the median of the paired ratios 1.00 … 1.09
+    assert report.COLD_LOG_MARKER in first
+    assert len(report.cold_log_rows(first)) == 1
+    assert report.cold_log_rows(first)[0][-1] == "before / the fix"
+    second = report.render(cold_results("after"), previous=first)
+    rows = report.cold_log_rows(second)
+    assert [row[-1] for row in rows] == ["before / the fix", "after"]
+    assert report.with_cold_start("# a report without a cold-start section", cold_results()) is None
+
+
+def test_a_cold_start_only_run_replaces_the_cold_start_parts_and_nothing_else() -> None:
+    whole = report.render(cold_results("whole run")).replace(
+        "## Analysis", "## 2. Warm request cost\n\nfigures of the whole run\n\n## Analysis"
+    )
+    again = report.with_cold_start(whole, cold_results("cold start only"))
+    assert again is not None
+    assert [row[-1] for row in report.cold_log_rows(again)] == ["whole run", "cold start only"]
+    assert "## 2. Warm request cost\n\nfigures of the whole run" in again
+    assert again.count(report.COLD_NOTE) == 1
+    assert again.count(report.COLD_HEADING) == 1
+    assert again.count(report.COLD_BULLET) == 1
+    once_more = report.with_cold_start(again, cold_results("and again"))
+    assert once_more is not None
+    assert once_more.count(report.COLD_NOTE) == 1
+    assert len(report.cold_log_rows(once_more)) == 3
+    assert without_log(once_more) == without_log(again)
+
+
+def without_log(text: str) -> str:
+    before, after = text.split(report.COLD_LOG_MARKER)
+    return before + "\n".join(line for line in after.splitlines() if not line.startswith("|"))
+
+
+def test_without_valgrind_the_cold_start_section_says_so() -> None:
+    results = cold_results()
+    results["coldstart"]["instructions"] = None
+    text = report.render(results)
+    assert "valgrind is not installed" in text
+    assert "not counted (no valgrind)" in text
 
 
 def warm_settings() -> Any:
