@@ -43,8 +43,10 @@ def preflight(**_path: str) -> Response:
 @web.http_errors
 def create_profile() -> Response:
     request = app.current_request
+    user_id = web.current_user_id(request)
+    deps.write_limiter().spend(user_id)
     new = user_schemas.parse_new_profile(web.json_body(request))
-    account = deps.user_service().create_profile(web.current_user_id(request), new)
+    account = deps.user_service().create_profile(user_id, new)
     return Response(body=user_schemas.account_out(account), status_code=201)
 
 
@@ -59,8 +61,10 @@ def get_my_profile() -> dict[str, Any]:
 @web.http_errors
 def update_my_profile() -> dict[str, Any]:
     request = app.current_request
+    user_id = web.current_user_id(request)
+    deps.write_limiter().spend(user_id)
     changes = user_schemas.parse_profile_changes(web.json_body(request))
-    account = deps.user_service().update_profile(web.current_user_id(request), changes)
+    account = deps.user_service().update_profile(user_id, changes)
     return user_schemas.account_out(account)
 
 
@@ -76,6 +80,7 @@ def get_profile(user_id: str) -> dict[str, Any]:
 def start_upload() -> Response:
     request = app.current_request
     owner_id = web.current_user_id(request)
+    deps.write_limiter().spend(owner_id)
     new = photo_schemas.parse_new_photo(web.json_body(request), max_upload_bytes=deps.settings().max_upload_bytes)
     photo, upload = deps.photo_service().start_upload(owner_id, new)
     no_urls_yet = DownloadUrls(original=None, large=None, small=None)
@@ -108,6 +113,7 @@ def get_photo(photo_id: str) -> dict[str, Any]:
 def update_photo(photo_id: str) -> dict[str, Any]:
     request = app.current_request
     owner_id = web.current_user_id(request)
+    deps.write_limiter().spend(owner_id)
     changes = photo_schemas.parse_photo_changes(web.json_body(request))
     service = deps.photo_service()
     photo = service.update(owner_id, photo_id, changes)
@@ -117,7 +123,9 @@ def update_photo(photo_id: str) -> dict[str, Any]:
 @app.route("/photos/{photo_id}", methods=["DELETE"], authorizer=cognito)
 @web.http_errors
 def delete_photo(photo_id: str) -> Response:
-    deps.photo_service().delete(web.current_user_id(app.current_request), photo_id)
+    owner_id = web.current_user_id(app.current_request)
+    deps.write_limiter().spend(owner_id)
+    deps.photo_service().delete(owner_id, photo_id)
     return Response(body="", status_code=204)
 
 

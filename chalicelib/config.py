@@ -31,6 +31,14 @@ class Settings:
     quota_photos: int = 10_000
     quota_bytes: int = 10 * GIB
     max_upload_bytes: int = 25 * MIB
+    # Uploads a user may have started and not finished at once (each reserves its declared size).
+    max_pending_uploads: int = 100
+    # Writes (POST, PATCH, DELETE) one user may make per rate-limit window, counted in the table.
+    write_rate_limit: int = 300
+    write_rate_window_seconds: int = 60
+    # The reconciler stops taking new items after this long, leaving the rest to its next run (its Lambda has
+    # 300 s; one item takes at most the worker's decode budget plus a few S3 and DynamoDB calls).
+    reconcile_budget_seconds: int = 180
     # A presigned POST must be used within this time; the reconciler gives up on uploads a grace period later.
     upload_url_seconds: int = 900
     upload_grace_seconds: int = 900
@@ -83,6 +91,10 @@ class Settings:
             quota_photos=positive_int("PHOTOSKY_QUOTA_PHOTOS", cls.quota_photos),
             quota_bytes=positive_int("PHOTOSKY_QUOTA_BYTES", cls.quota_bytes),
             max_upload_bytes=positive_int("PHOTOSKY_MAX_UPLOAD_BYTES", cls.max_upload_bytes),
+            max_pending_uploads=positive_int("PHOTOSKY_MAX_PENDING_UPLOADS", cls.max_pending_uploads),
+            write_rate_limit=positive_int("PHOTOSKY_WRITE_RATE_LIMIT", cls.write_rate_limit),
+            write_rate_window_seconds=positive_int("PHOTOSKY_WRITE_RATE_WINDOW_SECONDS", cls.write_rate_window_seconds),
+            reconcile_budget_seconds=positive_int("PHOTOSKY_RECONCILE_BUDGET_SECONDS", cls.reconcile_budget_seconds),
             upload_url_seconds=positive_int("PHOTOSKY_UPLOAD_URL_SECONDS", cls.upload_url_seconds),
             upload_grace_seconds=positive_int("PHOTOSKY_UPLOAD_GRACE_SECONDS", cls.upload_grace_seconds),
             download_url_seconds=positive_int("PHOTOSKY_DOWNLOAD_URL_SECONDS", cls.download_url_seconds),

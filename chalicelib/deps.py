@@ -21,6 +21,7 @@ from chalicelib.config import Settings
 from chalicelib.cursors import CursorCodec
 from chalicelib.photos.repository import DynamoPhotoRepository
 from chalicelib.photos.service import PhotoService
+from chalicelib.ratelimit import DynamoRateCounter, WriteRateLimiter
 from chalicelib.storage import S3Storage
 from chalicelib.users.models import Quota
 from chalicelib.users.repository import DynamoUserRepository
@@ -29,6 +30,7 @@ from chalicelib.users.service import UserService
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_secretsmanager import SecretsManagerClient
 
     from chalicelib.photos.ingest import UploadProcessor
 
@@ -64,21 +66,36 @@ def settings() -> Settings:
 
 
 @_once
+def _session() -> boto3.session.Session:
+    # One session for every client, as `boto3.client` does. Each new session registers botocore's handlers again
+    # and reads and parses its data again (endpoints.json, 1.2 MB; the list of services; the default
+    # configuration): with a session per client the S3 client took 4x the instructions it takes on a shared one,
+    # and the cold start 1.3x a plain Chalice app's (bench/coldstart.py). A session is not safe to create clients
+    # from concurrently, so clients are made from it only inside `_once` factories, under `_lock`.
+    return boto3.session.Session()
+
+
+@_once
 def dynamodb() -> DynamoDBClient:
-    # A session per client: boto3's default session is not safe to create clients from concurrently.
-    return boto3.session.Session().client("dynamodb", region_name=settings().region, config=_AWS_CONFIG)
+    return _session().client("dynamodb", region_name=settings().region, config=_AWS_CONFIG)
 
 
 @_once
 def s3() -> S3Client:
     # SigV4 with an explicit region: SigV2 presigning is deprecated and fails in newer regions.
-    return boto3.session.Session().client(
+    return _session().client(
         "s3", region_name=settings().region, config=_AWS_CONFIG.merge(Config(signature_version="s3v4"))
     )
 
 
+@_once
+def secrets_manager() -> SecretsManagerClient:
+    return _session().client("secretsmanager", region_name=settings().region, config=_AWS_CONFIG)
+
+
 def _quota() -> Quota:
-    return Quota(photos=settings().quota_photos, bytes=settings().quota_bytes)
+    s = settings()
+    return Quota(photos=s.quota_photos, bytes=s.quota_bytes, pending=s.max_pending_uploads)
 
 
 @_once
@@ -96,13 +113,22 @@ def photo_repository() -> DynamoPhotoRepository:
     return DynamoPhotoRepository(dynamodb(), settings().table_name)
 
 
+@_once
+def write_limiter() -> WriteRateLimiter:
+    s = settings()
+    return WriteRateLimiter(
+        DynamoRateCounter(dynamodb(), s.table_name),
+        limit=s.write_rate_limit,
+        window_seconds=s.write_rate_window_seconds,
+    )
+
+
 def _cursor_secret() -> bytes:
     s = settings()
     if s.cursor_secret is not None:
         return s.cursor_secret
-    client = boto3.session.Session().client("secretsmanager", region_name=s.region, config=_AWS_CONFIG)
     with dependency_errors("Secrets Manager"):
-        return client.get_secret_value(SecretId=s.cursor_secret_arn or "")["SecretString"].encode()
+        return secrets_manager().get_secret_value(SecretId=s.cursor_secret_arn or "")["SecretString"].encode()
 
 
 @_once
@@ -126,7 +152,22 @@ def upload_processor() -> UploadProcessor:
     from chalicelib.photos.ingest import UploadProcessor
 
     def process_image(data: bytes, declared_type: str) -> imaging.ProcessedImage:
-        return imaging.process(data, declared_type=declared_type)
+        # Decoded in a forked child the kernel stops past 10 s of CPU or 1 GiB (imaging.process_guarded): a file
+        # that would exhaust either is REJECTED, rather than timing the worker out, delivery after delivery, into
+        # the dead-letter queue. What each decode cost goes to the log.
+        from chalicelib import decode_guard, logs
+
+        def log_decode(outcome: imaging.DecodeOutcome, usage: decode_guard.Usage) -> None:
+            logs.emit(
+                "decode",
+                content_type=declared_type,  # validated against the accepted types when the upload began
+                outcome=outcome,
+                cpu_ms=round(usage.cpu_seconds * 1000, 1),
+                peak_mb=round(usage.added_bytes / 2**20, 1),
+                latency_ms=round(usage.wall_seconds * 1000, 1),
+            )
+
+        return imaging.process_guarded(data, declared_type=declared_type, on_decode=log_decode)
 
     return UploadProcessor(
         photo_repository(),
@@ -134,6 +175,7 @@ def upload_processor() -> UploadProcessor:
         process_image=process_image,
         clock=clock.now,
         upload_grace=timedelta(seconds=settings().upload_grace_seconds),
+        reconcile_budget=timedelta(seconds=settings().reconcile_budget_seconds),
     )
 
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 class DomainError(Exception):
     """Base of every error a client can cause or should be told about."""
 
+    # Seconds after which the same request may succeed; sent as Retry-After when set.
+    retry_after: int | None = None
+
 
 class Invalid(DomainError):
     """A request field is missing or malformed. The message names the field."""
@@ -38,6 +41,21 @@ class UnsupportedType(DomainError):
 
 class QuotaExceeded(DomainError):
     """The caller is over a quota or rate limit."""
+
+
+class TooManyPending(QuotaExceeded):
+    """The caller has as many uploads outstanding as allowed; one must settle before another starts."""
+
+    # Uploads settle within seconds of arriving, so a client waiting this long usually finds room.
+    retry_after = 5
+
+
+class RateLimited(QuotaExceeded):
+    """The caller made more writes in this window than allowed; `retry_after` says when the next is."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class Unauthenticated(DomainError):

@@ -5,10 +5,13 @@ DynamoDB (one table, generic `PK`/`SK`, overloaded `GSI1`):
     PK = USER#<sub>   SK = PROFILE                      the user's profile
     PK = USER#<sub>   SK = USAGE                        the user's usage counters (created on first upload)
     PK = USER#<sub>   SK = PHOTO#<photo_id>             a photo; ids sort by time, so a descending query is newest first
-         GSI1PK = PENDING#<yyyy-mm-ddThh>  GSI1SK = <upload deadline>#<sub>#<photo_id>
-                                                        only while PENDING: lets the reconciler find stale uploads
-    PK = USER#<sub>   SK = PHOTOTAG#<photo_id>#<tag>    one per tag, a copy of the photo for tag listings
-         GSI1PK = USER#<sub>#TAG#<tag>  GSI1SK = PHOTO#<photo_id>
+         GSI1PK = PENDING#<shard 00..15>  GSI1SK = <upload deadline>#<sub>#<photo_id>
+                                                        only while PENDING: the reconciler finds every stale upload,
+                                                        however old, with one query per shard (no TTL, no look-back)
+    PK = USER#<sub>   SK = PHOTOTAG#<photo_id>#<tag>    one per tag, keys only: a tag listing reads the photos
+         GSI1PK = USER#<sub>#TAG#<tag>  GSI1SK = PHOTO#<photo_id>          themselves, so an edit rewrites no copies
+    PK = USER#<sub>   SK = RATE#<window start>          the user's write counter for one rate-limit window; TTL
+                                                        removes it (the only items that carry expires_at_epoch)
 
 S3 (one bucket):
 
@@ -22,11 +25,16 @@ Keys never leave the adapters: clients see `user_id` and `photo_id`, never `PK`/
 
 from __future__ import annotations
 
+import zlib
+
 PROFILE_SK = "PROFILE"
 USAGE_SK = "USAGE"
 PHOTO_PREFIX = "PHOTO#"
 PHOTO_TAG_PREFIX = "PHOTOTAG#"
+RATE_PREFIX = "RATE#"
 GSI1 = "GSI1"
+# PENDING photos spread over this many index partitions (by photo id), so a burst of uploads never heats one.
+PENDING_SHARDS = 16
 UPLOADS_PREFIX = "uploads/"
 
 Key = dict[str, dict[str, str]]
@@ -60,9 +68,21 @@ def tag_index_pk(owner_id: str, tag: str) -> str:
     return f"USER#{owner_id}#TAG#{tag}"
 
 
-def pending_index_pk(hour: str) -> str:
-    """`hour` is the upload deadline's `yyyy-mm-ddThh`: one index partition per hour spreads the writes."""
-    return f"PENDING#{hour}"
+def rate_key(user_id: str, window_start: int) -> Key:
+    return {"PK": {"S": user_pk(user_id)}, "SK": {"S": f"{RATE_PREFIX}{window_start}"}}
+
+
+def pending_shard(photo_id: str) -> int:
+    return zlib.crc32(photo_id.encode()) % PENDING_SHARDS
+
+
+def pending_index_pk(shard: int) -> str:
+    return f"PENDING#{shard:02d}"
+
+
+def pending_index_sk(deadline: str, owner_id: str, photo_id: str) -> str:
+    """Sorted by upload deadline, so `GSI1SK < <cutoff>` finds exactly the uploads past it."""
+    return f"{deadline}#{owner_id}#{photo_id}"
 
 
 def upload_object(owner_id: str, photo_id: str) -> str:
@@ -75,6 +95,16 @@ def original_object(owner_id: str, photo_id: str) -> str:
 
 def preview_object(owner_id: str, photo_id: str, size: str) -> str:
     return f"previews/{owner_id}/{photo_id}/{size}.jpg"
+
+
+def photo_objects(owner_id: str, photo_id: str) -> tuple[str, ...]:
+    """Every object a photo may have in the bucket, whatever its state."""
+    return (
+        upload_object(owner_id, photo_id),
+        original_object(owner_id, photo_id),
+        preview_object(owner_id, photo_id, "large"),
+        preview_object(owner_id, photo_id, "small"),
+    )
 
 
 def parse_upload_object(key: str) -> tuple[str, str] | None:

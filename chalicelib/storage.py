@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -12,16 +11,10 @@ from botocore.exceptions import ClientError
 from chalicelib import errors
 from chalicelib.aws import dependency_errors, error_code
 from chalicelib.clock import iso_utc
-from chalicelib.photos.models import PresignedUpload
+from chalicelib.photos.models import PresignedUpload, StoredObject
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-
-
-@dataclass(frozen=True)
-class StoredObject:
-    size: int
-    content_type: str | None
 
 
 def upload_policy(*, key: str, content_type: str, size_bytes: int) -> tuple[dict[str, str], list[Any]]:
@@ -93,23 +86,6 @@ class S3Storage:
                 ContentType=content_type,
                 CacheControl="private, max-age=31536000",
             )
-
-    def copy(self, source_key: str, target_key: str, *, content_type: str) -> bool:
-        """Copy an object within the bucket; False if the source is gone."""
-        try:
-            with dependency_errors("S3"):
-                self._client.copy_object(
-                    Bucket=self._bucket,
-                    Key=target_key,
-                    CopySource={"Bucket": self._bucket, "Key": source_key},
-                    ContentType=content_type,
-                    MetadataDirective="REPLACE",
-                )
-        except ClientError as e:
-            if error_code(e) in ("NoSuchKey", "404"):
-                return False
-            raise
-        return True
 
     def delete(self, *object_keys: str) -> None:
         """Delete the objects; absent ones are fine (S3 deletes are idempotent)."""

@@ -37,7 +37,7 @@ def error_response(error: errors.DomainError) -> Response:
         return Response(body=UNAUTHORIZED_BODY, status_code=401)
     status, code = next(mapped for kind, mapped in ERROR_STATUS.items() if isinstance(error, kind))
     headers: dict[str, str | list[str]] = {}
-    if isinstance(error, errors.Unavailable):
+    if error.retry_after is not None:
         headers["Retry-After"] = str(error.retry_after)
     return Response(body={"Code": code, "Message": str(error)}, status_code=status, headers=headers)
 

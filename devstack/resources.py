@@ -88,7 +88,8 @@ class Provisioned:
         return asdict(self)
 
 
-# The attribute DynamoDB TTL reads: PENDING photos carry it as a backstop for abandoned uploads.
+# The attribute DynamoDB TTL reads: only items whose removal changes nothing else carry it (rate-limit windows).
+# Photos never do: TTL would drop a PENDING photo without releasing the quota it reserved.
 TTL_ATTRIBUTE = "expires_at_epoch"
 
 

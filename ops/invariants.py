@@ -8,10 +8,14 @@ What must always hold, whatever crashed, was retried or raced (each violation na
 - ``stale-upload``: an object under ``uploads/`` older than the grace window belongs to a PENDING photo. Younger
   ones may be in flight (the photo was deleted while the client was still uploading, the event is queued).
 - ``usage-mismatch``: each user's usage counters equal the count and the byte sum of their photos that count
-  against the quota (all but REJECTED); a user with no such photo has zero usage.
+  against the quota (all but REJECTED), and the number of their PENDING photos; a user with no such photo has zero
+  usage.
 - ``quota-exceeded``: usage never passes the quota (when quotas are given).
-- ``tag-copy-mismatch``: each photo has exactly one tag copy per tag, carrying the photo's status, version and
-  revision, and no tag copy outlives its photo.
+- ``tag-copy-mismatch``: each photo has exactly one tag copy per tag, holding the keys of the tag index and
+  nothing else (a listing reads the photo itself), and no tag copy outlives its photo.
+- ``unreachable-pending``: every PENDING photo is in the pending index under its shard and upload deadline (the
+  reconciler finds it however old it is), no other photo is, and no photo carries the TTL attribute (TTL would
+  remove it without releasing its usage).
 - ``unparseable-item`` / ``unknown-object``: anything in the table or bucket that PhotoSky would not have written.
 
 It reads everything (a Scan and a full listing): a tool for the dev stack, tests and an operator's audit, never for
@@ -90,13 +94,20 @@ class Report:
 class Quota:
     photos: int
     bytes: int
+    pending: int | None = None
+
+
+# The attributes of a tag copy: the keys of the item and of the tag index, and the entity.
+_TAG_COPY_ATTRIBUTES = frozenset({"PK", "SK", "entity", "GSI1PK", "GSI1SK"})
+_TTL_ATTRIBUTE = "expires_at_epoch"
 
 
 @dataclass
 class _TableState:
     photos: dict[tuple[str, str], Photo] = field(default_factory=dict)
     tag_copies: dict[tuple[str, str], dict[str, dict[str, Any]]] = field(default_factory=lambda: defaultdict(dict))
-    usage: dict[str, tuple[int, int]] = field(default_factory=dict)
+    usage: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    raw_photos: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     users: set[str] = field(default_factory=set)
     # Photo items that could not be read: already reported as unparseable-item. Their objects, tag copies and their
     # owner's usage cannot be judged without them, so they are not reported again under rules they did not break.
@@ -123,13 +134,19 @@ def _read_table(client: DynamoDBClient, table: str, report: Report) -> _TableSta
                 state.usage[user_id] = (
                     int(item.get("photos", {}).get("N", "0")),
                     int(item.get("bytes", {}).get("N", "0")),
+                    int(item.get("pending", {}).get("N", "0")),
                 )
             elif sk.startswith(keys.PHOTO_PREFIX):
                 photo = photo_from_item(item)
                 state.photos[(user_id, photo.photo_id)] = photo
+                state.raw_photos[(user_id, photo.photo_id)] = item
             elif sk.startswith(keys.PHOTO_TAG_PREFIX):
                 photo_id, _, tag = sk.removeprefix(keys.PHOTO_TAG_PREFIX).partition("#")
                 state.tag_copies[(user_id, photo_id)][tag] = item
+            elif sk.startswith(keys.RATE_PREFIX):
+                int(sk.removeprefix(keys.RATE_PREFIX))
+                int(item["count"]["N"])
+                int(item[_TTL_ATTRIBUTE]["N"])  # a rate window must expire, or the table keeps it for ever
             elif sk != keys.PROFILE_SK:
                 report.add("unparseable-item", f"{pk}/{sk}", "unknown sort key")
         except (KeyError, ValueError) as e:
@@ -168,36 +185,56 @@ def _check_tag_copies(state: _TableState, report: Report) -> None:
         if set(copies) != set(photo.tags):
             report.add("tag-copy-mismatch", subject, f"copies for {sorted(copies)}, photo has {sorted(photo.tags)}")
         for tag, item in copies.items():
-            copied = (
-                item.get("status", {}).get("S"),
-                item.get("version", {}).get("N"),
-                item.get("revision", {}).get("N"),
-            )
-            expected = (photo.status.value, str(photo.version), str(photo.revision))
-            if copied != expected:
-                report.add("tag-copy-mismatch", subject, f"copy {tag!r} has {copied}, photo has {expected}")
+            extra = sorted(set(item) - _TAG_COPY_ATTRIBUTES)
+            if extra:
+                report.add("tag-copy-mismatch", subject, f"copy {tag!r} holds more than keys: {extra}")
+            index = (item.get("GSI1PK", {}).get("S"), item.get("GSI1SK", {}).get("S"))
+            expected = (keys.tag_index_pk(owner_id, tag), keys.photo_sk(photo_id))
+            if index != expected:
+                report.add("tag-copy-mismatch", subject, f"copy {tag!r} is indexed as {index}, not {expected}")
     for (owner_id, photo_id), photo in state.photos.items():
         if photo.tags and (owner_id, photo_id) not in state.tag_copies:
             report.add("tag-copy-mismatch", f"{owner_id}/{photo_id}", f"no tag copies for {list(photo.tags)}")
 
 
+def _check_pending_index(state: _TableState, report: Report) -> None:
+    for (owner_id, photo_id), item in state.raw_photos.items():
+        photo = state.photos[(owner_id, photo_id)]
+        subject = f"{owner_id}/{photo_id}"
+        if _TTL_ATTRIBUTE in item:
+            report.add("unreachable-pending", subject, f"a photo carries {_TTL_ATTRIBUTE}: TTL would leak its usage")
+        index = (item.get("GSI1PK", {}).get("S"), item.get("GSI1SK", {}).get("S"))
+        if photo.status is PhotoStatus.PENDING:
+            expected = (
+                keys.pending_index_pk(keys.pending_shard(photo_id)),
+                keys.pending_index_sk(photo.upload_expires_at, owner_id, photo_id),
+            )
+            if index != expected:
+                report.add("unreachable-pending", subject, f"PENDING photo indexed as {index}, not {expected}")
+        elif index != (None, None):
+            report.add("unreachable-pending", subject, f"{photo.status.value} photo still indexed as {index}")
+
+
 def _check_usage(state: _TableState, report: Report, quota: Quota | None) -> None:
-    expected: dict[str, tuple[int, int]] = defaultdict(lambda: (0, 0))
+    expected: dict[str, tuple[int, int, int]] = defaultdict(lambda: (0, 0, 0))
     for (owner_id, _), photo in state.photos.items():
         if photo.counts_against_quota:
-            count, total = expected[owner_id]
-            expected[owner_id] = (count + 1, total + photo.size_bytes)
+            count, total, pending = expected[owner_id]
+            expected[owner_id] = (count + 1, total + photo.size_bytes, pending + (photo.status is PhotoStatus.PENDING))
     unverifiable = {owner_id for owner_id, _ in state.unreadable}
     for user_id in sorted(set(expected) | set(state.usage)):
-        want, have = expected[user_id], state.usage.get(user_id, (0, 0))
+        want, have = expected[user_id], state.usage.get(user_id, (0, 0, 0))
         if want != have and user_id not in unverifiable:
             report.add(
                 "usage-mismatch",
                 user_id,
-                f"counters say {have[0]} photo(s), {have[1]} byte(s); items say {want[0]} photo(s), {want[1]} byte(s)",
+                f"counters say {have[0]} photo(s), {have[1]} byte(s), {have[2]} pending; "
+                f"items say {want[0]} photo(s), {want[1]} byte(s), {want[2]} pending",
             )
-        if quota is not None and (have[0] > quota.photos or have[1] > quota.bytes):
-            report.add("quota-exceeded", user_id, f"usage {have} is over the quota ({quota.photos}, {quota.bytes})")
+        if quota is None:
+            continue
+        if have[0] > quota.photos or have[1] > quota.bytes or (quota.pending is not None and have[2] > quota.pending):
+            report.add("quota-exceeded", user_id, f"usage {have} is over the quota {quota}")
 
 
 def _check_objects(
@@ -246,6 +283,7 @@ def check(
     objects = dict(_list_objects(s3, bucket))
     report.users, report.photos, report.objects = len(state.users), len(state.photos), len(objects)
     _check_tag_copies(state, report)
+    _check_pending_index(state, report)
     _check_usage(state, report, quota)
     _check_objects(state, objects, report, now=now or datetime.now(UTC), grace=upload_grace)
     return report
@@ -276,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grace-minutes", type=float, default=DEFAULT_UPLOAD_GRACE.total_seconds() / 60)
     parser.add_argument("--quota-photos", type=int)
     parser.add_argument("--quota-bytes", type=int)
+    parser.add_argument("--quota-pending", type=int, help="outstanding uploads allowed per user (optional)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
     if bool(args.table) != bool(args.bucket):
@@ -284,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quota_photos is not None or args.quota_bytes is not None:
         if args.quota_photos is None or args.quota_bytes is None:
             parser.error("--quota-photos and --quota-bytes go together")
-        quota = Quota(args.quota_photos, args.quota_bytes)
+        quota = Quota(args.quota_photos, args.quota_bytes, args.quota_pending)
     try:
         dynamodb, s3, table, bucket = _clients(args)
     except FileNotFoundError:

@@ -9,22 +9,18 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
-from chalicelib import keys
+from chalicelib import errors, keys
 from chalicelib.clock import iso_utc
 from chalicelib.imaging import ImageRejected, ProcessedImage
-from chalicelib.photos.models import Photo, PhotoStatus
-from chalicelib.photos.service import WRITE_ATTEMPTS, object_keys
-from chalicelib.storage import StoredObject
+from chalicelib.photos.models import WRITE_ATTEMPTS, Photo, PhotoStatus, StoredObject
 
 log = logging.getLogger(__name__)
-
-# The reconciler looks this far back for upload deadlines; PENDING items older than this are left to the TTL.
-RECONCILE_LOOKBACK = timedelta(hours=48)
 
 
 class Outcome(StrEnum):
@@ -34,20 +30,24 @@ class Outcome(StrEnum):
     NOT_ARRIVED = "not-arrived"  # the event came, but the object is not (yet, or any more) there
     ORPHAN_REMOVED = "orphan-removed"  # no photo for this object (deleted meanwhile): its objects are removed
     NOT_AN_UPLOAD = "not-an-upload"
+    # The reconciler's own outcomes.
+    ABANDONED_RELEASED = "abandoned-released"  # the upload never arrived: the photo is gone, its quota released
+    CHANGED_MEANWHILE = "changed-meanwhile"  # someone else wrote the photo first; the next run looks again
+    FAILED = "failed"  # this item raised; the others still ran, and the next run tries it again
+    LEFT_FOR_NEXT_RUN = "left-for-next-run"  # the run's time budget ran out first
 
 
 class IngestRepository(Protocol):
     def get(self, owner_id: str, photo_id: str) -> Photo | None: ...
     def replace(self, photo: Photo, previous: Photo, *, release_usage: bool = False) -> bool: ...
     def delete(self, photo: Photo) -> bool: ...
-    def pending_deadlines_before(self, hour: str, cutoff: str) -> list[tuple[str, str]]: ...
+    def stale_pending(self, cutoff: str) -> list[tuple[str, str]]: ...
 
 
 class IngestStorage(Protocol):
     def head(self, key: str) -> StoredObject | None: ...
     def read(self, key: str, *, max_bytes: int) -> bytes | None: ...
     def write(self, key: str, data: bytes, *, content_type: str) -> None: ...
-    def copy(self, source_key: str, target_key: str, *, content_type: str) -> bool: ...
     def delete(self, *object_keys: str) -> None: ...
 
 
@@ -63,12 +63,16 @@ class UploadProcessor:
         process_image: ProcessImage,
         clock: Callable[[], datetime],
         upload_grace: timedelta,
+        reconcile_budget: timedelta = timedelta(minutes=3),
+        elapsed: Callable[[], float] = time.monotonic,
     ) -> None:
         self._repository = repository
         self._storage = storage
         self._process_image = process_image
         self._clock = clock
         self._upload_grace = upload_grace
+        self._reconcile_budget = reconcile_budget.total_seconds()
+        self._elapsed = elapsed
 
     def ingest(self, object_key: str) -> Outcome:
         """Idempotent: any number of deliveries, in any order, leave the photo as one delivery would."""
@@ -76,47 +80,59 @@ class UploadProcessor:
         if parsed is None:
             return Outcome.NOT_AN_UPLOAD
         owner_id, photo_id = parsed
-        processed: ProcessedImage | ImageRejected | None = None
+        inspected: Inspected | None = None
         for _ in range(WRITE_ATTEMPTS):
             photo = self._repository.get(owner_id, photo_id)
             if photo is None:
                 # Deleted while the upload was in flight (or never ours): leave nothing behind.
-                self._storage.delete(*object_keys(owner_id, photo_id))
+                self._storage.delete(*keys.photo_objects(owner_id, photo_id))
                 return Outcome.ORPHAN_REMOVED
             if photo.status is not PhotoStatus.PENDING:
                 self._storage.delete(object_key)  # a crash may have left it after the photo was settled
                 return Outcome.ALREADY_DONE
-            if processed is None:
-                processed = self._inspect(photo, object_key)
-                if processed is None:
+            if inspected is None:
+                inspected = self._inspect(photo, object_key)
+                if inspected is None:
                     return Outcome.NOT_ARRIVED
-            settled = self._settle(photo, object_key, processed)
-            if settled is Outcome.NOT_ARRIVED:
-                # The upload went away while it was processed (the photo was deleted, or settled by another
-                # delivery): look at the photo and the upload again from the start.
-                processed = None
-                continue
+            settled = self._settle(photo, object_key, inspected)
             if settled is not None:
                 return settled
-            # Someone wrote the photo meanwhile (an edit, a delete): look again, reusing the decoded result.
+            # Someone wrote the photo meanwhile (an edit, a delete): look again, reusing the verified result.
         raise RuntimeError(f"photo {photo_id} kept changing while it was processed; SQS will redeliver")
 
-    def _inspect(self, photo: Photo, object_key: str) -> ProcessedImage | ImageRejected | None:
-        stored = self._storage.head(object_key)
-        if stored is None:
-            return None
-        if stored.size != photo.size_bytes:
-            return ImageRejected(f"the uploaded file is {stored.size} bytes, but {photo.size_bytes} were declared")
-        data = self._storage.read(object_key, max_bytes=photo.size_bytes)
+    def _inspect(self, photo: Photo, object_key: str) -> Inspected | None:
+        """The upload's bytes and the verdict on them; None if it is not (or no longer) there."""
+        try:
+            data = self._read_declared(photo, object_key)
+        except ImageRejected as rejected:
+            return Inspected(b"", rejected)
         if data is None:
             return None
         try:
-            return self._process_image(data, photo.content_type)
+            return Inspected(data, self._process_image(data, photo.content_type))
         except ImageRejected as rejected:
-            return rejected
+            return Inspected(b"", rejected)
 
-    def _settle(self, photo: Photo, object_key: str, processed: ProcessedImage | ImageRejected) -> Outcome | None:
+    def _read_declared(self, photo: Photo, object_key: str) -> bytes | None:
+        """The upload's bytes if it is exactly the declared size; a second POST may replace it between any two
+        calls, so the size is checked before reading (never read more than declared) and on what was read."""
+        declared = photo.size_bytes
+        stored = self._storage.head(object_key)
+        if stored is None:
+            return None
+        if stored.size != declared:
+            raise ImageRejected(f"the uploaded file is {stored.size} bytes, but {declared} were declared")
+        try:
+            data = self._storage.read(object_key, max_bytes=declared)
+        except errors.TooLarge as e:
+            raise ImageRejected(f"the uploaded file is larger than the {declared} bytes declared") from e
+        if data is not None and len(data) != declared:
+            raise ImageRejected(f"the uploaded file is {len(data)} bytes, but {declared} were declared")
+        return data
+
+    def _settle(self, photo: Photo, object_key: str, inspected: Inspected) -> Outcome | None:
         now = iso_utc(self._clock())
+        processed = inspected.result
         if isinstance(processed, ImageRejected):
             rejected = dataclasses.replace(
                 photo,
@@ -139,10 +155,9 @@ class UploadProcessor:
         self._storage.write(
             keys.preview_object(owner, photo_id, "small"), processed.small.data, content_type="image/jpeg"
         )
-        if not self._storage.copy(
-            object_key, keys.original_object(owner, photo_id), content_type=processed.content_type
-        ):
-            return Outcome.NOT_ARRIVED
+        # The bytes that were verified, not a copy of the upload key: the presigned POST stays valid for its whole
+        # window, so other bytes may sit there by now, and the original is served inline as the checked type.
+        self._storage.write(keys.original_object(owner, photo_id), inspected.data, content_type=processed.content_type)
         ready = dataclasses.replace(
             photo,
             status=PhotoStatus.READY,
@@ -157,21 +172,31 @@ class UploadProcessor:
         self._storage.delete(object_key)
         return Outcome.READY
 
-    def release_abandoned(self) -> dict[Outcome | str, int]:
-        """Settle PENDING photos whose upload deadline (plus grace) has passed: process the ones whose object did
-        arrive (its event was lost), delete the rest and release their quota."""
-        now = self._clock()
-        cutoff = now - self._upload_grace
-        counts: dict[Outcome | str, int] = {}
-        hour = (cutoff - RECONCILE_LOOKBACK).replace(minute=0, second=0, microsecond=0)
-        while hour <= cutoff:
-            for owner_id, photo_id in self._repository.pending_deadlines_before(iso_utc(hour)[:13], iso_utc(cutoff)):
+    def release_abandoned(self) -> dict[Outcome, int]:
+        """Settle PENDING photos whose upload deadline (plus grace) has passed, however long ago: process the ones
+        whose object did arrive (its event was lost), delete the rest and release their quota.
+
+        Each item is settled on its own: one that fails is counted and logged, and the others still run. The run
+        stops taking items once its time budget is spent; the next run (every 15 minutes) carries on.
+        """
+        started = self._elapsed()
+        cutoff = iso_utc(self._clock() - self._upload_grace)
+        counts: dict[Outcome, int] = {}
+        stale = self._repository.stale_pending(cutoff)
+        for done, (owner_id, photo_id) in enumerate(stale):
+            if self._elapsed() - started >= self._reconcile_budget:
+                counts[Outcome.LEFT_FOR_NEXT_RUN] = len(stale) - done
+                log.warning("reconciler budget spent: %d stale uploads left for the next run", len(stale) - done)
+                break
+            try:
                 outcome = self._release_one(owner_id, photo_id)
-                counts[outcome] = counts.get(outcome, 0) + 1
-            hour += timedelta(hours=1)
+            except Exception:
+                log.exception("could not settle stale upload %s/%s; the next run tries again", owner_id, photo_id)
+                outcome = Outcome.FAILED
+            counts[outcome] = counts.get(outcome, 0) + 1
         return counts
 
-    def _release_one(self, owner_id: str, photo_id: str) -> Outcome | str:
+    def _release_one(self, owner_id: str, photo_id: str) -> Outcome:
         upload = keys.upload_object(owner_id, photo_id)
         if self._storage.head(upload) is not None:
             return self.ingest(upload)
@@ -180,5 +205,14 @@ class UploadProcessor:
             return Outcome.ALREADY_DONE
         if self._repository.delete(photo):
             log.info("released abandoned upload %s/%s (%d bytes)", owner_id, photo_id, photo.size_bytes)
-            return "abandoned-released"
-        return "changed-meanwhile"
+            return Outcome.ABANDONED_RELEASED
+        return Outcome.CHANGED_MEANWHILE
+
+
+@dataclasses.dataclass(frozen=True)
+class Inspected:
+    """An upload as the worker read it: the bytes it checked (empty when rejected before or by the check) and the
+    verdict on them."""
+
+    data: bytes
+    result: ProcessedImage | ImageRejected

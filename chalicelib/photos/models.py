@@ -15,6 +15,8 @@ TITLE_MAX = 200
 DESCRIPTION_MAX = 2000
 TAG_MAX = 40
 TAGS_MAX = 20
+# Optimistic writes that lose a race re-read and try again this many times before telling the client to retry.
+WRITE_ATTEMPTS = 4
 
 
 class PhotoStatus(StrEnum):
@@ -71,6 +73,14 @@ class PhotoChanges:
     tags: tuple[str, ...] | None = None
     # Which of the optional fields were sent (None in a field also means "clear it").
     sent: frozenset[str] = field(default_factory=frozenset)
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """What the bucket says of an object, before reading it."""
+
+    size: int
+    content_type: str | None
 
 
 @dataclass(frozen=True)

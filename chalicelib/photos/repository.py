@@ -1,9 +1,9 @@
-"""DynamoDB adapter for photos: every write of a photo is one transaction over the photo item, its tag copies and,
-when usage changes, the owner's usage counters, so the three can never disagree."""
+"""DynamoDB adapter for photos: every write of a photo is one transaction over the photo item, the tag copies it
+adds or drops and, when usage changes, the owner's usage counters, so the three can never disagree."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import time
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -17,21 +17,18 @@ if TYPE_CHECKING:
 
 Item = dict[str, Any]
 
-# DynamoDB TTL removes a PENDING photo (and its tag copies) this long after its upload deadline: a backstop only;
-# the reconciler releases abandoned uploads long before.
-PENDING_TTL = timedelta(days=7)
+# BatchGetItem may leave keys unprocessed under load; a tag listing asks again this many times before a 503.
+_BATCH_GET_ATTEMPTS = 4
 
 
 def _optional_s(value: str | None) -> dict[str, str] | None:
     return {"S": value} if value is not None else None
 
 
-def _epoch(iso: str) -> int:
-    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp())
-
-
-def _photo_attributes(photo: Photo) -> Item:
+def _photo_item(photo: Photo) -> Item:
     attributes: dict[str, Any] = {
+        **keys.photo_key(photo.owner_id, photo.photo_id),
+        "entity": {"S": "photo"},
         "photo_id": {"S": photo.photo_id},
         "owner_id": {"S": photo.owner_id},
         "status": {"S": photo.status.value},
@@ -51,27 +48,21 @@ def _photo_attributes(photo: Photo) -> Item:
         "width": {"N": str(photo.width)} if photo.width is not None else None,
         "height": {"N": str(photo.height)} if photo.height is not None else None,
     }
+    # No TTL attribute: a PENDING photo leaves only through the worker or the reconciler, which release its usage.
+    # (TTL deletes an item and nothing else, so a photo removed by it would keep its quota reserved for ever.)
     if photo.status is PhotoStatus.PENDING:
-        attributes["expires_at_epoch"] = {"N": str(_epoch(photo.upload_expires_at) + int(PENDING_TTL.total_seconds()))}
+        attributes["GSI1PK"] = {"S": keys.pending_index_pk(keys.pending_shard(photo.photo_id))}
+        attributes["GSI1SK"] = {"S": keys.pending_index_sk(photo.upload_expires_at, photo.owner_id, photo.photo_id)}
     return {name: value for name, value in attributes.items() if value is not None}
 
 
-def _photo_item(photo: Photo) -> Item:
-    item = {**keys.photo_key(photo.owner_id, photo.photo_id), "entity": {"S": "photo"}, **_photo_attributes(photo)}
-    if photo.status is PhotoStatus.PENDING:
-        deadline = photo.upload_expires_at
-        item["GSI1PK"] = {"S": keys.pending_index_pk(deadline[:13])}
-        item["GSI1SK"] = {"S": f"{deadline}#{photo.owner_id}#{photo.photo_id}"}
-    return item
-
-
 def _tag_item(photo: Photo, tag: str) -> Item:
+    """Keys only: the listing reads the photo items themselves, so editing a photo never rewrites its copies."""
     return {
         **keys.photo_tag_key(photo.owner_id, photo.photo_id, tag),
         "entity": {"S": "photo_tag"},
         "GSI1PK": {"S": keys.tag_index_pk(photo.owner_id, tag)},
         "GSI1SK": {"S": keys.photo_sk(photo.photo_id)},
-        **_photo_attributes(photo),
     }
 
 
@@ -104,6 +95,10 @@ def photo_from_item(item: Item) -> Photo:
         version=int(item["version"]["N"]),
         revision=int(item["revision"]["N"]),
     )
+
+
+def _photo_id_of_tag_copy(item: Item) -> str:
+    return str(item["GSI1SK"]["S"]).removeprefix(keys.PHOTO_PREFIX)
 
 
 # Cancellation reasons DynamoDB gives for an item it throttled, as opposed to a condition that did not hold.
@@ -161,36 +156,76 @@ class DynamoPhotoRepository:
                 raise errors.Invalid("cursor", "does not belong to this listing") from e
             raise
         raw = response.get("Items", [])
-        if len(raw) <= limit:
-            return [photo_from_item(item) for item in raw], None
         page = raw[:limit]
+        if tag is None:
+            photos = [photo_from_item(item) for item in page]
+        else:
+            photos = self._photos_tagged(owner_id, tag, [_photo_id_of_tag_copy(item) for item in page])
+        if len(raw) <= limit:
+            # Fewer than asked is the end, unless DynamoDB stopped at its 1 MB per query (photos with long text
+            # in 4-byte characters are ~13 KB each): then it says where to go on.
+            return photos, response.get("LastEvaluatedKey")
         key_names = ("PK", "SK") if tag is None else ("PK", "SK", "GSI1PK", "GSI1SK")
-        return [photo_from_item(item) for item in page], {name: page[-1][name] for name in key_names}
+        return photos, {name: page[-1][name] for name in key_names}
 
-    def pending_deadlines_before(self, hour: str, cutoff: str) -> list[tuple[str, str]]:
-        """(owner_id, photo_id) of PENDING photos whose upload deadline is in `hour` and before `cutoff`."""
-        found: list[tuple[str, str]] = []
-        query: dict[str, Any] = {
-            "TableName": self._table,
-            "IndexName": keys.GSI1,
-            "KeyConditionExpression": "GSI1PK = :pk AND GSI1SK < :cutoff",
-            "ExpressionAttributeValues": {":pk": {"S": keys.pending_index_pk(hour)}, ":cutoff": {"S": cutoff}},
-        }
-        while True:
+    def _photos_tagged(self, owner_id: str, tag: str, photo_ids: list[str]) -> list[Photo]:
+        """The photos behind a page of tag copies, in the page's order (at most 100: one BatchGetItem).
+
+        The index is eventually consistent: a copy may outlive its photo or its tag for a moment, so what the
+        photo items say now wins.
+        """
+        if not photo_ids:
+            return []
+        wanted: list[Any] = [keys.photo_key(owner_id, photo_id) for photo_id in photo_ids]
+        found: dict[str, Photo] = {}
+        for attempt in range(_BATCH_GET_ATTEMPTS):
             with dependency_errors("DynamoDB"):
-                response = self._client.query(**query)
-            for item in response.get("Items", []):
-                found.append((item["owner_id"]["S"], item["photo_id"]["S"]))
-            if "LastEvaluatedKey" not in response:
-                return found
-            query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+                # Eventually consistent, as the index that chose these photos is: a strongly consistent read would
+                # cost twice the read units (one per photo) and could not make the page any fresher than the index.
+                response = self._client.batch_get_item(RequestItems={self._table: {"Keys": wanted}})
+            for item in response.get("Responses", {}).get(self._table, []):
+                photo = photo_from_item(item)
+                found[photo.photo_id] = photo
+            unprocessed: dict[str, Any] = dict(response.get("UnprocessedKeys", {}))
+            wanted = list(unprocessed.get(self._table, {}).get("Keys", []))
+            if not wanted:
+                break
+            time.sleep(0.05 * 2**attempt)
+        else:
+            raise errors.Unavailable("DynamoDB is busy; retry shortly")
+        return [found[photo_id] for photo_id in photo_ids if photo_id in found and tag in found[photo_id].tags]
+
+    def stale_pending(self, cutoff: str) -> list[tuple[str, str]]:
+        """(owner_id, photo_id) of every PENDING photo whose upload deadline is before `cutoff`, however old,
+        earliest deadline first."""
+        found: list[tuple[str, str, str]] = []
+        for shard in range(keys.PENDING_SHARDS):
+            query: dict[str, Any] = {
+                "TableName": self._table,
+                "IndexName": keys.GSI1,
+                "KeyConditionExpression": "GSI1PK = :pk AND GSI1SK < :cutoff",
+                "ExpressionAttributeValues": {
+                    ":pk": {"S": keys.pending_index_pk(shard)},
+                    ":cutoff": {"S": cutoff},
+                },
+            }
+            while True:
+                with dependency_errors("DynamoDB"):
+                    response = self._client.query(**query)
+                for item in response.get("Items", []):
+                    found.append((item["GSI1SK"]["S"], item["owner_id"]["S"], item["photo_id"]["S"]))
+                if "LastEvaluatedKey" not in response:
+                    break
+                query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return [(owner_id, photo_id) for _, owner_id, photo_id in sorted(found)]
 
     # --- writes --------------------------------------------------------------------------------------------------
 
-    def add_reserving_quota(self, photo: Photo, *, max_photos: int, max_bytes: int) -> None:
+    def add_reserving_quota(self, photo: Photo, *, max_photos: int, max_bytes: int, max_pending: int) -> None:
         """Store a new PENDING photo and count it against the owner's quota, atomically.
 
-        Raises QuotaExceeded when the owner already has `max_photos` photos or the new size would pass `max_bytes`.
+        Raises QuotaExceeded when the owner already has `max_photos` photos or the new size would pass
+        `max_bytes`, and TooManyPending when `max_pending` of their uploads are still outstanding.
         """
         if photo.size_bytes > max_bytes:
             raise errors.QuotaExceeded("this upload alone is larger than your storage quota")
@@ -198,9 +233,12 @@ class DynamoPhotoRepository:
             "Update": {
                 "TableName": self._table,
                 "Key": keys.usage_key(photo.owner_id),
-                "UpdateExpression": "SET entity = :entity ADD photos :one, #bytes :size",
+                "UpdateExpression": "SET entity = :entity ADD photos :one, #bytes :size, pending :one",
                 # DynamoDB conditions cannot add, so the byte limit is checked against quota minus this upload.
-                "ConditionExpression": "attribute_not_exists(photos) OR (photos < :max_photos AND #bytes <= :room)",
+                "ConditionExpression": (
+                    "attribute_not_exists(photos) OR (photos < :max_photos AND #bytes <= :room"
+                    " AND (attribute_not_exists(pending) OR pending < :max_pending))"
+                ),
                 "ExpressionAttributeNames": {"#bytes": "bytes"},
                 "ExpressionAttributeValues": {
                     ":entity": {"S": "usage"},
@@ -208,6 +246,7 @@ class DynamoPhotoRepository:
                     ":size": {"N": str(photo.size_bytes)},
                     ":max_photos": {"N": str(max_photos)},
                     ":room": {"N": str(max_bytes - photo.size_bytes)},
+                    ":max_pending": {"N": str(max_pending)},
                 },
             }
         }
@@ -224,9 +263,20 @@ class DynamoPhotoRepository:
         ]
         failed = self._transact(writes)
         if failed[:1] == ["ConditionalCheckFailed"]:
-            raise errors.QuotaExceeded("storage quota reached: delete photos to upload more")
+            raise self._why_refused(photo.owner_id, max_pending)
         if "ConditionalCheckFailed" in failed:
             raise errors.Conflict(f"photo {photo.photo_id} already exists")
+
+    def _why_refused(self, owner_id: str, max_pending: int) -> errors.QuotaExceeded:
+        # One condition guards both limits; a failed reservation is rare, so it pays for the read that says which.
+        with dependency_errors("DynamoDB"):
+            item = self._client.get_item(TableName=self._table, Key=keys.usage_key(owner_id), ConsistentRead=True)
+        pending = int(item.get("Item", {}).get("pending", {}).get("N", "0"))
+        if pending >= max_pending:
+            return errors.TooManyPending(
+                f"{pending} uploads are still in progress (at most {max_pending}): finish or wait for them first"
+            )
+        return errors.QuotaExceeded("storage quota reached: delete photos to upload more")
 
     def replace(self, photo: Photo, previous: Photo, *, release_usage: bool = False) -> bool:
         """Write `photo` over `previous` if nobody wrote in between (same revision). False if someone did, or the
@@ -240,15 +290,21 @@ class DynamoPhotoRepository:
                     "ExpressionAttributeValues": {":revision": {"N": str(previous.revision)}},
                 }
             },
-            *({"Put": {"TableName": self._table, "Item": _tag_item(photo, tag)}} for tag in photo.tags),
+            *(
+                {"Put": {"TableName": self._table, "Item": _tag_item(photo, tag)}}
+                for tag in photo.tags
+                if tag not in previous.tags
+            ),
             *(
                 {"Delete": {"TableName": self._table, "Key": keys.photo_tag_key(photo.owner_id, photo.photo_id, tag)}}
                 for tag in previous.tags
                 if tag not in photo.tags
             ),
         ]
-        if release_usage:
-            writes.append(self._usage_release(previous))
+        settles = previous.status is PhotoStatus.PENDING and photo.status is not PhotoStatus.PENDING
+        usage = self._usage_change(previous, release=release_usage, settle=settles)
+        if usage is not None:
+            writes.append(usage)
         return self._transact_unless_changed(writes)
 
     def delete(self, photo: Photo) -> bool:
@@ -268,20 +324,34 @@ class DynamoPhotoRepository:
                 for tag in photo.tags
             ),
         ]
-        if photo.counts_against_quota:
-            writes.append(self._usage_release(photo))
+        usage = self._usage_change(
+            photo, release=photo.counts_against_quota, settle=photo.status is PhotoStatus.PENDING
+        )
+        if usage is not None:
+            writes.append(usage)
         return self._transact_unless_changed(writes)
 
-    def _usage_release(self, photo: Photo) -> dict[str, Any]:
-        return {
-            "Update": {
-                "TableName": self._table,
-                "Key": keys.usage_key(photo.owner_id),
-                "UpdateExpression": "ADD photos :minus_one, #bytes :minus_size",
-                "ExpressionAttributeNames": {"#bytes": "bytes"},
-                "ExpressionAttributeValues": {":minus_one": {"N": "-1"}, ":minus_size": {"N": str(-photo.size_bytes)}},
-            }
+    def _usage_change(self, photo: Photo, *, release: bool, settle: bool) -> dict[str, Any] | None:
+        """The usage counters' update when `photo` stops counting (`release`) and/or stops being an outstanding
+        upload (`settle`); one update, since a transaction may touch the usage item only once."""
+        additions, values = [], {}
+        if release:
+            additions += ["photos :minus_one", "#bytes :minus_size"]
+            values[":minus_size"] = {"N": str(-photo.size_bytes)}
+        if settle:
+            additions.append("pending :minus_one")
+        if not additions:
+            return None
+        values[":minus_one"] = {"N": "-1"}
+        update: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": keys.usage_key(photo.owner_id),
+            "UpdateExpression": "ADD " + ", ".join(additions),
+            "ExpressionAttributeValues": values,
         }
+        if release:
+            update["ExpressionAttributeNames"] = {"#bytes": "bytes"}
+        return {"Update": update}
 
     def _transact_unless_changed(self, writes: list[Any]) -> bool:
         """True if written; False if the first write's condition (the photo's revision) no longer held."""

@@ -11,11 +11,17 @@ from chalicelib import errors, keys
 from chalicelib.clock import iso_utc
 from chalicelib.cursors import CursorCodec
 from chalicelib.ids import is_ulid, new_ulid
-from chalicelib.photos.models import DownloadUrls, NewPhoto, Page, Photo, PhotoChanges, PhotoStatus, PresignedUpload
+from chalicelib.photos.models import (
+    WRITE_ATTEMPTS,
+    DownloadUrls,
+    NewPhoto,
+    Page,
+    Photo,
+    PhotoChanges,
+    PhotoStatus,
+    PresignedUpload,
+)
 from chalicelib.users.models import Quota
-
-# Optimistic writes that lose a race re-read and try again this many times before telling the client to retry.
-WRITE_ATTEMPTS = 4
 
 
 class PhotoRepository(Protocol):
@@ -23,7 +29,7 @@ class PhotoRepository(Protocol):
     def list_page(
         self, owner_id: str, *, limit: int, tag: str | None, start_key: dict[str, Any] | None
     ) -> tuple[list[Photo], dict[str, Any] | None]: ...
-    def add_reserving_quota(self, photo: Photo, *, max_photos: int, max_bytes: int) -> None: ...
+    def add_reserving_quota(self, photo: Photo, *, max_photos: int, max_bytes: int, max_pending: int) -> None: ...
     def replace(self, photo: Photo, previous: Photo, *, release_usage: bool = False) -> bool: ...
     def delete(self, photo: Photo) -> bool: ...
 
@@ -34,16 +40,6 @@ class PhotoStorage(Protocol):
     ) -> PresignedUpload: ...
     def download_url(self, key: str, *, expires_in: int, filename: str | None = None) -> str: ...
     def delete(self, *object_keys: str) -> None: ...
-
-
-def object_keys(owner_id: str, photo_id: str) -> tuple[str, ...]:
-    """Every object a photo may have in the bucket, whatever its state."""
-    return (
-        keys.upload_object(owner_id, photo_id),
-        keys.original_object(owner_id, photo_id),
-        keys.preview_object(owner_id, photo_id, "large"),
-        keys.preview_object(owner_id, photo_id, "small"),
-    )
 
 
 class PhotoService:
@@ -86,7 +82,9 @@ class PhotoService:
             description=new.description,
             tags=new.tags,
         )
-        self._repository.add_reserving_quota(photo, max_photos=self._quota.photos, max_bytes=self._quota.bytes)
+        self._repository.add_reserving_quota(
+            photo, max_photos=self._quota.photos, max_bytes=self._quota.bytes, max_pending=self._quota.pending
+        )
         upload = self._storage.presigned_upload(
             key=keys.upload_object(owner_id, photo.photo_id),
             content_type=photo.content_type,
@@ -139,12 +137,12 @@ class PhotoService:
                     # An earlier DELETE may have removed the item and then failed on S3 (its client got a 503 and
                     # retried): finish it, or the original and previews would outlive the photo for good. Only the
                     # caller's own keys are touched, so another user's photo id changes nothing of theirs.
-                    self._storage.delete(*object_keys(owner_id, photo_id))
+                    self._storage.delete(*keys.photo_objects(owner_id, photo_id))
                 raise errors.NotFound("no such photo")
             if self._repository.delete(photo):
                 # The item goes first: objects left behind by a failure here are removed by the client's retry
                 # (above), whereas an item without its objects would be a broken photo.
-                self._storage.delete(*object_keys(photo.owner_id, photo.photo_id))
+                self._storage.delete(*keys.photo_objects(photo.owner_id, photo.photo_id))
                 return
         raise errors.Unavailable("the photo is changing too fast to delete; retry")
 

@@ -21,12 +21,17 @@ class Profile:
 class Usage:
     photos: int = 0
     bytes: int = 0
+    # Uploads started and not yet settled (READY, REJECTED or released): capped so nobody can hold the whole
+    # quota as reservations without sending a byte.
+    pending: int = 0
 
 
 @dataclass(frozen=True)
 class Quota:
     photos: int
     bytes: int
+    # Uploads that may be outstanding (started, not yet settled) at once.
+    pending: int = 100
 
 
 @dataclass(frozen=True)

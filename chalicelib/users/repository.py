@@ -47,7 +47,11 @@ def _profile_from_item(item: Item) -> Profile:
 def _usage_from_item(item: Item | None) -> Usage:
     if not item:
         return Usage()
-    return Usage(photos=int(item.get("photos", {}).get("N", "0")), bytes=int(item.get("bytes", {}).get("N", "0")))
+    return Usage(
+        photos=int(item.get("photos", {}).get("N", "0")),
+        bytes=int(item.get("bytes", {}).get("N", "0")),
+        pending=int(item.get("pending", {}).get("N", "0")),
+    )
 
 
 class DynamoUserRepository:

@@ -47,6 +47,6 @@ def account_out(account: Account) -> dict[str, Any]:
     return {
         **public_profile_out(account.profile),
         "updated_at": account.profile.updated_at,
-        "usage": {"photos": account.usage.photos, "bytes": account.usage.bytes},
-        "quota": {"photos": account.quota.photos, "bytes": account.quota.bytes},
+        "usage": {"photos": account.usage.photos, "bytes": account.usage.bytes, "pending": account.usage.pending},
+        "quota": {"photos": account.quota.photos, "bytes": account.quota.bytes, "pending": account.quota.pending},
     }

@@ -130,7 +130,7 @@ def test_each_supported_format_becomes_ready_with_previews(
         assert photo["taken_at"] == "2024-05-01T10:30:00.000Z"
     owner, photo_id = photo["owner_id"], photo["photo_id"]
     assert f"uploads/{owner}/{photo_id}" not in bucket_keys()
-    assert api_as("GET", "/users/me").body["usage"] == {"photos": 1, "bytes": len(data)}
+    assert api_as("GET", "/users/me").body["usage"] == {"photos": 1, "bytes": len(data), "pending": 0}
 
 
 HOSTILE: dict[str, tuple[bytes, str]] = {
@@ -152,7 +152,7 @@ def test_hostile_uploads_are_rejected_removed_and_released(
     assert photo["rejection_reason"]
     assert photo["urls"] == {"original": None, "large": None, "small": None}
     assert not any(photo["photo_id"] in key for key in bucket_keys())
-    assert api_as("GET", "/users/me").body["usage"] == {"photos": 0, "bytes": 0}
+    assert api_as("GET", "/users/me").body["usage"] == {"photos": 0, "bytes": 0, "pending": 0}
 
 
 def test_library_flow_list_tag_edit_delete(api_as: Callable[..., Reply], bucket_keys: Callable[[], set[str]]) -> None:

@@ -31,8 +31,8 @@ def test_create_then_read_own_profile(alice: User) -> None:
     assert profile["user_id"] == alice.sub
     assert profile["display_name"] == "Alice"
     assert profile["bio"] == "Takes photos of cats."
-    assert profile["usage"] == {"photos": 0, "bytes": 0}
-    assert profile["quota"] == {"photos": 10_000, "bytes": 10 * 1024**3}
+    assert profile["usage"] == {"photos": 0, "bytes": 0, "pending": 0}
+    assert profile["quota"] == {"photos": 10_000, "bytes": 10 * 1024**3, "pending": 100}
     assert profile["created_at"] == profile["updated_at"]
     import re
 
@@ -112,6 +112,9 @@ def test_nobody_can_act_for_another_user(alice: User, bob: User) -> None:
         ("POST", "/users", b"[" * 50_000, ""),
         ("POST", "/users", b'{"display_name": 3}', "display_name"),
         ("POST", "/users", b'{"display_name": ""}', "display_name"),
+        ("POST", "/users", json.dumps({"display_name": " " + "x" * 64}).encode(), "display_name"),
+        ("POST", "/users", json.dumps({"display_name": "\u3164\u200b"}).encode(), "display_name"),
+        ("POST", "/users", json.dumps({"display_name": "Ada\u202eecalevoL"}).encode(), "display_name"),
         ("POST", "/users", b'{"display_name": "A", "bio": "' + b"x" * 501 + b'"}', "bio"),
         ("POST", "/users", b'{"display_name": "A", "admin": true}', "admin"),
         ("PATCH", "/users/me", b"{}", ""),
@@ -126,6 +129,9 @@ def test_nobody_can_act_for_another_user(alice: User, bob: User) -> None:
         "deeply-nested",
         "name-not-string",
         "name-empty",
+        "name-65-characters-with-a-leading-space",
+        "name-only-invisible",
+        "name-with-rlo",
         "bio-too-long",
         "unknown-field",
         "patch-nothing",
@@ -139,6 +145,11 @@ def test_bad_bodies_are_400_naming_the_field(alice: User, method: str, path: str
     assert body(response)["Code"] == "BadRequestError"
     if field:
         assert body(response)["Message"].startswith(f"{field}: ")
+
+
+def test_names_and_bios_are_stored_nfc(alice: User) -> None:
+    created = alice.call("POST", "/users", {"display_name": "Rene\u0301e", "bio": "cafe\u0301"})
+    assert (body(created)["display_name"], body(created)["bio"]) == ("Ren\u00e9e", "caf\u00e9")
 
 
 def test_a_non_json_content_type_is_415(alice: User) -> None:

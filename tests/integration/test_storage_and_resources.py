@@ -11,7 +11,7 @@ import pytest
 
 from chalicelib import deps, errors, keys
 from chalicelib.photos.events import uploaded_object_keys
-from chalicelib.storage import StoredObject
+from chalicelib.photos.models import StoredObject
 from devstack import resources
 from tests.integration.conftest import BUCKET, TABLE
 
@@ -34,10 +34,10 @@ def test_read_refuses_objects_larger_than_allowed(s3: Any) -> None:
     assert deps.storage().read("uploads/u/p", max_bytes=100) == b"x" * 100
 
 
-def test_copy_sets_the_verified_content_type(s3: Any) -> None:
-    s3.put_object(Bucket=BUCKET, Key="uploads/u/p", Body=b"data", ContentType="application/octet-stream")
-    deps.storage().copy("uploads/u/p", "originals/u/p", content_type="image/png")
+def test_write_sets_the_verified_content_type_and_a_long_private_cache_life(s3: Any) -> None:
+    deps.storage().write("originals/u/p", b"data", content_type="image/png")
     assert deps.storage().head("originals/u/p") == StoredObject(size=4, content_type="image/png")
+    assert s3.head_object(Bucket=BUCKET, Key="originals/u/p")["CacheControl"] == "private, max-age=31536000"
 
 
 def test_delete_is_idempotent_and_takes_many_keys(s3: Any) -> None:

@@ -17,7 +17,7 @@ from chalicelib.photos.ingest import Outcome, UploadProcessor
 from chalicelib.photos.models import NewPhoto, Photo, PhotoChanges, PhotoStatus
 from chalicelib.photos.repository import DynamoPhotoRepository
 from chalicelib.users.models import Usage
-from tests.integration.conftest import BUCKET
+from tests.integration.conftest import BUCKET, TABLE
 
 OWNER = "0a000000-0000-4000-8000-00000000000a"
 
@@ -115,7 +115,7 @@ def test_a_hostile_upload_is_rejected_removed_and_its_quota_released(
     worker: UploadProcessor, s3: Any, payload: bytes, declared: str, reason: str
 ) -> None:
     photo = start_upload(payload, content_type=declared)
-    assert usage() == Usage(photos=1, bytes=len(payload))
+    assert usage() == Usage(photos=1, bytes=len(payload), pending=1)
     assert worker.ingest(upload(s3, photo, payload)) is Outcome.REJECTED
     rejected = stored(photo)
     assert rejected is not None
@@ -158,7 +158,7 @@ def test_a_rejection_delivered_twice_releases_the_quota_once(worker: UploadProce
     assert worker.ingest(key) is Outcome.REJECTED
     upload(s3, photo, payload)  # e.g. the client retried its POST
     assert worker.ingest(key) is Outcome.ALREADY_DONE
-    assert usage() == Usage(photos=1, bytes=other.size_bytes)
+    assert usage() == Usage(photos=1, bytes=other.size_bytes, pending=1)  # `other` is still uploading
     assert objects(s3) == set()
 
 
@@ -260,13 +260,95 @@ def test_the_reconciler_releases_uploads_that_never_arrived_and_finishes_ones_wh
     assert processor_at(deadline + timedelta(minutes=5)).release_abandoned() == {}
     counts = processor_at(deadline + timedelta(minutes=16)).release_abandoned()
 
-    assert counts == {"abandoned-released": 2, Outcome.READY: 1}  # `fresh` is abandoned too by then
+    assert counts == {Outcome.ABANDONED_RELEASED: 2, Outcome.READY: 1}  # `fresh` is abandoned too by then
     assert stored(never) is None
     assert stored(fresh) is None
     settled = stored(arrived)
     assert settled is not None
     assert settled.status is PhotoStatus.READY
     assert usage() == Usage(photos=1, bytes=len(arrived_data))
+
+
+@pytest.mark.suite("faults")
+def test_an_upload_abandoned_a_month_ago_is_still_released_with_its_quota(s3: Any) -> None:
+    """The reconciler once looked back 48 hours and left older PENDING photos to TTL, which deleted them without
+    releasing their quota. Now no photo carries a TTL and the reconciler finds every stale upload, however old."""
+    forgotten = start_upload(jpeg())
+    assert usage() == Usage(photos=1, bytes=forgotten.size_bytes, pending=1)
+    deadline = datetime.fromisoformat(forgotten.upload_expires_at.replace("Z", "+00:00"))
+
+    counts = processor_at(deadline + timedelta(days=30)).release_abandoned()
+
+    assert counts == {Outcome.ABANDONED_RELEASED: 1}
+    assert stored(forgotten) is None
+    assert usage() == Usage()
+
+
+@pytest.mark.suite("faults")
+def test_no_photo_item_carries_a_ttl_in_any_state(s3: Any, dynamodb: Any) -> None:
+    pending = start_upload(jpeg())
+    data = jpeg()
+    ready = start_upload(data)
+    deps.upload_processor().ingest(upload(s3, ready, data))
+    rejected = start_upload(b"not an image")
+    deps.upload_processor().ingest(upload(s3, rejected, b"not an image"))
+    for photo in (pending, ready, rejected):
+        item = dynamodb.get_item(TableName=TABLE, Key=keys.photo_key(OWNER, photo.photo_id))["Item"]
+        assert "expires_at_epoch" not in item, photo.photo_id
+
+
+class SecondPostDuringProcessing:
+    """A second POST of other bytes of the same size lands on the upload key right after the worker read it (the
+    presigned POST stays valid for its whole window)."""
+
+    def __init__(self, storage: Any, s3: Any, other: bytes) -> None:
+        self._storage, self._s3, self._other = storage, s3, other
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._storage, name)
+
+    def read(self, key: str, *, max_bytes: int) -> bytes | None:
+        data = self._storage.read(key, max_bytes=max_bytes)
+        self._s3.put_object(Bucket=BUCKET, Key=key, Body=self._other, ContentType="image/jpeg")
+        return data
+
+
+@pytest.mark.suite("faults")
+def test_the_stored_original_is_the_file_that_was_verified_not_a_later_post(s3: Any) -> None:
+    verified = jpeg(640, 480)
+    swapped = b"<html><script>alert(1)</script></html>".ljust(len(verified), b" ")
+    assert len(swapped) == len(verified)
+    photo = start_upload(verified)
+    key = upload(s3, photo, verified)
+    racing = UploadProcessor(
+        deps.photo_repository(),
+        SecondPostDuringProcessing(deps.storage(), s3, swapped),
+        process_image=deps.upload_processor()._process_image,
+        clock=lambda: datetime.now(UTC),
+        upload_grace=timedelta(minutes=15),
+    )
+
+    assert racing.ingest(key) is Outcome.READY
+
+    original = s3.get_object(Bucket=BUCKET, Key=keys.original_object(OWNER, photo.photo_id))
+    assert original["Body"].read() == verified
+    assert original["ContentType"] == "image/jpeg"
+
+
+@pytest.mark.suite("faults")
+def test_the_pending_counter_follows_every_way_an_upload_settles(s3: Any) -> None:
+    data = jpeg()
+    ready, rejected, deleted, abandoned = (start_upload(data) for _ in range(4))
+    assert usage().pending == 4
+    deps.upload_processor().ingest(upload(s3, ready, data))
+    assert usage().pending == 3
+    deps.upload_processor().ingest(upload(s3, rejected, b"x" * len(data)))
+    assert usage().pending == 2
+    deps.photo_service().delete(OWNER, deleted.photo_id)
+    assert usage().pending == 1
+    deadline = datetime.fromisoformat(abandoned.upload_expires_at.replace("Z", "+00:00"))
+    processor_at(deadline + timedelta(hours=1)).release_abandoned()
+    assert usage() == Usage(photos=1, bytes=len(data), pending=0)
 
 
 def test_the_sqs_handler_processes_s3_events_and_skips_test_events(api: Client, s3: Any) -> None:

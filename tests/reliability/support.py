@@ -174,15 +174,18 @@ def aws_clients(aws: boto3.session.Session) -> tuple[Any, Any]:
     return _clients[aws]
 
 
-def snapshot(aws: boto3.session.Session, user_id: str | None = None, *, quick: bool = False) -> Snapshot:
+def snapshot(
+    aws: boto3.session.Session, user_id: str | None = None, *, quick: bool = False, counters: bool = False
+) -> Snapshot:
     """Every table item and object of one user, or of everyone, for comparisons: objects by their bytes, or with
-    `quick` by their ETag (the MD5 of their bytes, without reading each one)."""
+    `quick` by their ETag (the MD5 of their bytes, without reading each one). Write-rate counters are left out
+    unless `counters`: every write request spends one, a refused one too, and they hold nothing of the library."""
     dynamodb, s3 = aws_clients(aws)
     items = {}
     for page in dynamodb.get_paginator("scan").paginate(TableName=TABLE, ConsistentRead=True):
         for item in page["Items"]:
             pk, sk = item["PK"]["S"], item["SK"]["S"]
-            if user_id is None or pk == keys.user_pk(user_id):
+            if (user_id is None or pk == keys.user_pk(user_id)) and (counters or not sk.startswith(keys.RATE_PREFIX)):
                 items[(pk, sk)] = item
     objects: dict[str, Any] = {}
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
@@ -201,7 +204,9 @@ def assert_invariants(aws: boto3.session.Session, *, quota: invariants.Quota | N
 
 def settings_quota() -> invariants.Quota:
     settings = deps.settings()
-    return invariants.Quota(photos=settings.quota_photos, bytes=settings.quota_bytes)
+    return invariants.Quota(
+        photos=settings.quota_photos, bytes=settings.quota_bytes, pending=settings.max_pending_uploads
+    )
 
 
 # --- faults ---------------------------------------------------------------------------------------------------------
@@ -270,8 +275,9 @@ def connect_timeout(request: Any) -> AWSResponse:
     raise ConnectTimeoutError(endpoint_url=request.url)
 
 
-class Crash(Exception):
-    """A worker dying mid-way (killed, out of time): nothing after this point of the code runs."""
+class Crash(BaseException):
+    """A worker dying mid-way (killed, out of time): nothing after this point of the code runs, and no handler of
+    the code's own (an `except Exception`) sees it, as none would see the process die."""
 
 
 @dataclass

@@ -46,7 +46,7 @@ class Library:
         self.pending = start_upload(alice, b"x" * 1000, tags=["later"])["photo"]["photo_id"]
         self.rejected = upload_rejected(api, s3, alice)["photo_id"]
         self.bobs = upload_ready(api, s3, bob)["photo_id"]
-        self.clean = snapshot(aws)
+        self.clean = snapshot(aws, counters=True)
 
     def check(self, **options: Any) -> invariants.Report:
         return invariants.check(self.dynamodb, self.s3, table=TABLE, bucket=BUCKET, **options)
@@ -71,7 +71,7 @@ class Library:
 
     def restore(self) -> None:
         """Back to the state the app built: extra items and objects removed, changed or missing ones put back."""
-        current = snapshot(self.aws)
+        current = snapshot(self.aws, counters=True)
         for pk, sk in set(current.items) - set(self.clean.items):
             self.dynamodb.delete_item(TableName=TABLE, Key={"PK": {"S": pk}, "SK": {"S": sk}})
         for key, item in self.clean.items.items():
@@ -144,6 +144,46 @@ CORRUPTIONS: dict[str, tuple[str, Callable[[Library], None]]] = {
         ),
     ),
     "usage-counters-lost": ("usage-mismatch", lambda lib: lib.delete_item(lib.alice, keys.USAGE_SK)),
+    "pending-counter-missed-a-settled-upload": (
+        "usage-mismatch",
+        lambda lib: lib.put_item(
+            with_attribute(
+                lib.item(lib.alice, keys.USAGE_SK),
+                pending={"N": str(int(lib.item(lib.alice, keys.USAGE_SK)["pending"]["N"]) + 1)},
+            )
+        ),
+    ),
+    "pending-photo-with-a-ttl": (
+        "unreachable-pending",
+        lambda lib: lib.put_item(
+            with_attribute(lib.item(lib.alice, keys.photo_sk(lib.pending)), expires_at_epoch={"N": "1"})
+        ),
+    ),
+    "pending-photo-missing-from-the-pending-index": (
+        "unreachable-pending",
+        lambda lib: lib.put_item(
+            {k: v for k, v in lib.item(lib.alice, keys.photo_sk(lib.pending)).items() if not k.startswith("GSI1")}
+        ),
+    ),
+    "pending-photo-in-the-wrong-shard": (
+        "unreachable-pending",
+        lambda lib: lib.put_item(
+            with_attribute(
+                lib.item(lib.alice, keys.photo_sk(lib.pending)),
+                GSI1PK={"S": keys.pending_index_pk((keys.pending_shard(lib.pending) + 1) % keys.PENDING_SHARDS)},
+            )
+        ),
+    ),
+    "ready-photo-left-in-the-pending-index": (
+        "unreachable-pending",
+        lambda lib: lib.put_item(
+            with_attribute(
+                lib.item(lib.alice, keys.photo_sk(lib.ready)),
+                GSI1PK={"S": keys.pending_index_pk(0)},
+                GSI1SK={"S": "2026-01-01T00:00:00.000Z"},
+            )
+        ),
+    ),
     "usage-for-a-user-without-photos": (
         "usage-mismatch",
         lambda lib: lib.put_item(
@@ -151,14 +191,18 @@ CORRUPTIONS: dict[str, tuple[str, Callable[[Library], None]]] = {
         ),
     ),
     "tag-copy-missing": ("tag-copy-mismatch", lambda lib: lib.delete_item(lib.alice, f"PHOTOTAG#{lib.ready}#sun")),
-    "tag-copy-left-at-an-old-revision": (
-        "tag-copy-mismatch",
-        lambda lib: lib.put_item(with_attribute(lib.item(lib.alice, f"PHOTOTAG#{lib.ready}#sea"), revision={"N": "1"})),
-    ),
-    "tag-copy-left-pending": (
+    "tag-copy-holding-the-photos-attributes": (
         "tag-copy-mismatch",
         lambda lib: lib.put_item(
-            with_attribute(lib.item(lib.alice, f"PHOTOTAG#{lib.ready}#sea"), status={"S": "PENDING"})
+            with_attribute(lib.item(lib.alice, f"PHOTOTAG#{lib.ready}#sea"), status={"S": "READY"})
+        ),
+    ),
+    "tag-copy-indexed-under-another-tag": (
+        "tag-copy-mismatch",
+        lambda lib: lib.put_item(
+            with_attribute(
+                lib.item(lib.alice, f"PHOTOTAG#{lib.ready}#sea"), GSI1PK={"S": keys.tag_index_pk(lib.alice, "sky")}
+            )
         ),
     ),
     "tag-copy-for-a-tag-the-photo-lost": (
@@ -167,6 +211,7 @@ CORRUPTIONS: dict[str, tuple[str, Callable[[Library], None]]] = {
             with_attribute(
                 lib.item(lib.alice, f"PHOTOTAG#{lib.ready}#sea"),
                 SK={"S": f"PHOTOTAG#{lib.ready}#sky"},
+                GSI1PK={"S": keys.tag_index_pk(lib.alice, "sky")},
             )
         ),
     ),
@@ -182,6 +227,10 @@ CORRUPTIONS: dict[str, tuple[str, Callable[[Library], None]]] = {
     "item-outside-any-user": (
         "unparseable-item",
         lambda lib: lib.put_item({"PK": {"S": "JUNK#1"}, "SK": {"S": "PROFILE"}}),
+    ),
+    "rate-counter-that-never-expires": (
+        "unparseable-item",
+        lambda lib: lib.put_item({**keys.rate_key(lib.alice, 60), "entity": {"S": "rate"}, "count": {"N": "1"}}),
     ),
     "item-with-an-unknown-sort-key": (
         "unparseable-item",

@@ -37,6 +37,8 @@ SUITES: dict[str, str] = {
     "properties": "hypothesis property tests: cursors, tags, validation",
     "fuzz": "schemathesis against the running dev stack with a real token: no 5xx, no schema violations",
     "invariants": "the invariant checker itself: each rule detects its violation",
+    "abuse": "one user against everyone: outstanding uploads capped, writes rate limited → 429, nothing written",
+    "edges": "the edges: HTTP framing (smuggling, huge headers, bursts), spoofing text (bidi, invisible) → 4xx",
 }
 
 
