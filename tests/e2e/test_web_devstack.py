@@ -13,10 +13,9 @@ from typing import Any
 
 import pytest
 
-from chalicelib.photos.models import ALLOWED_CONTENT_TYPES, DESCRIPTION_MAX, FILENAME_MAX, TAG_MAX, TAGS_MAX, TITLE_MAX
-from chalicelib.users.models import BIO_MAX, DISPLAY_NAME_MAX
 from infra.publish_web import api_max_upload_bytes
 from tests.e2e.conftest import HOST, Spawn, free_port
+from tests.support.web_limits import expected_limits
 
 pytestmark = pytest.mark.e2e
 
@@ -56,17 +55,7 @@ def test_config_json_points_the_spa_at_this_stack(devstack: dict[str, Any]) -> N
         "cognito_endpoint": devstack["aws_endpoint_url"],
         "environment": "local",
         # What this stack's API enforces: the local stage's upload limit, and the API's own constants.
-        "limits": {
-            "max_upload_bytes": api_max_upload_bytes("local"),
-            "content_types": sorted(ALLOWED_CONTENT_TYPES),
-            "filename_max": FILENAME_MAX,
-            "title_max": TITLE_MAX,
-            "description_max": DESCRIPTION_MAX,
-            "tag_max": TAG_MAX,
-            "tags_max": TAGS_MAX,
-            "display_name_max": DISPLAY_NAME_MAX,
-            "bio_max": BIO_MAX,
-        },
+        "limits": expected_limits(api_max_upload_bytes("local")),
     }
 
 

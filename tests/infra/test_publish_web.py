@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 
 from chalicelib.config import Settings
-from chalicelib.photos.models import ALLOWED_CONTENT_TYPES, DESCRIPTION_MAX, FILENAME_MAX, TAG_MAX, TAGS_MAX, TITLE_MAX
-from chalicelib.users.models import BIO_MAX, DISPLAY_NAME_MAX
 from infra.publish_web import CHALICE_CONFIG, WEB_DIR, PublishError, api_max_upload_bytes, build, main, spa_config
+from tests.support.web_limits import expected_limits
 
 OUTPUTS = [
     {"OutputKey": "UserPoolId", "OutputValue": "eu-west-1_Ab12"},
@@ -33,17 +32,7 @@ def test_config_points_the_spa_at_the_stage(tmp_path: Path) -> None:
         "cognito_endpoint": "https://cognito-idp.eu-west-1.amazonaws.com/",
         "environment": "aws",
         # The API's own limits; the upload size is the dev stage's PHOTOSKY_MAX_UPLOAD_BYTES.
-        "limits": {
-            "max_upload_bytes": dev_max_upload_bytes(),
-            "content_types": sorted(ALLOWED_CONTENT_TYPES),
-            "filename_max": FILENAME_MAX,
-            "title_max": TITLE_MAX,
-            "description_max": DESCRIPTION_MAX,
-            "tag_max": TAG_MAX,
-            "tags_max": TAGS_MAX,
-            "display_name_max": DISPLAY_NAME_MAX,
-            "bio_max": BIO_MAX,
-        },
+        "limits": expected_limits(dev_max_upload_bytes()),
     }
     shipped = {path.relative_to(out).as_posix() for path in out.rglob("*") if path.is_file()}
     sources = {path.relative_to(WEB_DIR).as_posix() for path in WEB_DIR.rglob("*") if path.is_file()}

@@ -11,17 +11,9 @@ import pytest
 
 from chalicelib import deps
 from chalicelib.config import Settings
-from chalicelib.photos.models import (
-    ALLOWED_CONTENT_TYPES,
-    DESCRIPTION_MAX,
-    FILENAME_MAX,
-    TAG_MAX,
-    TAGS_MAX,
-    TITLE_MAX,
-)
-from chalicelib.users.models import BIO_MAX, DISPLAY_NAME_MAX
 from devstack.web import CONTENT_TYPES, SECURITY_HEADERS, WebServer, resolve_static, serve_web, spa_config
 from tests.conftest import PROJECT_DIR
+from tests.support.web_limits import expected_limits
 
 WEB_DIR = PROJECT_DIR / "web"
 
@@ -119,17 +111,7 @@ def test_config_json_comes_from_the_running_stack(server: WebServer) -> None:
         "cognito_endpoint": "http://127.0.0.1:5000",
         "environment": "local",
         # The limits the API enforces, from its own constants (the web client keeps no copies).
-        "limits": {
-            "max_upload_bytes": MAX_UPLOAD_BYTES,
-            "content_types": sorted(ALLOWED_CONTENT_TYPES),
-            "filename_max": FILENAME_MAX,
-            "title_max": TITLE_MAX,
-            "description_max": DESCRIPTION_MAX,
-            "tag_max": TAG_MAX,
-            "tags_max": TAGS_MAX,
-            "display_name_max": DISPLAY_NAME_MAX,
-            "bio_max": BIO_MAX,
-        },
+        "limits": expected_limits(MAX_UPLOAD_BYTES),
     }
 
 

@@ -1,0 +1,30 @@
+"""What config.json's `limits` must say: the API's own constants, spelled out once for every test that checks a
+config.json (the dev stack's, publish_web's), independently of the code that builds it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.photos.models import (
+    ALLOWED_CONTENT_TYPES,
+    DESCRIPTION_MAX,
+    FILENAME_MAX,
+    TAG_MAX,
+    TAGS_MAX,
+    TITLE_MAX,
+)
+from chalicelib.users.models import BIO_MAX, DISPLAY_NAME_MAX
+
+
+def expected_limits(max_upload_bytes: int) -> dict[str, Any]:
+    return {
+        "max_upload_bytes": max_upload_bytes,
+        "content_types": sorted(ALLOWED_CONTENT_TYPES),
+        "filename_max": FILENAME_MAX,
+        "title_max": TITLE_MAX,
+        "description_max": DESCRIPTION_MAX,
+        "tag_max": TAG_MAX,
+        "tags_max": TAGS_MAX,
+        "display_name_max": DISPLAY_NAME_MAX,
+        "bio_max": BIO_MAX,
+    }
