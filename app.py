@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from chalice.app import Chalice, CloudWatchEvent, CognitoUserPoolAuthorizer, Rate, Response, SQSEvent
+from chalice.app import Chalice, CloudWatchEvent, CognitoUserPoolAuthorizer, Rate, Request, Response, SQSEvent
 
 from chalicelib import config, deps, logs, web
 from chalicelib.photos import schemas as photo_schemas
@@ -19,6 +19,14 @@ app.register_middleware(web.allow_spa_origin, "http")
 
 # API Gateway verifies the Cognito ID token before the Lambda runs; the Lambda only reads the claims.
 cognito = CognitoUserPoolAuthorizer("PhotoSkyUsers", provider_arns=config.user_pool_arns())
+
+
+def _writer(request: Request | None) -> str:
+    """The caller of a route that writes, once it has spent one of its write-rate tokens: before the body is parsed,
+    so malformed writes spend too. Every POST, PATCH and DELETE identifies its caller through here."""
+    user_id = web.current_user_id(request)
+    deps.write_limiter().spend(user_id)
+    return user_id
 
 
 @app.route("/health", methods=["GET"])
@@ -43,8 +51,7 @@ def preflight(**_path: str) -> Response:
 @web.http_errors
 def create_profile() -> Response:
     request = app.current_request
-    user_id = web.current_user_id(request)
-    deps.write_limiter().spend(user_id)
+    user_id = _writer(request)
     new = user_schemas.parse_new_profile(web.json_body(request))
     account = deps.user_service().create_profile(user_id, new)
     return Response(body=user_schemas.account_out(account), status_code=201)
@@ -61,8 +68,7 @@ def get_my_profile() -> dict[str, Any]:
 @web.http_errors
 def update_my_profile() -> dict[str, Any]:
     request = app.current_request
-    user_id = web.current_user_id(request)
-    deps.write_limiter().spend(user_id)
+    user_id = _writer(request)
     changes = user_schemas.parse_profile_changes(web.json_body(request))
     account = deps.user_service().update_profile(user_id, changes)
     return user_schemas.account_out(account)
@@ -79,8 +85,7 @@ def get_profile(user_id: str) -> dict[str, Any]:
 @web.http_errors
 def start_upload() -> Response:
     request = app.current_request
-    owner_id = web.current_user_id(request)
-    deps.write_limiter().spend(owner_id)
+    owner_id = _writer(request)
     new = photo_schemas.parse_new_photo(web.json_body(request), max_upload_bytes=deps.settings().max_upload_bytes)
     photo, upload = deps.photo_service().start_upload(owner_id, new)
     no_urls_yet = DownloadUrls(original=None, large=None, small=None)
@@ -112,8 +117,7 @@ def get_photo(photo_id: str) -> dict[str, Any]:
 @web.http_errors
 def update_photo(photo_id: str) -> dict[str, Any]:
     request = app.current_request
-    owner_id = web.current_user_id(request)
-    deps.write_limiter().spend(owner_id)
+    owner_id = _writer(request)
     changes = photo_schemas.parse_photo_changes(web.json_body(request))
     service = deps.photo_service()
     photo = service.update(owner_id, photo_id, changes)
@@ -123,8 +127,7 @@ def update_photo(photo_id: str) -> dict[str, Any]:
 @app.route("/photos/{photo_id}", methods=["DELETE"], authorizer=cognito)
 @web.http_errors
 def delete_photo(photo_id: str) -> Response:
-    owner_id = web.current_user_id(app.current_request)
-    deps.write_limiter().spend(owner_id)
+    owner_id = _writer(app.current_request)
     deps.photo_service().delete(owner_id, photo_id)
     return Response(body="", status_code=204)
 

@@ -31,7 +31,7 @@ class Quota:
     photos: int
     bytes: int
     # Uploads that may be outstanding (started, not yet settled) at once.
-    pending: int = 100
+    pending: int
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from chalicelib.users.models import NewProfile, ProfileChanges, Quota, Usage
 from chalicelib.users.service import UserService
 from tests.support.fakes import InMemoryUserRepository
 
-QUOTA = Quota(photos=5, bytes=1000)
+QUOTA = Quota(photos=5, bytes=1000, pending=3)
 
 
 @pytest.fixture
