@@ -7,7 +7,9 @@ from typing import Any
 
 from chalice.app import Chalice, CloudWatchEvent, CognitoUserPoolAuthorizer, Rate, Request, Response, SQSEvent
 
-from chalicelib import config, deps, logs, web
+from chalicelib import clock, config, deps, logs, web
+from chalicelib.albums import schemas as album_schemas
+from chalicelib.albums.models import Album, Role
 from chalicelib.photos import schemas as photo_schemas
 from chalicelib.photos.events import uploaded_object_keys
 from chalicelib.photos.models import DownloadUrls
@@ -41,6 +43,16 @@ def health() -> dict[str, str]:
 @app.route("/users/{user_id}", methods=["OPTIONS"])
 @app.route("/photos", methods=["OPTIONS"])
 @app.route("/photos/{photo_id}", methods=["OPTIONS"])
+@app.route("/albums", methods=["OPTIONS"])
+@app.route("/albums/{album_id}", methods=["OPTIONS"])
+@app.route("/albums/{album_id}/photos", methods=["OPTIONS"])
+@app.route("/albums/{album_id}/photos/remove", methods=["OPTIONS"])
+@app.route("/albums/{album_id}/members", methods=["OPTIONS"])
+@app.route("/albums/{album_id}/members/{user_id}", methods=["OPTIONS"])
+@app.route("/albums/{album_id}/links", methods=["OPTIONS"])
+@app.route("/albums/{album_id}/links/{link_id}", methods=["OPTIONS"])
+@app.route("/public/albums/{token}", methods=["OPTIONS"])
+@app.route("/public/albums/{token}/unlock", methods=["OPTIONS"])
 def preflight(**_path: str) -> Response:
     request = app.current_request
     route = (request.context or {}).get("resourcePath", "") if request else ""
@@ -132,6 +144,177 @@ def delete_photo(photo_id: str) -> Response:
     return Response(body="", status_code=204)
 
 
+# --- albums: every view asks the album service, whose first step is the one authorization check ------------------
+
+
+def _album_out(album: Album, role: Role) -> dict[str, Any]:
+    return album_schemas.album_out(album, role, deps.album_service().cover_urls(album))
+
+
+@app.route("/albums", methods=["POST"], authorizer=cognito)
+@web.http_errors
+def create_album() -> Response:
+    request = app.current_request
+    owner_id = _writer(request)
+    new = album_schemas.parse_new_album(web.json_body(request))
+    album = deps.album_service().create(owner_id, web.current_username(request), new)
+    return Response(body=_album_out(album, Role.OWNER), status_code=201)
+
+
+@app.route("/albums", methods=["GET"], authorizer=cognito)
+@web.http_errors
+def list_albums() -> dict[str, Any]:
+    request = app.current_request
+    user_id = web.current_user_id(request)
+    limit, cursor = album_schemas.parse_page_query(request.query_params if request else None)
+    page, next_cursor = deps.album_service().list_for(user_id, limit=limit, cursor=cursor)
+    return {"items": [_album_out(album, role) for album, role in page], "next_cursor": next_cursor}
+
+
+@app.route("/albums/{album_id}", methods=["GET"], authorizer=cognito)
+@web.http_errors
+def get_album(album_id: str) -> dict[str, Any]:
+    grant = deps.album_service().get(web.current_user_id(app.current_request), album_id)
+    return _album_out(grant.album, grant.role)
+
+
+@app.route("/albums/{album_id}", methods=["PATCH"], authorizer=cognito)
+@web.http_errors
+def update_album(album_id: str) -> dict[str, Any]:
+    request = app.current_request
+    user_id = _writer(request)
+    changes = album_schemas.parse_album_changes(web.json_body(request))
+    grant = deps.album_service().update(user_id, album_id, changes)
+    return _album_out(grant.album, grant.role)
+
+
+@app.route("/albums/{album_id}", methods=["DELETE"], authorizer=cognito)
+@web.http_errors
+def delete_album(album_id: str) -> Response:
+    deps.album_service().delete(_writer(app.current_request), album_id)
+    return Response(body="", status_code=204)
+
+
+@app.route("/albums/{album_id}/photos", methods=["POST"], authorizer=cognito)
+@web.http_errors
+def add_album_photos(album_id: str) -> dict[str, Any]:
+    request = app.current_request
+    user_id = _writer(request)
+    photo_ids = album_schemas.parse_photo_ids(web.json_body(request))
+    return album_schemas.results_out(deps.album_service().add_photos(user_id, album_id, photo_ids))
+
+
+@app.route("/albums/{album_id}/photos/remove", methods=["POST"], authorizer=cognito)
+@web.http_errors
+def remove_album_photos(album_id: str) -> dict[str, Any]:
+    request = app.current_request
+    user_id = _writer(request)
+    photo_ids = album_schemas.parse_photo_ids(web.json_body(request))
+    return album_schemas.results_out(deps.album_service().remove_photos(user_id, album_id, photo_ids))
+
+
+@app.route("/albums/{album_id}/photos", methods=["GET"], authorizer=cognito)
+@web.http_errors
+def list_album_photos(album_id: str) -> dict[str, Any]:
+    request = app.current_request
+    user_id = web.current_user_id(request)
+    limit, cursor = album_schemas.parse_page_query(request.query_params if request else None)
+    service = deps.album_service()
+    page = service.member_photos(user_id, album_id, limit=limit, cursor=cursor)
+    items = [
+        album_schemas.album_photo_out(entry, photo, service.photo_urls(photo, original=True), caller=user_id)
+        for entry, photo in page.items
+    ]
+    return {"items": items, "next_cursor": page.next_cursor}
+
+
+@app.route("/albums/{album_id}/members", methods=["POST"], authorizer=cognito)
+@web.http_errors
+def add_album_member(album_id: str) -> Response:
+    request = app.current_request
+    user_id = _writer(request)
+    username, role = album_schemas.parse_new_member(web.json_body(request))
+    member = deps.album_service().add_member(user_id, album_id, username, role)
+    return Response(body=album_schemas.member_out(member), status_code=201)
+
+
+@app.route("/albums/{album_id}/members", methods=["GET"], authorizer=cognito)
+@web.http_errors
+def list_album_members(album_id: str) -> dict[str, Any]:
+    members = deps.album_service().members(web.current_user_id(app.current_request), album_id)
+    return {"items": [album_schemas.member_out(member) for member in members]}
+
+
+@app.route("/albums/{album_id}/members/{user_id}", methods=["PATCH"], authorizer=cognito)
+@web.http_errors
+def change_album_member(album_id: str, user_id: str) -> dict[str, Any]:
+    request = app.current_request
+    caller = _writer(request)
+    role = album_schemas.parse_role_change(web.json_body(request))
+    return album_schemas.member_out(deps.album_service().change_role(caller, album_id, user_id, role))
+
+
+@app.route("/albums/{album_id}/members/{user_id}", methods=["DELETE"], authorizer=cognito)
+@web.http_errors
+def remove_album_member(album_id: str, user_id: str) -> Response:
+    deps.album_service().remove_member(_writer(app.current_request), album_id, user_id)
+    return Response(body="", status_code=204)
+
+
+@app.route("/albums/{album_id}/links", methods=["POST"], authorizer=cognito)
+@web.http_errors
+def create_share_link(album_id: str) -> Response:
+    request = app.current_request
+    user_id = _writer(request)
+    new = album_schemas.parse_new_link(web.json_body(request), now=clock.now())
+    link, token = deps.album_service().create_link(user_id, album_id, new)
+    return Response(body=album_schemas.link_out(link, token), status_code=201)
+
+
+@app.route("/albums/{album_id}/links", methods=["GET"], authorizer=cognito)
+@web.http_errors
+def list_share_links(album_id: str) -> dict[str, Any]:
+    found = deps.album_service().links(web.current_user_id(app.current_request), album_id)
+    return {"items": [album_schemas.link_out(link) for link in found]}
+
+
+@app.route("/albums/{album_id}/links/{link_id}", methods=["DELETE"], authorizer=cognito)
+@web.http_errors
+def revoke_share_link(album_id: str, link_id: str) -> Response:
+    deps.album_service().revoke_link(_writer(app.current_request), album_id, link_id)
+    return Response(body="", status_code=204)
+
+
+# Public: no authorizer. The token in the path is the credential (256 random bits, only its hash stored); in AWS
+# these two routes have their own, lower throttling (infra/package.py).
+@app.route("/public/albums/{token}", methods=["GET"])
+@web.http_errors
+def public_album(token: str) -> dict[str, Any]:
+    request = app.current_request
+    limit, cursor = album_schemas.parse_page_query(request.query_params if request else None)
+    service = deps.album_service()
+    access = web.header(request, "X-Link-Access")
+    grant, page = service.public_album(token, access, limit=limit, cursor=cursor)
+    original = bool(grant.link and grant.link.allow_download)
+    items = [
+        album_schemas.public_photo_out(photo, service.photo_urls(photo, original=original)) for _, photo in page.items
+    ]
+    return {
+        "album": album_schemas.public_album_out(grant.album, service.cover_urls(grant.album)),
+        "allow_download": original,
+        "items": items,
+        "next_cursor": page.next_cursor,
+    }
+
+
+@app.route("/public/albums/{token}/unlock", methods=["POST"])
+@web.http_errors
+def unlock_public_album(token: str) -> dict[str, Any]:
+    password = album_schemas.parse_unlock(web.json_body(app.current_request))
+    access_token, expires_at = deps.album_service().unlock(token, password)
+    return {"access_token": access_token, "expires_at": expires_at}
+
+
 # The upload worker: S3 ObjectCreated on uploads/ -> SQS (retries, dead-letter queue) -> here, one message at a
 # time so one bad file never makes a batch retry. Failures raise and SQS redelivers.
 @app.on_sqs_message(queue=config.uploads_queue_name(), batch_size=1)
@@ -155,3 +338,8 @@ def release_abandoned_uploads(event: CloudWatchEvent) -> None:
     started = time.perf_counter()
     counts = deps.upload_processor().release_abandoned()
     logs.emit("reconcile", outcomes=counts, latency_ms=logs.elapsed_ms(started))
+    # Album deletions and departures whose request was cut short, finished in what is left of the run.
+    started = time.perf_counter()
+    budget = deps.settings().reconcile_budget_seconds
+    finished = deps.album_service().finish_left_behind(deadline=lambda: time.perf_counter() - started > budget / 2)
+    logs.emit("album_cleanup", outcomes=finished, latency_ms=logs.elapsed_ms(started))

@@ -6,8 +6,10 @@ Adapters wrap their calls in `dependency_errors` so throttling and outages surfa
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
@@ -47,3 +49,73 @@ def dependency_errors(service: str) -> Iterator[None]:
     except (ConnectionError, HTTPClientError) as e:
         # Covers connect/read timeouts and dropped connections once botocore's own retries are spent.
         raise errors.Unavailable(f"{service} is unreachable; retry shortly") from e
+
+
+# --- DynamoDB calls every repository makes the same way --------------------------------------------------------------
+
+# Cancellation reasons DynamoDB gives for an item it throttled, as opposed to a condition that did not hold.
+_THROTTLED_ITEM_CODES = frozenset({"ThrottlingError", "ProvisionedThroughputExceeded"})
+# BatchGetItem may leave keys unprocessed under load; ask again this many times before a 503.
+_BATCH_GET_ATTEMPTS = 4
+BATCH_GET_MAX = 100
+
+
+def cancellation_codes(error: ClientError) -> list[str]:
+    reasons = error.response.get("CancellationReasons", [])
+    return [str(reason.get("Code", "None")) for reason in reasons]
+
+
+def transact(client: Any, writes: list[Any]) -> list[str]:
+    """Run a write transaction; [] if it committed, else the per-item cancellation codes (conditions that failed).
+
+    A clash with another transaction in flight, or a throttled item, is transient: 503, the client retries.
+    """
+    try:
+        with dependency_errors("DynamoDB"):
+            client.transact_write_items(TransactItems=writes)
+    except ClientError as e:
+        if error_code(e) != "TransactionCanceledException":
+            raise
+        codes = cancellation_codes(e)
+        if "TransactionConflict" in codes:
+            raise errors.Unavailable("another change to the same items is in progress; retry") from e
+        if _THROTTLED_ITEM_CODES.intersection(codes):
+            # An item (or one of its indexes) was throttled: the transaction was cancelled before it was applied,
+            # and botocore does not retry a cancellation.
+            raise errors.Unavailable("DynamoDB is busy; retry shortly") from e
+        if "ConditionalCheckFailed" not in codes:
+            raise
+        return codes
+    return []
+
+
+def batch_get(client: Any, table: str, wanted: list[Any], *, consistent: bool) -> list[dict[str, Any]]:
+    """Every item of `wanted` (keys) that exists, in no particular order: BatchGetItem in chunks of 100, asking
+    again for what DynamoDB leaves unprocessed."""
+    found: list[dict[str, Any]] = []
+    for start in range(0, len(wanted), BATCH_GET_MAX):
+        request: Any = {table: {"Keys": wanted[start : start + BATCH_GET_MAX], "ConsistentRead": consistent}}
+        for attempt in range(_BATCH_GET_ATTEMPTS):
+            with dependency_errors("DynamoDB"):
+                response = client.batch_get_item(RequestItems=request)
+            found.extend(response.get("Responses", {}).get(table, []))
+            request = response.get("UnprocessedKeys") or {}
+            if not request:
+                break
+            time.sleep(0.05 * 2**attempt)
+        else:
+            raise errors.Unavailable("DynamoDB is busy; retry shortly")
+    return found
+
+
+def query_all(client: Any, query: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every item a Query matches, following DynamoDB's pages (1 MB each)."""
+    query = dict(query)
+    items: list[dict[str, Any]] = []
+    while True:
+        with dependency_errors("DynamoDB"):
+            response = client.query(**query)
+        items.extend(response.get("Items", []))
+        if "LastEvaluatedKey" not in response:
+            return items
+        query["ExclusiveStartKey"] = response["LastEvaluatedKey"]

@@ -43,6 +43,11 @@ class Settings:
     upload_url_seconds: int = 900
     upload_grace_seconds: int = 900
     download_url_seconds: int = 3600
+    # Photo URLs handed to album members and share-link visitors: short, because a presigned URL cannot be revoked
+    # and access ends when membership or the link does (at most this much later for URLs already handed out).
+    shared_url_seconds: int = 600
+    # The Cognito user pool whose users can be found by user name (to share an album with them).
+    user_pool_id: str | None = None
     # Browser origins (scheme://host[:port]) whose requests get CORS headers: the SPA's, nothing else.
     allowed_origins: tuple[str, ...] = ()
 
@@ -98,6 +103,8 @@ class Settings:
             upload_url_seconds=positive_int("PHOTOSKY_UPLOAD_URL_SECONDS", cls.upload_url_seconds),
             upload_grace_seconds=positive_int("PHOTOSKY_UPLOAD_GRACE_SECONDS", cls.upload_grace_seconds),
             download_url_seconds=positive_int("PHOTOSKY_DOWNLOAD_URL_SECONDS", cls.download_url_seconds),
+            shared_url_seconds=positive_int("PHOTOSKY_SHARED_URL_SECONDS", cls.shared_url_seconds),
+            user_pool_id=_user_pool_id(env),
             allowed_origins=allowed_origins,
         )
         if problems:
@@ -122,6 +129,12 @@ def _origins(raw: str, problems: list[str]) -> tuple[str, ...]:
             continue
         origins.append(origin)
     return tuple(dict.fromkeys(origins))
+
+
+def _user_pool_id(env: Mapping[str, str]) -> str | None:
+    """The first trusted pool's id (`arn:...:userpool/<id>`): the pool whose users an owner can share with."""
+    arns = [arn.strip() for arn in env.get("COGNITO_USER_POOL_ARN", "").split(",") if ":userpool/" in arn]
+    return arns[0].rsplit(":userpool/", 1)[1] if arns else None
 
 
 def user_pool_arns(env: Mapping[str, str] = os.environ) -> list[str]:

@@ -37,6 +37,10 @@ class CursorCodec:
         if not callable(secret):
             self._key()
 
+    def secret(self) -> bytes:
+        """The secret itself, loaded on first use: other signers derive their own keys from it."""
+        return self._key()
+
     def _key(self) -> bytes:
         if self._secret is None:
             secret = self._load_secret()

@@ -16,6 +16,11 @@ import boto3
 from botocore.config import Config
 
 from chalicelib import clock
+from chalicelib.albums.access import AlbumAccess
+from chalicelib.albums.directory import CognitoDirectory
+from chalicelib.albums.links import AccessTokens
+from chalicelib.albums.repository import DynamoAlbumRepository
+from chalicelib.albums.service import AlbumService, UserDirectory
 from chalicelib.aws import dependency_errors
 from chalicelib.config import Settings
 from chalicelib.cursors import CursorCodec
@@ -28,6 +33,7 @@ from chalicelib.users.repository import DynamoUserRepository
 from chalicelib.users.service import UserService
 
 if TYPE_CHECKING:
+    from mypy_boto3_cognito_idp import CognitoIdentityProviderClient
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -93,6 +99,11 @@ def secrets_manager() -> SecretsManagerClient:
     return _session().client("secretsmanager", region_name=settings().region, config=_AWS_CONFIG)
 
 
+@_once
+def cognito() -> CognitoIdentityProviderClient:
+    return _session().client("cognito-idp", region_name=settings().region, config=_AWS_CONFIG)
+
+
 def _quota() -> Quota:
     s = settings()
     return Quota(photos=s.quota_photos, bytes=s.quota_bytes, pending=s.max_pending_uploads)
@@ -132,13 +143,47 @@ def _cursor_secret() -> bytes:
 
 
 @_once
+def _cursor_codec() -> CursorCodec:
+    return CursorCodec(_cursor_secret)
+
+
+@_once
+def user_directory() -> UserDirectory:
+    pool = settings().user_pool_id
+    if pool is None:
+        raise RuntimeError("no user pool configured (COGNITO_USER_POOL_ARN)")
+    return CognitoDirectory(cognito, pool)
+
+
+@_once
+def album_repository() -> DynamoAlbumRepository:
+    return DynamoAlbumRepository(dynamodb(), settings().table_name)
+
+
+@_once
+def album_service() -> AlbumService:
+    tokens = AccessTokens(_cursor_codec().secret)
+    return AlbumService(
+        album_repository(),
+        AlbumAccess(album_repository(), tokens, clock.now),
+        directory=user_directory,
+        display_names=DynamoUserRepository(dynamodb(), settings().table_name).display_names,
+        urls=storage(),
+        access_tokens=tokens,
+        cursors=_cursor_codec(),
+        clock=clock.now,
+        shared_url_seconds=settings().shared_url_seconds,
+    )
+
+
+@_once
 def photo_service() -> PhotoService:
     s = settings()
     return PhotoService(
         photo_repository(),
         storage(),
         clock=clock.now,
-        cursors=CursorCodec(_cursor_secret),
+        cursors=_cursor_codec(),
         quota=_quota(),
         upload_url_seconds=s.upload_url_seconds,
         download_url_seconds=s.download_url_seconds,

@@ -27,6 +27,18 @@ class NotFound(DomainError):
     """The resource does not exist, or it is not the caller's (we never say which)."""
 
 
+class Forbidden(DomainError):
+    """The caller may see the resource but not do this to it (a viewer editing an album)."""
+
+
+class PasswordRequired(DomainError):
+    """A password-protected share link was opened without a valid access token."""
+
+
+class WrongPassword(DomainError):
+    """The password sent to unlock a share link is not the link's."""
+
+
 class Conflict(DomainError):
     """The write clashes with the current state: a duplicate create or a stale version."""
 

@@ -11,7 +11,21 @@ DynamoDB (one table, generic `PK`/`SK`, overloaded `GSI1`):
     PK = USER#<sub>   SK = PHOTOTAG#<photo_id>#<tag>    one per tag, keys only: a tag listing reads the photos
          GSI1PK = USER#<sub>#TAG#<tag>  GSI1SK = PHOTO#<photo_id>          themselves, so an edit rewrites no copies
     PK = USER#<sub>   SK = RATE#<window start>          the user's write counter for one rate-limit window; TTL
-                                                        removes it (the only items that carry expires_at_epoch)
+                                                        removes it (it and LINK#/FAIL# carry expires_at_epoch)
+    PK = USER#<sub>   SK = ALBUM#<album_id>             the user's access to an album: the owner's and each member's
+                                                        (role); GET /albums starts from these
+    PK = USER#<sub>   SK = PHOTOALBUM#<photo_id>#<album_id>   keys only: which albums a photo is in, read strongly
+                                                        consistently when the photo is deleted
+
+    PK = ALBUM#<id>   SK = ALBUM                        the album: title, cover, counts, version
+         GSI1PK = CLEANUP#<shard 00..15>  GSI1SK = <since>#<album_id>#ALBUM   only while the album is being deleted
+    PK = ALBUM#<id>   SK = MEMBER#<sub>                 a member and their role
+         GSI1PK = CLEANUP#<shard>  GSI1SK = <since>#<album_id>#<sub>   only while the member's photos leave
+    PK = ALBUM#<id>   SK = PHOTO#<photo_id>             a photo in the album (its owner and when it was added)
+         GSI1PK = ALBUM#<id>#PHOTOS  GSI1SK = <added_at>#<photo_id>   the album's photos, most recently added first
+    PK = ALBUM#<id>   SK = LINK#<link_id>               a share link as the owner lists it (no token)
+    PK = LINK#<sha256(token) hex>  SK = LINK            the same link as a visitor finds it, by its token's hash
+    PK = LINK#<sha256(token) hex>  SK = FAIL#<window>   wrong passwords tried in one window; TTL removes it
 
 S3 (one bucket):
 
@@ -32,6 +46,15 @@ USAGE_SK = "USAGE"
 PHOTO_PREFIX = "PHOTO#"
 PHOTO_TAG_PREFIX = "PHOTOTAG#"
 RATE_PREFIX = "RATE#"
+ALBUM_PREFIX = "ALBUM#"
+ALBUM_SK = "ALBUM"
+MEMBER_PREFIX = "MEMBER#"
+LINK_PREFIX = "LINK#"
+LINK_SK = "LINK"
+FAIL_PREFIX = "FAIL#"
+PHOTO_ALBUM_PREFIX = "PHOTOALBUM#"
+# Albums being deleted and members leaving spread over this many index partitions, like pending uploads.
+CLEANUP_SHARDS = 16
 GSI1 = "GSI1"
 # PENDING photos spread over this many index partitions (by photo id), so a burst of uploads never heats one.
 PENDING_SHARDS = 16
@@ -83,6 +106,73 @@ def pending_index_pk(shard: int) -> str:
 def pending_index_sk(deadline: str, owner_id: str, photo_id: str) -> str:
     """Sorted by upload deadline, so `GSI1SK < <cutoff>` finds exactly the uploads past it."""
     return f"{deadline}#{owner_id}#{photo_id}"
+
+
+def album_pk(album_id: str) -> str:
+    return f"{ALBUM_PREFIX}{album_id}"
+
+
+def album_key(album_id: str) -> Key:
+    return {"PK": {"S": album_pk(album_id)}, "SK": {"S": ALBUM_SK}}
+
+
+def member_key(album_id: str, user_id: str) -> Key:
+    return {"PK": {"S": album_pk(album_id)}, "SK": {"S": f"{MEMBER_PREFIX}{user_id}"}}
+
+
+def album_access_key(user_id: str, album_id: str) -> Key:
+    """The user's entry for an album they own or belong to, in their own partition."""
+    return {"PK": {"S": user_pk(user_id)}, "SK": {"S": f"{ALBUM_PREFIX}{album_id}"}}
+
+
+def album_photo_key(album_id: str, photo_id: str) -> Key:
+    return {"PK": {"S": album_pk(album_id)}, "SK": {"S": photo_sk(photo_id)}}
+
+
+def album_photos_index_pk(album_id: str) -> str:
+    return f"{album_pk(album_id)}#PHOTOS"
+
+
+def album_photos_index_sk(added_at: str, photo_id: str) -> str:
+    return f"{added_at}#{photo_id}"
+
+
+def photo_album_key(owner_id: str, photo_id: str, album_id: str) -> Key:
+    """The photo's record of one album it is in, in its owner's partition next to the photo."""
+    return {"PK": {"S": user_pk(owner_id)}, "SK": {"S": f"{PHOTO_ALBUM_PREFIX}{photo_id}#{album_id}"}}
+
+
+def photo_albums_prefix(photo_id: str) -> str:
+    return f"{PHOTO_ALBUM_PREFIX}{photo_id}#"
+
+
+def link_key(album_id: str, link_id: str) -> Key:
+    return {"PK": {"S": album_pk(album_id)}, "SK": {"S": f"{LINK_PREFIX}{link_id}"}}
+
+
+def link_token_pk(token_hash: str) -> str:
+    return f"{LINK_PREFIX}{token_hash}"
+
+
+def link_token_key(token_hash: str) -> Key:
+    return {"PK": {"S": link_token_pk(token_hash)}, "SK": {"S": LINK_SK}}
+
+
+def link_failures_key(token_hash: str, window_start: int) -> Key:
+    return {"PK": {"S": link_token_pk(token_hash)}, "SK": {"S": f"{FAIL_PREFIX}{window_start}"}}
+
+
+def cleanup_shard(album_id: str) -> int:
+    return zlib.crc32(album_id.encode()) % CLEANUP_SHARDS
+
+
+def cleanup_index_pk(shard: int) -> str:
+    return f"CLEANUP#{shard:02d}"
+
+
+def cleanup_index_sk(since: str, album_id: str, what: str) -> str:
+    """Sorted by when the clean-up began, so the sweeper takes only those left behind (`GSI1SK < <cutoff>`)."""
+    return f"{since}#{album_id}#{what}"
 
 
 def upload_object(owner_id: str, photo_id: str) -> str:

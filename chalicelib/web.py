@@ -20,6 +20,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 # (status, Code) per domain error; the Code names follow Chalice's own error classes.
 ERROR_STATUS: dict[type[errors.DomainError], tuple[int, str]] = {
     errors.Invalid: (400, "BadRequestError"),
+    errors.PasswordRequired: (401, "PasswordRequired"),
+    errors.WrongPassword: (401, "WrongPassword"),
+    errors.Forbidden: (403, "ForbiddenError"),
     errors.NotFound: (404, "NotFoundError"),
     errors.Conflict: (409, "ConflictError"),
     errors.TooLarge: (413, "RequestEntityTooLargeError"),
@@ -81,6 +84,20 @@ def current_user_id(request: Request | None) -> str:
     return sub
 
 
+def current_username(request: Request | None) -> str | None:
+    """The caller's Cognito user name (`cognito:username`, in every ID token), for showing to people they share with."""
+    claims = (((request.context or {}) if request is not None else {}).get("authorizer") or {}).get("claims") or {}
+    username = claims.get("cognito:username")
+    return username if isinstance(username, str) and username else None
+
+
+def header(request: Request | None, name: str) -> str | None:
+    """A request header by name, whatever its case."""
+    wanted = name.lower()
+    headers = request.headers if request is not None else {}
+    return next((value for key, value in (headers or {}).items() if key.lower() == wanted), None)
+
+
 def _claimed_sub(request: Request) -> str | None:
     """The authorizer's `sub` claim, if the request carries one (logging needs it without raising)."""
     claims = ((request.context or {}).get("authorizer") or {}).get("claims") or {}
@@ -108,7 +125,8 @@ def log_requests(request: Request, get_response: Callable[[Request], Response]) 
 # --- CORS: only the configured SPA origins may read API responses from a browser ------------------------------------
 
 # What the SPA sends beyond the CORS-safelisted headers, and which response headers its code may read.
-ALLOWED_REQUEST_HEADERS = "Authorization, Content-Type"
+# X-Link-Access carries a password-protected share link's access token (see chalicelib/albums/links.py).
+ALLOWED_REQUEST_HEADERS = "Authorization, Content-Type, X-Link-Access"
 EXPOSED_RESPONSE_HEADERS = "Retry-After"
 PREFLIGHT_MAX_AGE_SECONDS = 600
 

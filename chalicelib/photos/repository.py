@@ -3,13 +3,17 @@ adds or drops and, when usage changes, the owner's usage counters, so the three 
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib import errors, keys
-from chalicelib.aws import dependency_errors, error_code
+from chalicelib import clock, errors, keys
+from chalicelib.albums import items as album_items
+from chalicelib.albums.models import Album, AlbumPhotoEntry
+from chalicelib.aws import batch_get, dependency_errors, error_code, query_all, transact
 from chalicelib.photos.models import Photo, PhotoStatus
 
 if TYPE_CHECKING:
@@ -97,17 +101,12 @@ def photo_from_item(item: Item) -> Photo:
     )
 
 
+def _is_cover(album: Album | None, photo: Photo) -> bool:
+    return album is not None and album.cover_photo_id == photo.photo_id
+
+
 def _photo_id_of_tag_copy(item: Item) -> str:
     return str(item["GSI1SK"]["S"]).removeprefix(keys.PHOTO_PREFIX)
-
-
-# Cancellation reasons DynamoDB gives for an item it throttled, as opposed to a condition that did not hold.
-_THROTTLED_ITEM_CODES = frozenset({"ThrottlingError", "ProvisionedThroughputExceeded"})
-
-
-def _cancellation_codes(error: ClientError) -> list[str]:
-    reasons = error.response.get("CancellationReasons", [])
-    return [str(reason.get("Code", "None")) for reason in reasons]
 
 
 class DynamoPhotoRepository:
@@ -308,9 +307,36 @@ class DynamoPhotoRepository:
         return self._transact_unless_changed(writes)
 
     def delete(self, photo: Photo) -> bool:
-        """Remove the photo and its tag copies, releasing its usage if it still counts. False if it changed or is
-        already gone."""
-        writes: list[Any] = [
+        """Remove the photo, its tag copies and its place in every album (counts and covers kept right), releasing
+        its usage if it still counts. False if it changed or is already gone, or an album it is in changed.
+
+        Adding a photo to an album gives it a new revision, so an add that lands after the albums were read here
+        makes this delete fail and read again: no album is left holding a photo that is gone.
+        """
+        in_albums = self._albums_holding(photo)
+        albums = self._albums(album_id for album_id in in_albums)
+        # A transaction holds 100 items: the photo, its tags and usage, then 3 per album. A photo in more albums
+        # than fit leaves the rest first, a transaction at a time, each giving the photo a new revision.
+        room = (100 - 2 - len(photo.tags)) // 3
+        while len(in_albums) > room:
+            chunk, in_albums = in_albums[:room], in_albums[room:]
+            writes = [
+                {
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": keys.photo_key(photo.owner_id, photo.photo_id),
+                        "UpdateExpression": "ADD revision :one",
+                        "ConditionExpression": "revision = :revision",
+                        "ExpressionAttributeValues": {":one": {"N": "1"}, ":revision": {"N": str(photo.revision)}},
+                    }
+                },
+                *self._leave_albums(photo, chunk, albums),
+            ]
+            if self._transact_unless_changed(writes):
+                photo = dataclasses.replace(photo, revision=photo.revision + 1)
+            else:
+                return False
+        writes = [
             {
                 "Delete": {
                     "TableName": self._table,
@@ -329,7 +355,62 @@ class DynamoPhotoRepository:
         )
         if usage is not None:
             writes.append(usage)
-        return self._transact_unless_changed(writes)
+        writes.extend(self._leave_albums(photo, in_albums, albums))
+        if not self._transact(writes):
+            self._refill_covers([album_id for album_id in in_albums if _is_cover(albums.get(album_id), photo)])
+            return True
+        return False
+
+    def _albums_holding(self, photo: Photo) -> list[str]:
+        """The albums the photo is in, from the copies beside it: read strongly consistently, in its partition."""
+        found = query_all(
+            self._client,
+            {
+                "TableName": self._table,
+                "KeyConditionExpression": "PK = :pk AND begins_with(SK, :prefix)",
+                "ExpressionAttributeValues": {
+                    ":pk": {"S": keys.user_pk(photo.owner_id)},
+                    ":prefix": {"S": keys.photo_albums_prefix(photo.photo_id)},
+                },
+                "ConsistentRead": True,
+            },
+        )
+        return [album_items.album_id_of_photo_album(item) for item in found]
+
+    def _albums(self, album_ids: Iterable[str]) -> dict[str, Album]:
+        wanted: list[Any] = [keys.album_key(album_id) for album_id in album_ids]
+        found = batch_get(self._client, self._table, wanted, consistent=True) if wanted else []
+        return {album.album_id: album for album in map(album_items.album_from_item, found)}
+
+    def _leave_albums(self, photo: Photo, album_ids: list[str], albums: dict[str, Album]) -> list[Any]:
+        writes: list[Any] = []
+        for album_id in album_ids:
+            entry = AlbumPhotoEntry(album_id, photo.photo_id, photo.owner_id, added_at="")
+            album = albums.get(album_id)
+            if album is None:
+                # The album is gone and its clean-up has not reached this photo yet: only the two keys remain.
+                writes += [
+                    {"Delete": {"TableName": self._table, "Key": keys.album_photo_key(album_id, photo.photo_id)}},
+                    {
+                        "Delete": {
+                            "TableName": self._table,
+                            "Key": keys.photo_album_key(photo.owner_id, photo.photo_id, album_id),
+                        }
+                    },
+                ]
+            else:
+                writes += album_items.leave_album_writes(self._table, album, [entry], now=clock.utc_now())
+        return writes
+
+    def _refill_covers(self, album_ids: list[str]) -> None:
+        if not album_ids:
+            return
+        # Imported here: the album repository reads photos through this module.
+        from chalicelib.albums.repository import DynamoAlbumRepository
+
+        covers = DynamoAlbumRepository(self._client, self._table)
+        for album_id in album_ids:
+            covers.refill_cover(album_id)
 
     def _usage_change(self, photo: Photo, *, release: bool, settle: bool) -> dict[str, Any] | None:
         """The usage counters' update when `photo` stops counting (`release`) and/or stops being an outstanding
@@ -358,24 +439,5 @@ class DynamoPhotoRepository:
         return self._transact(writes)[:1] != ["ConditionalCheckFailed"]
 
     def _transact(self, writes: list[Any]) -> list[str]:
-        """Run the transaction; [] if it committed, else the per-item cancellation codes (conditions that failed).
-
-        A clash with another transaction in flight is transient: 503, the client retries.
-        """
-        try:
-            with dependency_errors("DynamoDB"):
-                self._client.transact_write_items(TransactItems=writes)
-        except ClientError as e:
-            if error_code(e) != "TransactionCanceledException":
-                raise
-            codes = _cancellation_codes(e)
-            if "TransactionConflict" in codes:
-                raise errors.Unavailable("another change to this library is in progress; retry") from e
-            if _THROTTLED_ITEM_CODES.intersection(codes):
-                # An item (or one of its indexes) was throttled: the transaction was cancelled before it was
-                # applied, and botocore does not retry a cancellation.
-                raise errors.Unavailable("DynamoDB is busy; retry shortly") from e
-            if "ConditionalCheckFailed" not in codes:
-                raise
-            return codes
-        return []
+        """Run the transaction; [] if it committed, else the per-item cancellation codes (conditions that failed)."""
+        return transact(self._client, writes)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from chalicelib import errors, keys
-from chalicelib.aws import dependency_errors, error_code
+from chalicelib.aws import batch_get, dependency_errors, error_code
 from chalicelib.users.models import Profile, ProfileChanges, Usage
 
 if TYPE_CHECKING:
@@ -103,6 +104,12 @@ class DynamoUserRepository:
         return (_profile_from_item(profile_item) if profile_item else None), _usage_from_item(
             by_sort_key.get(keys.USAGE_SK)
         )
+
+    def display_names(self, user_ids: Sequence[str]) -> dict[str, str]:
+        """The display name of each of the users who has a profile (one BatchGetItem per 100)."""
+        wanted: list[Any] = [keys.profile_key(user_id) for user_id in dict.fromkeys(user_ids)]
+        found = batch_get(self._client, self._table, wanted, consistent=False)
+        return {item["user_id"]["S"]: item["display_name"]["S"] for item in found}
 
     def update(self, user_id: str, changes: ProfileChanges, updated_at: str) -> Profile | None:
         """Apply a partial update to an existing profile; None if there is no profile."""

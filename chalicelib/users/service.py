@@ -14,6 +14,10 @@ from chalicelib.users.models import Account, NewProfile, Profile, ProfileChanges
 _USER_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 
+def is_user_id(value: str) -> bool:
+    return bool(_USER_ID.match(value))
+
+
 class UserRepository(Protocol):
     def add(self, profile: Profile) -> None: ...
     def get(self, user_id: str) -> Profile | None: ...

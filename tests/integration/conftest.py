@@ -17,13 +17,21 @@ from devstack.auth import CognitoIdTokenVerifier, StaticJwks
 from devstack.gateway import verifying_test_client
 from tests.conftest import POOL, PROJECT_DIR, STAGE, stage_environment
 from tests.support.cognito import REGION
+from tests.support.fakes import FakeDirectory
 
 TABLE = stage_environment()["TABLE_NAME"]
 BUCKET = stage_environment()["BUCKET_NAME"]
 
 
+# Cognito's AdminGetUser, in-process: every test user can be found by the user name in their tokens. (moto's pools
+# give users a `sub` of their own choosing, which would not match these tests' fixed ones; the Cognito adapter itself
+# is tested against moto in test_user_directory.py, and the dev stack uses it for real.)
+DIRECTORY = FakeDirectory()
+
+
 @pytest.fixture
-def aws() -> Iterator[boto3.session.Session]:
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.session.Session]:
+    monkeypatch.setattr(deps, "user_directory", lambda: DIRECTORY)
     with mock_aws():
         deps.reset()
         session = boto3.session.Session(region_name=REGION)
@@ -44,6 +52,7 @@ class User:
     def __init__(self, client: Client, sub: str) -> None:
         self.sub = sub
         self.token = POOL.id_token(sub)
+        self.username = DIRECTORY.add(sub).username
         self._client = client
 
     def call(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None, **headers: str) -> Any:

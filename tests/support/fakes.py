@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chalicelib import errors, keys
+from chalicelib.albums.directory import DirectoryUser
 from chalicelib.photos.models import Photo, PhotoStatus
 from chalicelib.users.models import Profile, ProfileChanges, Usage
 
@@ -236,3 +237,19 @@ class InMemoryPhotoRepository:
             size=-photo.size_bytes if release else 0,
             pending=-1 if settle else 0,
         )
+
+
+class FakeDirectory:
+    """The user pool's AdminGetUser as the album service uses it: user name (case-insensitive, as Cognito pools
+    are by default) to `sub`. The in-process tests' tokens carry `cognito:username` = `user-<sub[:8]>`."""
+
+    def __init__(self) -> None:
+        self._users: dict[str, DirectoryUser] = {}
+
+    def add(self, user_id: str, username: str | None = None) -> DirectoryUser:
+        user = DirectoryUser(user_id=user_id, username=username or f"user-{user_id[:8]}")
+        self._users[user.username.lower()] = user
+        return user
+
+    def find(self, username: str) -> DirectoryUser | None:
+        return self._users.get(username.lower())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from chalicelib.albums import models as albums
 from chalicelib.photos.models import (
     ALLOWED_CONTENT_TYPES,
     DESCRIPTION_MAX,
@@ -27,4 +28,10 @@ def expected_limits(max_upload_bytes: int) -> dict[str, Any]:
         "tags_max": TAGS_MAX,
         "display_name_max": DISPLAY_NAME_MAX,
         "bio_max": BIO_MAX,
+        "album_title_max": albums.TITLE_MAX,
+        "album_description_max": albums.DESCRIPTION_MAX,
+        "album_photos_per_call": albums.PHOTOS_PER_CALL,
+        "album_members_max": albums.MEMBERS_MAX,
+        "link_password_min": albums.PASSWORD_MIN,
+        "link_password_max": albums.PASSWORD_MAX,
     }

@@ -1,0 +1,223 @@
+"""The album items in the table, and the writes that take photos out of an album.
+
+Both repositories use these: the album repository when photos are removed or an album goes, the photo repository
+when a deleted photo leaves every album it was in. One spelling of those writes keeps counts and covers right
+whichever way a photo leaves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from chalicelib import keys
+from chalicelib.albums.models import Album, AlbumPhotoEntry, Link, Membership, Role
+
+Item = dict[str, Any]
+
+
+def _s(value: str | None) -> dict[str, str] | None:
+    return {"S": value} if value is not None else None
+
+
+def _compact(attributes: dict[str, Any]) -> Item:
+    return {name: value for name, value in attributes.items() if value is not None}
+
+
+def _str(item: Item, name: str) -> str | None:
+    return item[name]["S"] if name in item else None
+
+
+def album_item(album: Album) -> Item:
+    attributes: dict[str, Any] = {
+        **keys.album_key(album.album_id),
+        "entity": {"S": "album"},
+        "album_id": {"S": album.album_id},
+        "owner_id": {"S": album.owner_id},
+        "owner_username": _s(album.owner_username),
+        "title": {"S": album.title},
+        "description": _s(album.description),
+        "cover_photo_id": _s(album.cover_photo_id),
+        "cover_owner_id": _s(album.cover_owner_id),
+        "photo_count": {"N": str(album.photo_count)},
+        "member_count": {"N": str(album.member_count)},
+        "created_at": {"S": album.created_at},
+        "updated_at": {"S": album.updated_at},
+        "version": {"N": str(album.version)},
+    }
+    return _compact(attributes)
+
+
+def album_from_item(item: Item) -> Album:
+    return Album(
+        album_id=item["album_id"]["S"],
+        owner_id=item["owner_id"]["S"],
+        owner_username=_str(item, "owner_username"),
+        title=item["title"]["S"],
+        description=_str(item, "description"),
+        cover_photo_id=_str(item, "cover_photo_id"),
+        cover_owner_id=_str(item, "cover_owner_id"),
+        photo_count=int(item.get("photo_count", {"N": "0"})["N"]),
+        member_count=int(item.get("member_count", {"N": "0"})["N"]),
+        created_at=item["created_at"]["S"],
+        updated_at=item["updated_at"]["S"],
+        version=int(item["version"]["N"]),
+        deleting_since=_str(item, "deleting_since"),
+    )
+
+
+def membership_item(membership: Membership) -> Item:
+    return _compact(
+        {
+            **keys.member_key(membership.album_id, membership.user_id),
+            "entity": {"S": "album_member"},
+            "album_id": {"S": membership.album_id},
+            "user_id": {"S": membership.user_id},
+            "username": {"S": membership.username},
+            "role": {"S": membership.role.value},
+            "added_at": {"S": membership.added_at},
+        }
+    )
+
+
+def membership_from_item(item: Item) -> Membership:
+    return Membership(
+        album_id=item["album_id"]["S"],
+        user_id=item["user_id"]["S"],
+        username=item["username"]["S"],
+        role=Role(item["role"]["S"]),
+        added_at=item["added_at"]["S"],
+        leaving_since=_str(item, "leaving_since"),
+        contributed=item.get("contributed", {}).get("BOOL", False),
+    )
+
+
+def access_item(user_id: str, album_id: str, role: Role) -> Item:
+    return {
+        **keys.album_access_key(user_id, album_id),
+        "entity": {"S": "album_access"},
+        "album_id": {"S": album_id},
+        "role": {"S": role.value},
+    }
+
+
+def album_photo_item(entry: AlbumPhotoEntry) -> Item:
+    return {
+        **keys.album_photo_key(entry.album_id, entry.photo_id),
+        "entity": {"S": "album_photo"},
+        "album_id": {"S": entry.album_id},
+        "photo_id": {"S": entry.photo_id},
+        "owner_id": {"S": entry.owner_id},
+        "added_at": {"S": entry.added_at},
+        "GSI1PK": {"S": keys.album_photos_index_pk(entry.album_id)},
+        "GSI1SK": {"S": keys.album_photos_index_sk(entry.added_at, entry.photo_id)},
+    }
+
+
+def album_photo_from_item(item: Item) -> AlbumPhotoEntry:
+    return AlbumPhotoEntry(
+        album_id=item["album_id"]["S"],
+        photo_id=item["photo_id"]["S"],
+        owner_id=item["owner_id"]["S"],
+        added_at=item["added_at"]["S"],
+    )
+
+
+def photo_album_item(entry: AlbumPhotoEntry) -> Item:
+    """Keys only, beside the photo: which albums it is in."""
+    return {
+        **keys.photo_album_key(entry.owner_id, entry.photo_id, entry.album_id),
+        "entity": {"S": "photo_album"},
+    }
+
+
+def album_id_of_photo_album(item: Item) -> str:
+    return str(item["SK"]["S"]).rsplit("#", 1)[1]
+
+
+def link_items(link: Link) -> tuple[Item, Item]:
+    """The link as its album lists it (no token hash needed there, but kept to find the token item) and as a
+    visitor finds it by its token's hash."""
+    common = _compact(
+        {
+            "entity": {"S": "album_link"},
+            "link_id": {"S": link.link_id},
+            "album_id": {"S": link.album_id},
+            "token_hash": {"S": link.token_hash},
+            "created_at": {"S": link.created_at},
+            "expires_at": _s(link.expires_at),
+            "password_hash": _s(link.password_hash),
+            "allow_download": {"BOOL": link.allow_download},
+        }
+    )
+    listed = {**keys.link_key(link.album_id, link.link_id), **common}
+    by_token = {**keys.link_token_key(link.token_hash), **common, "entity": {"S": "link_token"}}
+    return listed, by_token
+
+
+def link_from_item(item: Item) -> Link:
+    return Link(
+        link_id=item["link_id"]["S"],
+        album_id=item["album_id"]["S"],
+        token_hash=item["token_hash"]["S"],
+        created_at=item["created_at"]["S"],
+        expires_at=_str(item, "expires_at"),
+        password_hash=_str(item, "password_hash"),
+        allow_download=item.get("allow_download", {}).get("BOOL", False),
+    )
+
+
+def leave_album_writes(
+    table: str, album: Album, leaving: Sequence[AlbumPhotoEntry], *, now: str
+) -> list[dict[str, Any]]:
+    """The writes that take `leaving` (photos of one album) out of it: each entry and its copy beside the photo,
+    and one update of the album's count, its cover and its time.
+
+    Every entry must still exist and the album's cover must still be what `album` says, or the transaction fails
+    and the caller reads again: so a count never drops twice for one photo, and a cover never points at a photo
+    that has left.
+    """
+    writes: list[dict[str, Any]] = []
+    for entry in leaving:
+        writes.append(
+            {
+                "Delete": {
+                    "TableName": table,
+                    "Key": keys.album_photo_key(entry.album_id, entry.photo_id),
+                    "ConditionExpression": "attribute_exists(PK)",
+                }
+            }
+        )
+        writes.append(
+            {
+                "Delete": {
+                    "TableName": table,
+                    "Key": keys.photo_album_key(entry.owner_id, entry.photo_id, entry.album_id),
+                }
+            }
+        )
+    values: dict[str, Any] = {":minus": {"N": str(-len(leaving))}, ":now": {"S": now}}
+    update = "ADD photo_count :minus SET updated_at = :now"
+    if album.cover_photo_id is None:
+        condition = "attribute_exists(PK) AND attribute_not_exists(cover_photo_id)"
+    else:
+        condition = "attribute_exists(PK) AND cover_photo_id = :cover"
+        values[":cover"] = {"S": album.cover_photo_id}
+        if album.cover_photo_id in {entry.photo_id for entry in leaving}:
+            update += " REMOVE cover_photo_id, cover_owner_id"
+    writes.append(
+        {
+            "Update": {
+                "TableName": table,
+                "Key": keys.album_key(album.album_id),
+                "UpdateExpression": update,
+                "ConditionExpression": condition,
+                "ExpressionAttributeValues": values,
+            }
+        }
+    )
+    return writes
+
+
+def covers_cleared(album: Album, leaving: Iterable[AlbumPhotoEntry]) -> bool:
+    return album.cover_photo_id is not None and album.cover_photo_id in {entry.photo_id for entry in leaving}

@@ -1,0 +1,681 @@
+"""DynamoDB adapter for albums, members and share links.
+
+Every change that touches a count or a membership is one transaction, so counts equal what they count and nobody
+keeps access after their membership is gone. Key layout: chalicelib/keys.py; access patterns: README.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from chalicelib import errors, keys
+from chalicelib.albums import items
+from chalicelib.albums.models import (
+    MEMBERS_MAX,
+    Album,
+    AlbumPhotoEntry,
+    Link,
+    Membership,
+    Role,
+)
+from chalicelib.aws import batch_get, dependency_errors, error_code, query_all, transact
+from chalicelib.photos.models import Photo, PhotoStatus
+from chalicelib.photos.repository import photo_from_item
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+Item = dict[str, Any]
+# DynamoDB takes at most 100 items per transaction: 3 per photo added (the entry, its copy beside the photo, the
+# photo's revision) and 2 per photo removed, plus the album (and a contributor's membership).
+ADD_CHUNK = 32
+REMOVE_CHUNK = 48
+# Album clean-up (deletion, a member's photos leaving) writes at most this many items per transaction.
+CLEANUP_CHUNK = 96
+
+
+def _update_values(values: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in values.items() if value is not None}
+
+
+class DynamoAlbumRepository:
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    # --- albums ----------------------------------------------------------------------------------------------------
+
+    def create(self, album: Album) -> None:
+        writes: list[Any] = [
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": items.album_item(album),
+                    "ConditionExpression": "attribute_not_exists(PK)",
+                }
+            },
+            {"Put": {"TableName": self._table, "Item": items.access_item(album.owner_id, album.album_id, Role.OWNER)}},
+        ]
+        if transact(self._client, writes):
+            raise errors.Conflict("an album with this id exists; retry")
+
+    def get(self, album_id: str) -> Album | None:
+        with dependency_errors("DynamoDB"):
+            item = self._client.get_item(TableName=self._table, Key=keys.album_key(album_id), ConsistentRead=True)
+        found = item.get("Item")
+        return items.album_from_item(found) if found else None
+
+    def get_with_membership(self, album_id: str, user_id: str) -> tuple[Album | None, Membership | None]:
+        """The album and the user's membership of it, in one strongly consistent round trip: what every check of
+        a signed-in caller's access reads."""
+        wanted: list[Any] = [keys.album_key(album_id), keys.member_key(album_id, user_id)]
+        album, membership = None, None
+        for item in batch_get(self._client, self._table, wanted, consistent=True):
+            if item["SK"]["S"] == keys.ALBUM_SK:
+                album = items.album_from_item(item)
+            else:
+                membership = items.membership_from_item(item)
+        return album, membership
+
+    def accessible(self, user_id: str) -> list[tuple[Album, Role]]:
+        """Every album the user owns or belongs to, with their role (one Query, then BatchGetItem per 100)."""
+        entries = query_all(
+            self._client,
+            {
+                "TableName": self._table,
+                "KeyConditionExpression": "PK = :pk AND begins_with(SK, :albums)",
+                "ExpressionAttributeValues": {":pk": {"S": keys.user_pk(user_id)}, ":albums": {"S": keys.ALBUM_PREFIX}},
+                "ConsistentRead": True,
+            },
+        )
+        roles = {item["album_id"]["S"]: Role(item["role"]["S"]) for item in entries}
+        wanted: list[Any] = [keys.album_key(album_id) for album_id in roles]
+        albums = [items.album_from_item(item) for item in batch_get(self._client, self._table, wanted, consistent=True)]
+        return [(album, roles[album.album_id]) for album in albums if album.deleting_since is None]
+
+    def update(self, album: Album, previous: Album, *, cover_entry: AlbumPhotoEntry | None) -> bool:
+        """Write the owner's edit if the album is still at `previous.version`; False if it is not (or is going).
+        With `cover_entry`, the new cover must still be in the album."""
+        sets = ["title = :title", "updated_at = :now", "version = :version"]
+        removes = []
+        for name, value in (
+            ("description", album.description),
+            ("cover_photo_id", album.cover_photo_id),
+            ("cover_owner_id", album.cover_owner_id),
+        ):
+            if value is None:
+                removes.append(name)
+            else:
+                sets.append(f"{name} = :{name}")
+        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        writes: list[Any] = [
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": keys.album_key(album.album_id),
+                    "UpdateExpression": expression,
+                    "ConditionExpression": "version = :previous AND attribute_not_exists(deleting_since)",
+                    "ExpressionAttributeValues": _update_values(
+                        {
+                            ":title": {"S": album.title},
+                            ":now": {"S": album.updated_at},
+                            ":version": {"N": str(album.version)},
+                            ":previous": {"N": str(previous.version)},
+                            ":description": {"S": album.description} if album.description else None,
+                            ":cover_photo_id": {"S": album.cover_photo_id} if album.cover_photo_id else None,
+                            ":cover_owner_id": {"S": album.cover_owner_id} if album.cover_owner_id else None,
+                        }
+                    ),
+                }
+            }
+        ]
+        if cover_entry is not None:
+            writes.append(
+                {
+                    "ConditionCheck": {
+                        "TableName": self._table,
+                        "Key": keys.album_photo_key(album.album_id, cover_entry.photo_id),
+                        "ConditionExpression": "attribute_exists(PK)",
+                    }
+                }
+            )
+        return not transact(self._client, writes)
+
+    # --- photos in an album ----------------------------------------------------------------------------------------
+
+    def entries(self, album_id: str, photo_ids: Sequence[str]) -> dict[str, AlbumPhotoEntry]:
+        wanted: list[Any] = [keys.album_photo_key(album_id, photo_id) for photo_id in photo_ids]
+        found = batch_get(self._client, self._table, wanted, consistent=True)
+        return {entry.photo_id: entry for entry in map(items.album_photo_from_item, found)}
+
+    def photos(self, owner_id: str, photo_ids: Sequence[str]) -> dict[str, Photo]:
+        """The caller's own photos among `photo_ids` (strongly consistent: they may have just become READY)."""
+        wanted: list[Any] = [keys.photo_key(owner_id, photo_id) for photo_id in photo_ids]
+        found = batch_get(self._client, self._table, wanted, consistent=True)
+        return {photo.photo_id: photo for photo in map(photo_from_item, found)}
+
+    def add_photos(
+        self, album: Album, photos: Sequence[Photo], *, added_at: str, contributor: Membership | None
+    ) -> dict[str, str]:
+        """Add READY photos (the adder's own) to the album, at most ADD_CHUNK at a time; what became of each:
+        "added", "already" (it was in the album), "not_found" (the photo went meanwhile) or "denied" (the adder
+        lost the right to add meanwhile: a contributor made viewer, the album deleted)."""
+        outcome: dict[str, str] = {}
+        remaining = list(photos)
+        while remaining:
+            chunk, remaining = remaining[:ADD_CHUNK], remaining[ADD_CHUNK:]
+            outcome.update(self._add_chunk(album, chunk, added_at=added_at, contributor=contributor))
+        return outcome
+
+    def _add_chunk(
+        self, album: Album, photos: list[Photo], *, added_at: str, contributor: Membership | None
+    ) -> dict[str, str]:
+        outcome: dict[str, str] = {}
+        while photos:
+            writes: list[Any] = []
+            owner_of_write: list[tuple[str, str] | None] = []  # (photo_id, what a failed condition means)
+            for photo in photos:
+                entry = AlbumPhotoEntry(album.album_id, photo.photo_id, photo.owner_id, added_at)
+                writes.append(
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": items.album_photo_item(entry),
+                            "ConditionExpression": "attribute_not_exists(PK)",
+                        }
+                    }
+                )
+                owner_of_write.append((photo.photo_id, "already"))
+                writes.append({"Put": {"TableName": self._table, "Item": items.photo_album_item(entry)}})
+                owner_of_write.append(None)
+                # A new revision: a delete of this photo that read its albums before this add must read again.
+                writes.append(
+                    {
+                        "Update": {
+                            "TableName": self._table,
+                            "Key": keys.photo_key(photo.owner_id, photo.photo_id),
+                            "UpdateExpression": "ADD revision :one",
+                            "ConditionExpression": "attribute_exists(PK) AND #status = :ready",
+                            "ExpressionAttributeNames": {"#status": "status"},
+                            "ExpressionAttributeValues": {":one": {"N": "1"}, ":ready": {"S": PhotoStatus.READY.value}},
+                        }
+                    }
+                )
+                owner_of_write.append((photo.photo_id, "not_found"))
+            first = photos[0]
+            writes.append(
+                {
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": keys.album_key(album.album_id),
+                        "UpdateExpression": (
+                            "ADD photo_count :n SET updated_at = :now,"
+                            " cover_photo_id = if_not_exists(cover_photo_id, :cover),"
+                            " cover_owner_id = if_not_exists(cover_owner_id, :cover_owner)"
+                        ),
+                        "ConditionExpression": "attribute_exists(PK) AND attribute_not_exists(deleting_since)",
+                        "ExpressionAttributeValues": {
+                            ":n": {"N": str(len(photos))},
+                            ":now": {"S": added_at},
+                            ":cover": {"S": first.photo_id},
+                            ":cover_owner": {"S": first.owner_id},
+                        },
+                    }
+                }
+            )
+            owner_of_write.append(None)
+            if contributor is not None:
+                writes.append(
+                    {
+                        "Update": {
+                            "TableName": self._table,
+                            "Key": keys.member_key(album.album_id, contributor.user_id),
+                            "UpdateExpression": "SET contributed = :yes",
+                            "ConditionExpression": "#role = :contributor AND attribute_not_exists(leaving_since)",
+                            "ExpressionAttributeNames": {"#role": "role"},
+                            "ExpressionAttributeValues": {
+                                ":yes": {"BOOL": True},
+                                ":contributor": {"S": Role.CONTRIBUTOR.value},
+                            },
+                        }
+                    }
+                )
+                owner_of_write.append(None)
+            codes = transact(self._client, writes)
+            if not codes:
+                outcome.update({photo.photo_id: "added" for photo in photos})
+                return outcome
+            failed = [
+                meaning
+                for meaning, code in zip(owner_of_write, codes, strict=False)
+                if code == "ConditionalCheckFailed" and meaning is not None
+            ]
+            if not failed:
+                # The album's or the adder's condition failed: nothing of this chunk can be added.
+                outcome.update({photo.photo_id: "denied" for photo in photos})
+                return outcome
+            for photo_id, meaning in failed:
+                outcome.setdefault(photo_id, meaning)
+            photos = [photo for photo in photos if photo.photo_id not in outcome]
+        return outcome
+
+    def remove_entries(self, album_id: str, leaving: Sequence[AlbumPhotoEntry], *, now: str) -> tuple[set[str], bool]:
+        """Take the entries out of the album, REMOVE_CHUNK per transaction, reading the album again whenever a
+        concurrent change got in first. (ids removed here, whether the cover was among them)."""
+        removed: set[str] = set()
+        cover_cleared = False
+        remaining = list(leaving)
+        attempts = 0
+        while remaining:
+            album = self.get(album_id)
+            if album is None:
+                break
+            chunk = remaining[:REMOVE_CHUNK]
+            still_there = self.entries(album_id, [entry.photo_id for entry in chunk])
+            chunk_present = [entry for entry in chunk if entry.photo_id in still_there]
+            if chunk_present:
+                writes = items.leave_album_writes(self._table, album, chunk_present, now=now)
+                if transact(self._client, writes):
+                    attempts += 1
+                    if attempts > 8:
+                        raise errors.Unavailable("the album is changing too fast; retry")
+                    continue
+                removed.update(entry.photo_id for entry in chunk_present)
+                cover_cleared = cover_cleared or items.covers_cleared(album, chunk_present)
+            remaining = remaining[REMOVE_CHUNK:]
+        return removed, cover_cleared
+
+    def photos_page(
+        self, album_id: str, *, limit: int, start_key: dict[str, Any] | None
+    ) -> tuple[list[tuple[AlbumPhotoEntry, Photo]], dict[str, Any] | None]:
+        """One page of the album's photos, most recently added first: one Query and one BatchGetItem."""
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": keys.GSI1,
+            "KeyConditionExpression": "GSI1PK = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": keys.album_photos_index_pk(album_id)}},
+            "ScanIndexForward": False,
+            "Limit": limit + 1,
+        }
+        if start_key is not None:
+            query["ExclusiveStartKey"] = start_key
+        try:
+            with dependency_errors("DynamoDB"):
+                response = self._client.query(**query)
+        except ClientError as e:
+            if error_code(e) == "ValidationException" and start_key is not None:
+                raise errors.Invalid("cursor", "does not belong to this listing") from e
+            raise
+        raw = response.get("Items", [])
+        page = [items.album_photo_from_item(item) for item in raw[:limit]]
+        # Eventually consistent, like the index that chose them.
+        wanted: list[Any] = [keys.photo_key(entry.owner_id, entry.photo_id) for entry in page]
+        photos = {
+            (photo.owner_id, photo.photo_id): photo
+            for photo in map(photo_from_item, batch_get(self._client, self._table, wanted, consistent=False))
+        }
+        shown = [
+            (entry, photos[(entry.owner_id, entry.photo_id)])
+            for entry in page
+            if (entry.owner_id, entry.photo_id) in photos
+        ]
+        if len(raw) <= limit:
+            return shown, response.get("LastEvaluatedKey")
+        last = raw[limit - 1]
+        return shown, {name: last[name] for name in ("PK", "SK", "GSI1PK", "GSI1SK")}
+
+    def refill_cover(self, album_id: str) -> None:
+        """Make the most recently added photo the cover of an album that has none (after its cover left)."""
+        with dependency_errors("DynamoDB"):
+            response = self._client.query(
+                TableName=self._table,
+                IndexName=keys.GSI1,
+                KeyConditionExpression="GSI1PK = :pk",
+                ExpressionAttributeValues={":pk": {"S": keys.album_photos_index_pk(album_id)}},
+                ScanIndexForward=False,
+                Limit=1,
+            )
+        newest = [items.album_photo_from_item(item) for item in response.get("Items", [])]
+        if not newest:
+            return
+        entry = newest[0]
+        transact(
+            self._client,
+            [
+                {
+                    "Update": {
+                        "TableName": self._table,
+                        "Key": keys.album_key(album_id),
+                        "UpdateExpression": "SET cover_photo_id = :photo, cover_owner_id = :owner",
+                        "ConditionExpression": "attribute_exists(PK) AND attribute_not_exists(cover_photo_id)",
+                        "ExpressionAttributeValues": {
+                            ":photo": {"S": entry.photo_id},
+                            ":owner": {"S": entry.owner_id},
+                        },
+                    }
+                },
+                {
+                    "ConditionCheck": {
+                        "TableName": self._table,
+                        "Key": keys.album_photo_key(album_id, entry.photo_id),
+                        "ConditionExpression": "attribute_exists(PK)",
+                    }
+                },
+            ],
+        )  # a failed condition means someone else set a cover or the photo left meanwhile: nothing to do
+
+    def entries_owned_by(self, album_id: str, owner_id: str) -> list[AlbumPhotoEntry]:
+        """The album's photos that one user added (a Query of the album's entries, filtered)."""
+        found = query_all(
+            self._client,
+            {
+                "TableName": self._table,
+                "KeyConditionExpression": "PK = :pk AND begins_with(SK, :photos)",
+                "FilterExpression": "owner_id = :owner",
+                "ExpressionAttributeValues": {
+                    ":pk": {"S": keys.album_pk(album_id)},
+                    ":photos": {"S": keys.PHOTO_PREFIX},
+                    ":owner": {"S": owner_id},
+                },
+                "ConsistentRead": True,
+            },
+        )
+        return [items.album_photo_from_item(item) for item in found]
+
+    # --- members ---------------------------------------------------------------------------------------------------
+
+    def memberships(self, album_id: str) -> list[Membership]:
+        found = query_all(
+            self._client,
+            {
+                "TableName": self._table,
+                "KeyConditionExpression": "PK = :pk AND begins_with(SK, :members)",
+                "ExpressionAttributeValues": {
+                    ":pk": {"S": keys.album_pk(album_id)},
+                    ":members": {"S": keys.MEMBER_PREFIX},
+                },
+                "ConsistentRead": True,
+            },
+        )
+        return [items.membership_from_item(item) for item in found]
+
+    def add_member(self, album: Album, membership: Membership) -> str | None:
+        """Add the member; None if added, else why not: "member" (already one, or still leaving), "full", "gone"."""
+        writes: list[Any] = [
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": items.membership_item(membership),
+                    "ConditionExpression": "attribute_not_exists(PK)",
+                }
+            },
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": items.access_item(membership.user_id, album.album_id, membership.role),
+                }
+            },
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": keys.album_key(album.album_id),
+                    "UpdateExpression": "ADD member_count :one",
+                    "ConditionExpression": (
+                        "attribute_exists(PK) AND attribute_not_exists(deleting_since)"
+                        " AND (attribute_not_exists(member_count) OR member_count < :max)"
+                    ),
+                    "ExpressionAttributeValues": {":one": {"N": "1"}, ":max": {"N": str(MEMBERS_MAX)}},
+                }
+            },
+        ]
+        codes = transact(self._client, writes)
+        if not codes:
+            return None
+        if codes[0] == "ConditionalCheckFailed":
+            return "member"
+        current = self.get(album.album_id)
+        return "gone" if current is None or current.deleting_since else "full"
+
+    def change_role(self, album_id: str, user_id: str, role: Role) -> Membership | None:
+        """The membership with its new role; None if they are not (or no longer) a member."""
+        writes: list[Any] = [
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": keys.member_key(album_id, user_id),
+                    "UpdateExpression": "SET #role = :role",
+                    "ConditionExpression": "attribute_exists(PK) AND attribute_not_exists(leaving_since)",
+                    "ExpressionAttributeNames": {"#role": "role"},
+                    "ExpressionAttributeValues": {":role": {"S": role.value}},
+                }
+            },
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": keys.album_access_key(user_id, album_id),
+                    "UpdateExpression": "SET #role = :role",
+                    "ConditionExpression": "attribute_exists(PK)",
+                    "ExpressionAttributeNames": {"#role": "role"},
+                    "ExpressionAttributeValues": {":role": {"S": role.value}},
+                }
+            },
+        ]
+        if transact(self._client, writes):
+            return None
+        _, membership = self.get_with_membership(album_id, user_id)
+        return membership
+
+    def begin_leaving(self, membership: Membership, *, since: str) -> bool:
+        """End the membership's access at once (one transaction): it is marked leaving, the member's entry goes and
+        the album's member count drops. Their photos leave next (`finish_leaving`). False if it was not a member."""
+        shard = keys.cleanup_shard(membership.album_id)
+        writes: list[Any] = [
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": keys.member_key(membership.album_id, membership.user_id),
+                    "UpdateExpression": "SET leaving_since = :since, GSI1PK = :cleanup, GSI1SK = :when",
+                    "ConditionExpression": "attribute_exists(PK) AND attribute_not_exists(leaving_since)",
+                    "ExpressionAttributeValues": {
+                        ":since": {"S": since},
+                        ":cleanup": {"S": keys.cleanup_index_pk(shard)},
+                        ":when": {"S": keys.cleanup_index_sk(since, membership.album_id, membership.user_id)},
+                    },
+                }
+            },
+            {
+                "Delete": {
+                    "TableName": self._table,
+                    "Key": keys.album_access_key(membership.user_id, membership.album_id),
+                }
+            },
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": keys.album_key(membership.album_id),
+                    "UpdateExpression": "ADD member_count :minus_one",
+                    "ConditionExpression": "attribute_exists(PK)",
+                    "ExpressionAttributeValues": {":minus_one": {"N": "-1"}},
+                }
+            },
+        ]
+        return not transact(self._client, writes)
+
+    def finish_leaving(self, album_id: str, user_id: str) -> None:
+        with dependency_errors("DynamoDB"):
+            try:
+                self._client.delete_item(
+                    TableName=self._table,
+                    Key=keys.member_key(album_id, user_id),
+                    ConditionExpression="attribute_exists(leaving_since)",
+                )
+            except ClientError as e:
+                if error_code(e) != "ConditionalCheckFailedException":
+                    raise
+
+    # --- deletion --------------------------------------------------------------------------------------------------
+
+    def begin_delete(self, album: Album, *, since: str) -> bool:
+        """Make the album gone for everyone at once; the clean-up (`delete_contents`) follows."""
+        shard = keys.cleanup_shard(album.album_id)
+        try:
+            with dependency_errors("DynamoDB"):
+                self._client.update_item(
+                    TableName=self._table,
+                    Key=keys.album_key(album.album_id),
+                    UpdateExpression="SET deleting_since = :since, GSI1PK = :cleanup, GSI1SK = :when",
+                    ConditionExpression="attribute_exists(PK) AND attribute_not_exists(deleting_since)",
+                    ExpressionAttributeValues={
+                        ":since": {"S": since},
+                        ":cleanup": {"S": keys.cleanup_index_pk(shard)},
+                        ":when": {"S": keys.cleanup_index_sk(since, album.album_id, keys.ALBUM_SK)},
+                    },
+                )
+        except ClientError as e:
+            if error_code(e) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def delete_contents(self, album: Album) -> None:
+        """Remove everything of a deleting album: links, members, photo entries, then the album. Each step is
+        idempotent, so a run cut short is finished by the next one (a retried DELETE or the sweeper)."""
+        contents = query_all(
+            self._client,
+            {
+                "TableName": self._table,
+                "KeyConditionExpression": "PK = :pk",
+                "ExpressionAttributeValues": {":pk": {"S": keys.album_pk(album.album_id)}},
+                "ConsistentRead": True,
+            },
+        )
+        deletes: list[list[Any]] = []  # groups of keys that must go together
+        for item in contents:
+            sort_key = item["SK"]["S"]
+            own_key = {"PK": item["PK"], "SK": item["SK"]}
+            if sort_key.startswith(keys.LINK_PREFIX):
+                deletes.append([keys.link_token_key(item["token_hash"]["S"]), own_key])
+            elif sort_key.startswith(keys.MEMBER_PREFIX):
+                deletes.append([keys.album_access_key(item["user_id"]["S"], album.album_id), own_key])
+            elif sort_key.startswith(keys.PHOTO_PREFIX):
+                entry = items.album_photo_from_item(item)
+                deletes.append([keys.photo_album_key(entry.owner_id, entry.photo_id, album.album_id), own_key])
+        batch: list[Any] = []
+        for group in deletes:
+            if len(batch) + len(group) > CLEANUP_CHUNK:
+                transact(self._client, batch)
+                batch = []
+            batch.extend({"Delete": {"TableName": self._table, "Key": key}} for key in group)
+        if batch:
+            transact(self._client, batch)
+        # The album last: until it goes, the sweeper can find it and finish.
+        transact(
+            self._client,
+            [
+                {"Delete": {"TableName": self._table, "Key": keys.album_access_key(album.owner_id, album.album_id)}},
+                {"Delete": {"TableName": self._table, "Key": keys.album_key(album.album_id)}},
+            ],
+        )
+
+    def left_behind(self, cutoff: str) -> list[tuple[str, str]]:
+        """(album_id, "ALBUM" or a user id) of every deletion or departure begun before `cutoff` and not finished."""
+        found: list[tuple[str, str]] = []
+        for shard in range(keys.CLEANUP_SHARDS):
+            for item in query_all(
+                self._client,
+                {
+                    "TableName": self._table,
+                    "IndexName": keys.GSI1,
+                    "KeyConditionExpression": "GSI1PK = :pk AND GSI1SK < :cutoff",
+                    "ExpressionAttributeValues": {
+                        ":pk": {"S": keys.cleanup_index_pk(shard)},
+                        ":cutoff": {"S": cutoff},
+                    },
+                },
+            ):
+                _, album_id, what = item["GSI1SK"]["S"].rsplit("#", 2)
+                found.append((album_id, what))
+        return found
+
+    # --- share links -----------------------------------------------------------------------------------------------
+
+    def add_link(self, link: Link) -> bool:
+        """Store the link (both items) if the album still exists and is not being deleted."""
+        listed, by_token = items.link_items(link)
+        writes: list[Any] = [
+            {"Put": {"TableName": self._table, "Item": listed, "ConditionExpression": "attribute_not_exists(PK)"}},
+            {"Put": {"TableName": self._table, "Item": by_token, "ConditionExpression": "attribute_not_exists(PK)"}},
+            {
+                "ConditionCheck": {
+                    "TableName": self._table,
+                    "Key": keys.album_key(link.album_id),
+                    "ConditionExpression": "attribute_exists(PK) AND attribute_not_exists(deleting_since)",
+                }
+            },
+        ]
+        return not transact(self._client, writes)
+
+    def links(self, album_id: str) -> list[Link]:
+        found = query_all(
+            self._client,
+            {
+                "TableName": self._table,
+                "KeyConditionExpression": "PK = :pk AND begins_with(SK, :links)",
+                "ExpressionAttributeValues": {":pk": {"S": keys.album_pk(album_id)}, ":links": {"S": keys.LINK_PREFIX}},
+                "ConsistentRead": True,
+            },
+        )
+        return [items.link_from_item(item) for item in found]
+
+    def revoke_link(self, album_id: str, link_id: str) -> bool:
+        """Delete both items of the link; False if there is no such link in this album."""
+        with dependency_errors("DynamoDB"):
+            found = self._client.get_item(
+                TableName=self._table, Key=keys.link_key(album_id, link_id), ConsistentRead=True
+            ).get("Item")
+        if not found:
+            return False
+        link = items.link_from_item(found)
+        writes: list[Any] = [
+            {
+                "Delete": {
+                    "TableName": self._table,
+                    "Key": keys.link_key(album_id, link_id),
+                    "ConditionExpression": "attribute_exists(PK)",
+                }
+            },
+            {"Delete": {"TableName": self._table, "Key": keys.link_token_key(link.token_hash)}},
+        ]
+        return not transact(self._client, writes)
+
+    def link_by_token_hash(self, token_hash: str) -> Link | None:
+        # Strongly consistent: a revoked link must stop working at once, not when a replica catches up.
+        with dependency_errors("DynamoDB"):
+            found = self._client.get_item(
+                TableName=self._table, Key=keys.link_token_key(token_hash), ConsistentRead=True
+            ).get("Item")
+        return items.link_from_item(found) if found else None
+
+    def failed_unlocks(self, token_hash: str, window_start: int) -> int:
+        with dependency_errors("DynamoDB"):
+            found = self._client.get_item(
+                TableName=self._table, Key=keys.link_failures_key(token_hash, window_start), ConsistentRead=True
+            ).get("Item")
+        return int(found["count"]["N"]) if found else 0
+
+    def record_failed_unlock(self, token_hash: str, window_start: int, *, expires_at: int) -> None:
+        with dependency_errors("DynamoDB"):
+            self._client.update_item(
+                TableName=self._table,
+                Key=keys.link_failures_key(token_hash, window_start),
+                UpdateExpression="SET entity = :entity, expires_at_epoch = :expires ADD #count :one",
+                ExpressionAttributeNames={"#count": "count"},
+                ExpressionAttributeValues={
+                    ":entity": {"S": "link_failures"},
+                    ":expires": {"N": str(expires_at)},
+                    ":one": {"N": "1"},
+                },
+            )
