@@ -1,5 +1,6 @@
-// The PhotoSky API: JSON over fetch with the Cognito ID token, contract errors turned into ApiError, and the
-// direct-to-S3 upload (XMLHttpRequest, because fetch reports no upload progress).
+// The PhotoSky API: JSON over fetch with the Cognito ID token, contract errors turned into ApiError, the public
+// share-link routes (no token at all; a password link's access token in X-Link-Access), and the direct-to-S3 upload
+// (XMLHttpRequest, because fetch reports no upload progress).
 
 export class ApiError extends Error {
   constructor(status, code, message) {
@@ -47,8 +48,17 @@ export class Api {
     return this.parse(response);
   }
 
-  async send(method, path, body, token) {
-    const headers = { Authorization: token };
+  // The /public routes: never the signed-in user's token (a link visitor is nobody), never a refresh on 401
+  // (there it means "password required" or "wrong password", not "session ended").
+  async publicRequest(method, path, { body, access = null } = {}) {
+    const headers = {};
+    if (access) headers["X-Link-Access"] = access;
+    return this.parse(await this.send(method, path, body, null, headers));
+  }
+
+  async send(method, path, body, token, extraHeaders = {}) {
+    const headers = { ...extraHeaders };
+    if (token) headers.Authorization = token;
     if (body !== undefined) headers["Content-Type"] = "application/json";
     try {
       return await fetch(this.baseUrl + path, {
@@ -111,6 +121,71 @@ export class Api {
   deletePhoto(id) {
     return this.request("DELETE", `/photos/${encodeURIComponent(id)}`);
   }
+
+  // Albums (owner and members), their photos, members and share links.
+  listAlbums({ limit = 50, cursor = null } = {}) {
+    return this.request("GET", `/albums?${pageQuery(limit, cursor)}`);
+  }
+  createAlbum(album) {
+    return this.request("POST", "/albums", album);
+  }
+  getAlbum(id) {
+    return this.request("GET", albumPath(id));
+  }
+  updateAlbum(id, changes) {
+    return this.request("PATCH", albumPath(id), changes);
+  }
+  deleteAlbum(id) {
+    return this.request("DELETE", albumPath(id));
+  }
+  listAlbumPhotos(id, { limit = 24, cursor = null } = {}) {
+    return this.request("GET", `${albumPath(id)}/photos?${pageQuery(limit, cursor)}`);
+  }
+  addAlbumPhotos(id, photoIds) {
+    return this.request("POST", `${albumPath(id)}/photos`, { photo_ids: photoIds });
+  }
+  removeAlbumPhotos(id, photoIds) {
+    return this.request("POST", `${albumPath(id)}/photos/remove`, { photo_ids: photoIds });
+  }
+  listMembers(id) {
+    return this.request("GET", `${albumPath(id)}/members`);
+  }
+  addMember(id, username, role) {
+    return this.request("POST", `${albumPath(id)}/members`, { username, role });
+  }
+  updateMember(id, userId, role) {
+    return this.request("PATCH", `${albumPath(id)}/members/${encodeURIComponent(userId)}`, { role });
+  }
+  removeMember(id, userId) {
+    return this.request("DELETE", `${albumPath(id)}/members/${encodeURIComponent(userId)}`);
+  }
+  listLinks(id) {
+    return this.request("GET", `${albumPath(id)}/links`);
+  }
+  createLink(id, options) {
+    return this.request("POST", `${albumPath(id)}/links`, options);
+  }
+  revokeLink(id, linkId) {
+    return this.request("DELETE", `${albumPath(id)}/links/${encodeURIComponent(linkId)}`);
+  }
+
+  // A share link's album, as anyone holding the link sees it.
+  getPublicAlbum(token, { limit = 24, cursor = null, access = null } = {}) {
+    return this.publicRequest("GET", `/public/albums/${encodeURIComponent(token)}?${pageQuery(limit, cursor)}`, { access });
+  }
+  unlockPublicAlbum(token, password) {
+    return this.publicRequest("POST", `/public/albums/${encodeURIComponent(token)}/unlock`, { body: { password } });
+  }
+}
+
+function albumPath(id) {
+  return `/albums/${encodeURIComponent(id)}`;
+}
+
+function pageQuery(limit, cursor) {
+  const query = new URLSearchParams({ limit: String(limit) });
+  if (cursor) query.set("cursor", cursor);
+  return query;
 }
 
 // POST the file to the presigned S3 URL: every field of the policy, then the file last.

@@ -3,10 +3,13 @@
 import { Api } from "./api.js";
 import { Auth } from "./auth.js";
 import { announce, clearError, h, page, showError } from "./dom.js";
+import { renderAlbum } from "./views/album.js";
+import { renderAlbums } from "./views/albums.js";
 import { renderConfirm, renderSignIn, renderSignUp } from "./views/auth.js";
 import { renderGallery } from "./views/gallery.js";
 import { renderPhoto } from "./views/photo.js";
 import { renderProfile } from "./views/profile.js";
+import { renderPublicAlbum } from "./views/public.js";
 
 // Each view is `(session, { ticket, params, query })`; it may be async and throw (shown as an alert).
 const VIEWS = {
@@ -16,8 +19,14 @@ const VIEWS = {
   gallery: renderGallery,
   photo: renderPhoto,
   profile: renderProfile,
+  albums: renderAlbums,
+  album: renderAlbum,
+  s: renderPublicAlbum,
 };
+// For signed-out visitors only (signed in, they lead to the gallery).
 const PUBLIC_ROUTES = new Set(["signin", "signup", "confirm"]);
+// For anyone, signed in or not: a share link's album (#/s/<token>) never uses the visitor's own session.
+const OPEN_ROUTES = new Set(["s"]);
 
 // What the views share. `config` is /config.json (where the API and Cognito are); `limits` is its `limits`, the
 // ones the API enforces (lengths, upload size, accepted types). Every render takes a new ticket: a view checks
@@ -55,7 +64,8 @@ async function route() {
   const { auth } = session;
   document.getElementById("nav").hidden = !auth.signedIn;
   document.getElementById("who").textContent = auth.signedIn ? `Signed in as ${auth.username}` : "";
-  if (!auth.signedIn && !PUBLIC_ROUTES.has(name)) {
+  const open = OPEN_ROUTES.has(name);
+  if (!auth.signedIn && !PUBLIC_ROUTES.has(name) && !open) {
     renderSignIn(session, { ticket, params, query });
     return;
   }
@@ -72,7 +82,7 @@ async function route() {
     await view(session, { ticket, params, query });
   } catch (error) {
     if (!session.isCurrent(ticket)) return;
-    if (!auth.signedIn) return; // the session ended: the sign-in screen is already showing
+    if (!auth.signedIn && !open) return; // the session ended: the sign-in screen is already showing
     showError(error);
   }
 }

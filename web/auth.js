@@ -57,6 +57,11 @@ export class Auth {
     return this.session ? this.session.username : null;
   }
 
+  // The caller's Cognito `sub`: the id the API knows them by (album members, "leave album").
+  get userId() {
+    return this.session ? decodeClaims(this.session.idToken).sub : null;
+  }
+
   async call(action, body) {
     let response;
     try {

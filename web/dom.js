@@ -28,10 +28,12 @@ export function field(label, input, hint) {
   return h("div", { class: "field" }, ...nodes);
 }
 
-// Replace the main content; the new heading takes focus so screen readers start reading the new page.
+// Replace the main content; the new heading takes focus so screen readers start reading the new page. Like h(),
+// it skips null, undefined and false (a part the page leaves out), which replaceChildren would print as text.
 export function page(title, ...content) {
   const heading = h("h1", { tabindex: "-1", id: "page-title" }, title);
-  document.getElementById("main").replaceChildren(heading, ...content);
+  const parts = content.filter((part) => part !== null && part !== undefined && part !== false);
+  document.getElementById("main").replaceChildren(heading, ...parts);
   document.title = `${title} · PhotoSky`;
   heading.focus();
   return heading;
@@ -67,8 +69,35 @@ export function clearError() {
 
 // Disable a form's controls while its request is in flight.
 export function busy(form, isBusy) {
-  for (const control of form.querySelectorAll("button, input, textarea")) control.disabled = isBusy;
+  for (const control of form.querySelectorAll("button, input, textarea, select")) control.disabled = isBusy;
   form.setAttribute("aria-busy", String(isBusy));
+}
+
+// Ask before something that cannot be undone: index.html's one modal dialog, worded for this action. Resolves true
+// only for the confirm button (Escape and Cancel resolve false).
+export function confirmAction({ title, text, action }) {
+  const dialog = document.getElementById("confirm-dialog");
+  document.getElementById("confirm-title").textContent = title;
+  document.getElementById("confirm-text").textContent = text;
+  dialog.querySelector('button[value="confirm"]').textContent = action;
+  return new Promise((resolve) => {
+    dialog.returnValue = "cancel";
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "confirm"), { once: true });
+    dialog.showModal();
+  });
+}
+
+// Copy a read-only field's text; where the clipboard API is refused (no permission, not a secure context) the text is
+// selected instead, for the user's own Ctrl+C.
+export async function copyField(input) {
+  try {
+    await navigator.clipboard.writeText(input.value);
+    announce("Copied to the clipboard.");
+  } catch {
+    input.focus();
+    input.select();
+    announce("Selected: press Ctrl+C (or ⌘C) to copy.");
+  }
 }
 
 export function formatBytes(bytes) {

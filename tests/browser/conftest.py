@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -20,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from devstack.clients import emulated_client
+from devstack.clients import emulated_client, presigned_post_body
 from devstack.token import new_confirmed_user
 from tests.e2e.conftest import PROJECT_DIR, devstack, spawn  # noqa: F401 - fixtures, shared with tests/e2e
 
@@ -72,28 +73,58 @@ def chromium() -> Iterator[Any]:
             browser.close()
 
 
-@pytest.fixture
-def page(chromium: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
-    """A fresh browser context (no session, no storage) and its page; JavaScript errors fail the test."""
+def _open_page(chromium: Any) -> tuple[Any, Any, list[str]]:
+    """A fresh browser context (no session, no storage) and its page, with the page's JavaScript errors collected."""
     context = chromium.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(ACTION_TIMEOUT_MS)
     context.set_default_navigation_timeout(NAVIGATION_TIMEOUT_MS)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    return context, page, errors
+
+
+def _screenshot_if_failed(request: pytest.FixtureRequest, page: Any, suffix: str = "") -> None:
+    reports = request.node.stash.get(_REPORTS, {})
+    if any(report.failed for report in reports.values()):
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid.split("::", 1)[-1]) + suffix
+        try:
+            page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True, timeout=5_000)
+        except Exception as e:  # a screenshot must never hide the test's own failure
+            print(f"could not save a screenshot for {name}: {e}")
+
+
+@pytest.fixture
+def page(chromium: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A fresh browser context (no session, no storage) and its page; JavaScript errors fail the test."""
+    context, page, errors = _open_page(chromium)
     try:
         yield page
         assert errors == [], f"JavaScript errors on the page: {errors}"
     finally:
-        reports = request.node.stash.get(_REPORTS, {})
-        if any(report.failed for report in reports.values()):
-            ARTIFACTS.mkdir(parents=True, exist_ok=True)
-            name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid.split("::", 1)[-1])
-            try:
-                page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True, timeout=5_000)
-            except Exception as e:  # a screenshot must never hide the test's own failure
-                print(f"could not save a screenshot for {name}: {e}")
+        _screenshot_if_failed(request, page)
         context.close()
+
+
+@pytest.fixture
+def another_page(chromium: Any, request: pytest.FixtureRequest) -> Iterator[Callable[[], Any]]:
+    """More people at once (a second user, a signed-out visitor): each call opens a page in its own fresh browser
+    context, with the same checks as `page`."""
+    opened: list[tuple[Any, Any, list[str]]] = []
+
+    def make() -> Any:
+        opened.append(_open_page(chromium))
+        return opened[-1][1]
+
+    try:
+        yield make
+        for n, (_, _page, errors) in enumerate(opened, start=2):
+            assert errors == [], f"JavaScript errors on page {n}: {errors}"
+    finally:
+        for n, (context, page, _) in enumerate(opened, start=2):
+            _screenshot_if_failed(request, page, f"-page{n}")
+            context.close()
 
 
 @dataclass(frozen=True)
@@ -138,3 +169,44 @@ def call_api(stack: dict[str, Any], token: str, method: str, path: str, body: An
     except urllib.error.HTTPError as e:
         status, content = e.code, e.read()
     return status, json.loads(content) if content else None
+
+
+# Bound only, for test setup: the contract says an upload settles "within a few seconds".
+SETTLE_SECONDS = 20.0
+
+
+def ready_photos(
+    stack: dict[str, Any], token: str, files: list[tuple[bytes, str, dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """Photos of the caller's that have reached READY, uploaded as the SPA does (declare, POST the form to S3): all
+    declared and sent first, then awaited together. `files` are (data, content type, details such as the title)."""
+    photo_ids = []
+    for data, content_type, details in files:
+        declared = {"filename": "upload", "content_type": content_type, "size_bytes": len(data), **details}
+        status, created = call_api(stack, token, "POST", "/photos", declared)
+        assert status == 201, created
+        body, form_type = presigned_post_body(created["upload"]["fields"], data, content_type)
+        upload = urllib.request.Request(
+            created["upload"]["url"], data=body, method="POST", headers={"Content-Type": form_type}
+        )
+        with _opener.open(upload, timeout=10) as response:
+            assert response.status in (200, 201, 204)
+        photo_ids.append(created["photo"]["photo_id"])
+    settled: dict[str, dict[str, Any]] = {}
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while len(settled) < len(photo_ids):
+        for photo_id in photo_ids:
+            if photo_id in settled:
+                continue
+            status, photo = call_api(stack, token, "GET", f"/photos/{photo_id}")
+            assert status == 200, photo
+            if photo["status"] != "PENDING" or time.monotonic() > deadline:
+                assert photo["status"] == "READY", photo
+                settled[photo_id] = photo
+        time.sleep(0.1)
+    return [settled[photo_id] for photo_id in photo_ids]
+
+
+def ready_photo(stack: dict[str, Any], token: str, data: bytes, content_type: str, **details: Any) -> dict[str, Any]:
+    """One READY photo of the caller's (see ready_photos)."""
+    return ready_photos(stack, token, [(data, content_type, details)])[0]

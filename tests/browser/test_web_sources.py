@@ -24,6 +24,7 @@ def test_the_client_is_split_into_view_modules() -> None:
     names = {path.relative_to(WEB_DIR).as_posix() for path in MODULES}
     assert {"app.js", "api.js", "auth.js", "dom.js"} <= names
     assert {"views/auth.js", "views/gallery.js", "views/photo.js", "views/profile.js", "views/upload.js"} <= names
+    assert {"views/albums.js", "views/album.js", "views/share.js", "views/public.js"} <= names
     assert max(len(path.read_text().splitlines()) for path in MODULES) < 300
 
 
@@ -65,3 +66,18 @@ def test_the_client_keeps_no_copy_of_the_servers_limits() -> None:
         assert not re.search(r"\d\s*(KB|MB|GB)\b", code), module
         if module.name != "auth.js" or module.parent.name != "views":
             assert not re.search(r"""(maxlength|minlength)\s*:\s*["'\d]""", code), module
+
+
+def test_the_public_album_view_never_uses_the_visitors_own_session() -> None:
+    """A share link's page (#/s/<token>) calls only the /public routes, which send no Authorization header: a
+    signed-in visitor's token must not reach them, and a signed-out one has none."""
+    code = source(WEB_DIR / "views" / "public.js")
+    assert not re.search(r"\bauth\b", code)
+    assert set(re.findall(r"\bapi\.(\w+)\(", code)) == {"getPublicAlbum", "unlockPublicAlbum"}
+    api = source(WEB_DIR / "api.js")
+    public = re.search(r"async publicRequest\(.*?\n  }\n", api, re.S)
+    assert public is not None
+    assert "idToken" not in public.group(0)
+    callers = [line for line in api.splitlines() if "this.publicRequest(" in line]
+    assert len(callers) == 2
+    assert all("/public/albums/" in line for line in callers)

@@ -1,7 +1,7 @@
 // One photo: the large preview and metadata, the edit form (title, description, tags; a stale version is
 // explained and the latest copy shown) and delete, after a confirmation.
 import { ApiError } from "../api.js";
-import { announce, busy, clearError, field, formatBytes, formatDate, h, page, photoName, showError } from "../dom.js";
+import { announce, busy, clearError, confirmAction, field, formatBytes, formatDate, h, page, photoName, showError } from "../dom.js";
 
 export function renderPhoto(session, { ticket, params }) {
   return showPhoto(session, ticket, params[0]);
@@ -84,7 +84,8 @@ async function showPhoto(session, ticket, photoId, notice) {
 
   const remove = h("button", { type: "button", class: "danger", id: "delete-photo" }, "Delete photo");
   remove.addEventListener("click", async () => {
-    if (!(await confirmDelete(name))) {
+    const text = `“${name}” and its previews will be deleted. This cannot be undone.`;
+    if (!(await confirmAction({ title: "Delete photo?", text, action: "Delete" }))) {
       remove.focus();
       return;
     }
@@ -111,14 +112,4 @@ async function showPhoto(session, ticket, photoId, notice) {
     ),
   );
   if (notice) announce(notice);
-}
-
-function confirmDelete(name) {
-  const dialog = document.getElementById("confirm-dialog");
-  return new Promise((resolve) => {
-    document.getElementById("confirm-text").textContent = `“${name}” and its previews will be deleted. This cannot be undone.`;
-    dialog.returnValue = "cancel";
-    dialog.addEventListener("close", () => resolve(dialog.returnValue === "confirm"), { once: true });
-    dialog.showModal();
-  });
 }
