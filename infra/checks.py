@@ -10,7 +10,10 @@ import copy
 import json
 from typing import Any
 
-PUBLIC_ROUTES = {("/health", "get")}
+# Routes anyone may call without a token: the health check, and a share link's album page and password unlock.
+PUBLIC_ROUTES = {("/health", "get"), ("/public/albums/{token}", "get"), ("/public/albums/{token}/unlock", "post")}
+# Public routes that may stay on the stage's default throttling: the health check does no work and reads nothing.
+DEFAULT_THROTTLED_PUBLIC_ROUTES = {("/health", "get")}
 # Pseudo parameters the SAM translator needs to resolve Fn::Sub in event sources and policies offline.
 _OFFLINE_PARAMETERS = {"AWS::Region": "us-east-1", "AWS::AccountId": "123456789012", "AWS::Partition": "aws"}
 
@@ -48,22 +51,53 @@ def sam_transform(template: dict[str, Any], parameters: dict[str, Any]) -> dict[
     return transformed
 
 
-def unguarded_routes(template: dict[str, Any]) -> list[str]:
-    """API operations without the Cognito authorizer, other than the public ones."""
+def _routes_without_the_authorizer(template: dict[str, Any]) -> list[tuple[str, str]]:
+    """(path, method) of every API operation the Cognito authorizer does not guard, CORS preflights aside (the
+    Lambda answers those with permission or a 403, never data)."""
     body = template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
     cognito = {
         name
         for name, scheme in body.get("securityDefinitions", {}).items()
         if scheme.get("x-amazon-apigateway-authorizer", {}).get("type") == "cognito_user_pools"
     }
-    problems = []
+    found = []
     for path, operations in body.get("paths", {}).items():
         for method, operation in operations.items():
-            if method == "options" or (path, method) in PUBLIC_ROUTES:
-                continue
             schemes = {name for requirement in operation.get("security", []) for name in requirement}
-            if not schemes & cognito:
-                problems.append(f"{method.upper()} {path}")
+            if method != "options" and not schemes & cognito:
+                found.append((path, method))
+    return found
+
+
+def unguarded_routes(template: dict[str, Any]) -> list[str]:
+    """API operations without the Cognito authorizer, other than the public ones."""
+    return [
+        f"{method.upper()} {path}"
+        for path, method in _routes_without_the_authorizer(template)
+        if (path, method) not in PUBLIC_ROUTES
+    ]
+
+
+def public_routes_without_their_own_throttle(template: dict[str, Any]) -> list[str]:
+    """Operations anyone may call without a token (the health check aside) that lack a stage method setting of
+    their own with a rate and a burst below the stage default's."""
+    from infra.package import method_setting_path
+
+    settings = template["Resources"]["RestAPI"]["Properties"].get("MethodSettings", [])
+    by_method = {(s["ResourcePath"], s["HttpMethod"].upper()): s for s in settings}
+    default = by_method.get(("/*", "*"))
+    problems = []
+    for path, method in _routes_without_the_authorizer(template):
+        if (path, method) in DEFAULT_THROTTLED_PUBLIC_ROUTES:
+            continue
+        own = by_method.get((method_setting_path(path), method.upper()))
+        if own is None:
+            problems.append(f"{method.upper()} {path}: no throttling of its own")
+        elif default is not None and not (
+            own["ThrottlingRateLimit"] < default["ThrottlingRateLimit"]
+            and own["ThrottlingBurstLimit"] < default["ThrottlingBurstLimit"]
+        ):
+            problems.append(f"{method.upper()} {path}: throttled no lower than the stage default")
     return problems
 
 

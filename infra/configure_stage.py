@@ -64,6 +64,8 @@ def placeholder_values(outputs: Mapping[str, str], stage: str) -> dict[str, str]
         "AWS::AccountId": account,
         "Stage": stage,
         "PhotoBucket": outputs["BucketName"],
+        # The API looks users up (cognito-idp:AdminGetUser) in exactly this pool.
+        "UserPool.Arn": outputs["UserPoolArn"],
     }
 
 

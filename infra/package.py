@@ -3,7 +3,8 @@
 1. Renders infra/policies/*.json into .chalice/policy-*.json (one least-privilege policy per function).
 2. Runs `chalice package` under this interpreter (Chalice takes the Lambda runtime from it: Python 3.12+).
 3. Merges infra/resources.yaml into Chalice's template and wires the functions to those resources: environment
-   variables, the API authorizer's user pool, the SQS trigger, and the policies' ARNs as Fn::Sub. Chalice's own
+   variables, the API authorizer's user pool, the SQS trigger, the policies' ARNs as Fn::Sub, and the API stage's
+   throttling (a default per method, lower limits for the public share-link routes). Chalice's own
    --merge-template cannot do this: the pool ARN sits inside the API's OpenAPI body and must become an intrinsic.
 4. Adds bytecode compiled for the runtime to deployment.zip: Chalice ships none, so every cold start would
    compile every module (measured: about twice the import CPU).
@@ -76,8 +77,31 @@ API_ENVIRONMENT: dict[str, Any] = {
 }
 FUNCTION_NAMES = {"APIHandler": "api", "ProcessUploads": "process-uploads", "ReleaseAbandonedUploads": "reconcile"}
 
-# Per-client limits on the API stage (requests per second, burst); API Gateway answers 429 above them.
+# The API stage's default limit for each method (requests per second, burst), shared by every caller of the
+# method; API Gateway answers 429 (the THROTTLED response below) above it.
 THROTTLING = {"dev": (20, 40), "prod": (200, 400)}
+
+# The share-link routes need no token, so anyone holding (or guessing at) a link can call them as fast as they like:
+# each gets its own, lower ceiling, a method setting that overrides the stage default for that method only.
+# Guessing a 256-bit token is hopeless and the app locks a link after 10 wrong passwords in 15 minutes; these caps
+# bound what a flood costs in Lambda time, DynamoDB reads and account concurrency shared with the signed-in API.
+# - GET: a page is a Query, a BatchGetItem and up to 300 presigned URLs (about 0.1 s of CPU on a full core, so
+#   ~0.3 s on the API's 512 MB). A visitor reads one page, then one per scroll; images come from S3, not from
+#   here. 50/s in prod is 180,000 pages an hour, about 15 Lambdas busy at once: a quarter of the stage default.
+# - unlock: every call that reaches the password check costs an scrypt hash (n=2**14, r=8: 16 MiB, ~50 ms on a
+#   full core, ~170 ms at 512 MB). A visitor unlocks once per access token (an hour at most): 5/s is 18,000
+#   visitors an hour at about one busy Lambda. The ceiling is shared by every caller, so a flood can make
+#   unlocking wait (429 with Retry-After) but never costs more than that; a per-IP AWS WAF rate rule is the step
+#   beyond this.
+# Dev has the same shape at lower figures, with bursts a developer will not reach by hand.
+PUBLIC_ROUTE_THROTTLING: dict[tuple[str, str], dict[str, tuple[int, int]]] = {
+    ("/public/albums/{token}", "GET"): {"dev": (10, 20), "prod": (50, 100)},
+    ("/public/albums/{token}/unlock", "POST"): {"dev": (2, 4), "prod": (5, 10)},
+}
+
+# What the SPA may send beyond the CORS-safelisted headers: chalicelib.web.ALLOWED_REQUEST_HEADERS (a test keeps
+# them equal). X-Link-Access carries a password link's access token to the public album routes.
+ALLOWED_REQUEST_HEADERS = ("Authorization", "Content-Type", "X-Link-Access")
 
 # Errors API Gateway itself produces (authorizer 401s, unknown routes, throttling) carry the SPA's CORS headers,
 # or the browser hides them from the SPA. Unknown routes get a plain 404: by default API Gateway answers 403
@@ -85,7 +109,7 @@ THROTTLING = {"dev": (20, 40), "prod": (200, 400)}
 # They live in the OpenAPI body (not as separate resources, which drift when the body changes).
 _CORS_HEADERS = {
     "gatewayresponse.header.Access-Control-Allow-Origin": {"Fn::Sub": "'https://${SpaDistribution.DomainName}'"},
-    "gatewayresponse.header.Access-Control-Allow-Headers": "'Authorization,Content-Type'",
+    "gatewayresponse.header.Access-Control-Allow-Headers": f"'{','.join(ALLOWED_REQUEST_HEADERS)}'",
     "gatewayresponse.header.Vary": "'Origin'",
 }
 GATEWAY_RESPONSES: dict[str, dict[str, Any]] = {
@@ -199,12 +223,9 @@ def merge_and_wire(chalice_template: dict[str, Any], resources: dict[str, Any], 
             "RetentionPolicy": "Delete",
         },
     }
-    rate, burst = THROTTLING[stage]
     api = template["Resources"]["RestAPI"]["Properties"]
-    api["MethodSettings"] = [
-        {"ResourcePath": "/*", "HttpMethod": "*", "ThrottlingRateLimit": rate, "ThrottlingBurstLimit": burst}
-    ]
     api_body = api["DefinitionBody"]
+    api["MethodSettings"] = method_settings(stage, api_body)
     api_body["x-amazon-apigateway-gateway-responses"] = {
         response_type: {**extra, "responseParameters": {**_CORS_HEADERS, **extra.get("responseParameters", {})}}
         for response_type, extra in GATEWAY_RESPONSES.items()
@@ -217,6 +238,31 @@ def merge_and_wire(chalice_template: dict[str, Any], resources: dict[str, Any], 
     if SENTINEL_POOL_ARN in json.dumps(template):
         raise PackagingError("the packaging stand-in for the user pool ARN survived into the template")
     return template
+
+
+def method_setting_path(path: str) -> str:
+    """A route's path as a stage method setting names it: every "/" encoded as "~1", after a leading "/"."""
+    return "/" + path.replace("/", "~1")
+
+
+def method_settings(stage: str, api_body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The stage default, then each public route's own lower limits. A public route missing from the API is an
+    error: renaming it must not leave its replacement on the default limits without anyone noticing."""
+    rate, burst = THROTTLING[stage]
+    settings = [{"ResourcePath": "/*", "HttpMethod": "*", "ThrottlingRateLimit": rate, "ThrottlingBurstLimit": burst}]
+    for (path, method), limits in PUBLIC_ROUTE_THROTTLING.items():
+        if method.lower() not in api_body.get("paths", {}).get(path, {}):
+            raise PackagingError(f"the throttled public route {method} {path} is not in the API (app.py)")
+        route_rate, route_burst = limits[stage]
+        settings.append(
+            {
+                "ResourcePath": method_setting_path(path),
+                "HttpMethod": method,
+                "ThrottlingRateLimit": route_rate,
+                "ThrottlingBurstLimit": route_burst,
+            }
+        )
+    return settings
 
 
 _WHEEL_TAG = re.compile(r"^Tag:\s*(\S+)$", re.MULTILINE)

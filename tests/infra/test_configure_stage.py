@@ -58,6 +58,19 @@ def test_policies_are_rendered_with_concrete_arns(project: Path) -> None:
         assert any(f"{ACCOUNT}" in r or f"photosky-dev-photos-{ACCOUNT}" in r for r in resources)
 
 
+def test_the_api_may_look_up_users_in_the_stacks_pool_only(project: Path) -> None:
+    configure("dev", read_outputs(OUTPUTS), LAYER, project)
+    for name in ("api", "worker", "reconciler"):
+        statements = json.loads((project / ".chalice" / f"policy-{name}.json").read_text())["Statement"]
+        cognito = [s for s in statements if any(a.startswith("cognito-idp:") for a in s["Action"])]
+        if name != "api":
+            assert cognito == [], name
+            continue
+        assert [(s["Action"], s["Resource"]) for s in cognito] == [
+            (["cognito-idp:AdminGetUser"], f"arn:aws:cognito-idp:{REGION}:{ACCOUNT}:userpool/{REGION}_Ab12")
+        ]
+
+
 def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 

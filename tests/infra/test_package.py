@@ -11,8 +11,20 @@ from typing import Any
 
 import pytest
 
+from chalicelib.web import ALLOWED_REQUEST_HEADERS as APP_ALLOWED_REQUEST_HEADERS
 from infra import checks
-from infra.package import SENTINEL_POOL_ARN, STAGES, THROTTLING, host_built_wheels, package
+from infra.package import (
+    ALLOWED_REQUEST_HEADERS,
+    PUBLIC_ROUTE_THROTTLING,
+    SENTINEL_POOL_ARN,
+    STAGES,
+    THROTTLING,
+    PackagingError,
+    host_built_wheels,
+    method_setting_path,
+    method_settings,
+    package,
+)
 
 Packaged = dict[str, tuple[dict[str, Any], Path]]
 
@@ -39,11 +51,14 @@ def test_the_sam_transformed_template_passes_cfn_lint(packaged: Packaged, stage:
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_every_route_but_health_requires_the_cognito_authorizer(packaged: Packaged, stage: str) -> None:
+def test_every_route_but_health_and_the_share_link_ones_requires_the_cognito_authorizer(
+    packaged: Packaged, stage: str
+) -> None:
     template = packaged[stage][0]
     assert checks.unguarded_routes(template) == []
     body = template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
-    assert "security" not in body["paths"]["/health"]["get"]
+    for path, method in checks.PUBLIC_ROUTES:
+        assert "security" not in body["paths"][path][method], (method, path)
     providers = body["securityDefinitions"]["PhotoSkyUsers"]["x-amazon-apigateway-authorizer"]["providerARNs"]
     assert providers == [{"Fn::GetAtt": ["UserPool", "Arn"]}]
 
@@ -53,13 +68,37 @@ def test_no_policy_grants_wildcards(packaged: Packaged, stage: str) -> None:
     assert checks.wildcard_grants(packaged[stage][0]) == []
 
 
-def actions_of(template: dict[str, Any], role: str) -> set[str]:
-    statements = [
+def statements_of(template: dict[str, Any], role: str) -> list[dict[str, Any]]:
+    return [
         statement
         for policy in template["Resources"][role]["Properties"]["Policies"]
         for statement in policy["PolicyDocument"]["Statement"]
     ]
-    return {action for statement in statements for action in statement["Action"]}
+
+
+def actions_of(template: dict[str, Any], role: str) -> set[str]:
+    return {action for statement in statements_of(template, role) for action in statement["Action"]}
+
+
+def grants_of(template: dict[str, Any], role: str, service: str) -> dict[str, set[str]]:
+    """{resource (its Fn::Sub text): the actions of `service` granted on it} for one role; every statement Allows."""
+    grants: dict[str, set[str]] = {}
+    for statement in statements_of(template, role):
+        assert statement["Effect"] == "Allow"
+        actions = {action for action in statement["Action"] if action.startswith(f"{service}:")}
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        for resource in resources if actions else []:
+            grants.setdefault(resource["Fn::Sub"], set()).update(actions)
+    return grants
+
+
+def role_of(template: dict[str, Any], function: str) -> str:
+    role: str = template["Resources"][function]["Properties"]["Role"]["Fn::GetAtt"][0]
+    return role
+
+
+TABLE_ARN = "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/photosky-${Stage}"
+INDEX_ARN = f"{TABLE_ARN}/index/GSI1"
 
 
 def test_each_function_has_its_own_role_with_only_what_it_uses(packaged: Packaged) -> None:
@@ -81,7 +120,74 @@ def test_each_function_has_its_own_role_with_only_what_it_uses(packaged: Package
     assert "s3:ListBucket" in worker & reconciler
     assert "s3:ListBucket" not in api
     assert "dynamodb:Query" not in worker  # only the reconciler and the API query
-    assert "dynamodb:BatchGetItem" not in worker | reconciler
+    assert "dynamodb:BatchGetItem" not in worker
+    assert not any(action.startswith("cognito-idp:") for action in worker | reconciler)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_api_may_look_up_users_in_its_own_user_pool_and_nothing_more(packaged: Packaged, stage: str) -> None:
+    # Sharing an album finds the user by name: AdminGetUser on the pool the stack creates, the one whose ARN the
+    # API reads (COGNITO_USER_POOL_ARN) and whose tokens its authorizer trusts. No other Cognito action, no other pool.
+    template = packaged[stage][0]
+    statements = [
+        s
+        for s in statements_of(template, role_of(template, "APIHandler"))
+        if any(a.startswith("cognito-idp:") for a in s["Action"])
+    ]
+    assert statements == [
+        {
+            "Sid": "FindUsersToShareAlbumsWith",
+            "Effect": "Allow",
+            "Action": ["cognito-idp:AdminGetUser"],
+            "Resource": {"Fn::Sub": "${UserPool.Arn}"},
+        }
+    ]
+    variables = template["Resources"]["APIHandler"]["Properties"]["Environment"]["Variables"]
+    assert variables["COGNITO_USER_POOL_ARN"] == {"Fn::GetAtt": ["UserPool", "Arn"]}
+    assert template["Resources"]["UserPool"]["Type"] == "AWS::Cognito::UserPool"
+
+
+# DynamoDB authorizes TransactWriteItems per item: each Put, Update and Delete by PutItem, UpdateItem and DeleteItem,
+# each ConditionCheck by ConditionCheckItem. There is no dynamodb:TransactWriteItems action to grant (cfn-lint's
+# W3037 refuses it, and the packaged template passes cfn-lint). An index can only be queried (or scanned).
+API_TABLE_ACTIONS = {
+    "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
+    "dynamodb:Query",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:ConditionCheckItem",
+}
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_api_reads_and_writes_only_the_table_and_queries_its_index(packaged: Packaged, stage: str) -> None:
+    template = packaged[stage][0]
+    assert grants_of(template, role_of(template, "APIHandler"), "dynamodb") == {
+        TABLE_ARN: API_TABLE_ACTIONS,
+        INDEX_ARN: {"dynamodb:Query"},
+    }
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_reconciler_may_finish_album_deletions_on_the_table_only(packaged: Packaged, stage: str) -> None:
+    # Settling abandoned uploads as before, plus deleting an album's entries, members and links in transactions
+    # that check the album (ConditionCheckItem), after finding them (Query, on the index too) and reading the
+    # photos they name (BatchGetItem).
+    template = packaged[stage][0]
+    assert grants_of(template, role_of(template, "ReleaseAbandonedUploads"), "dynamodb") == {
+        TABLE_ARN: API_TABLE_ACTIONS,
+        INDEX_ARN: {"dynamodb:Query"},
+    }
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_worker_keeps_its_four_item_actions_on_the_table(packaged: Packaged, stage: str) -> None:
+    template = packaged[stage][0]
+    assert grants_of(template, role_of(template, "ProcessUploads"), "dynamodb") == {
+        TABLE_ARN: {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+    }
 
 
 def test_functions_are_wired_to_the_stacks_resources(packaged: Packaged) -> None:
@@ -164,6 +270,17 @@ def test_a_wildcard_resource_is_caught(packaged: Packaged) -> None:
     assert checks.wildcard_grants(broken) == ["ApiHandlerRole: Resource '*' in " + str(role[-1])]
 
 
+def test_an_action_iam_does_not_have_fails_cfn_lint(packaged: Packaged) -> None:
+    # Why no role grants dynamodb:TransactWriteItems: IAM has no such action (transactions are authorized per item).
+    # cfn-lint checks actions on the SAM-transformed template, which test_the_sam_transformed_... lints clean.
+    broken = copy.deepcopy(packaged["dev"][0])
+    role = broken["Resources"]["ApiHandlerRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    (table_statement,) = [s for s in role if "dynamodb:ConditionCheckItem" in s["Action"]]
+    table_statement["Action"].append("dynamodb:TransactWriteItems")
+    problems = checks.cfn_lint(checks.sam_transform(broken, {"Stage": "dev"}))
+    assert any(p.startswith("W3037 Resources/ApiHandlerRole") and "transactwriteitems" in p for p in problems)
+
+
 def test_a_route_without_the_authorizer_is_caught(packaged: Packaged) -> None:
     broken = copy.deepcopy(packaged["dev"][0])
     del broken["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]["paths"]["/photos"]["get"]["security"]
@@ -173,8 +290,83 @@ def test_a_route_without_the_authorizer_is_caught(packaged: Packaged) -> None:
 @pytest.mark.parametrize("stage", STAGES)
 def test_the_api_stage_is_throttled_per_stage(packaged: Packaged, stage: str) -> None:
     settings = packaged[stage][0]["Resources"]["RestAPI"]["Properties"]["MethodSettings"]
-    assert [(s["ResourcePath"], s["HttpMethod"]) for s in settings] == [("/*", "*")]
+    assert (settings[0]["ResourcePath"], settings[0]["HttpMethod"]) == ("/*", "*")
     assert (settings[0]["ThrottlingRateLimit"], settings[0]["ThrottlingBurstLimit"]) == THROTTLING[stage]
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_share_link_routes_have_their_own_lower_throttling(packaged: Packaged, stage: str) -> None:
+    template = packaged[stage][0]
+    settings = template["Resources"]["RestAPI"]["Properties"]["MethodSettings"]
+    own = {
+        (s["ResourcePath"], s["HttpMethod"]): (s["ThrottlingRateLimit"], s["ThrottlingBurstLimit"]) for s in settings
+    }
+    assert own == {
+        ("/*", "*"): THROTTLING[stage],
+        ("/~1public~1albums~1{token}", "GET"): PUBLIC_ROUTE_THROTTLING[("/public/albums/{token}", "GET")][stage],
+        ("/~1public~1albums~1{token}~1unlock", "POST"): PUBLIC_ROUTE_THROTTLING[
+            ("/public/albums/{token}/unlock", "POST")
+        ][stage],
+    }
+    assert len(settings) == len(own)
+    # Every route callable without a token but the health check is capped below the stage default, and unlock
+    # (an scrypt hash per call) below the album page.
+    assert checks.public_routes_without_their_own_throttle(template) == []
+    page = own[("/~1public~1albums~1{token}", "GET")]
+    unlock = own[("/~1public~1albums~1{token}~1unlock", "POST")]
+    assert unlock[0] < page[0] < THROTTLING[stage][0]
+    assert unlock[1] < page[1] < THROTTLING[stage][1]
+    for rate, burst in own.values():
+        assert burst >= rate  # a burst below the rate would refuse even a steady stream at the rate
+
+
+def test_the_public_route_limits_reach_the_deployed_stage(packaged: Packaged) -> None:
+    # SAM moves the API's MethodSettings onto the AWS::ApiGateway::Stage it creates; each names a path of the body.
+    transformed = checks.sam_transform(packaged["prod"][0], {"Stage": "prod"})
+    resources = transformed["Resources"]
+    (stage,) = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::ApiGateway::Stage"]
+    assert stage["MethodSettings"] == packaged["prod"][0]["Resources"]["RestAPI"]["Properties"]["MethodSettings"]
+    (api,) = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::ApiGateway::RestApi"]
+    encoded = {method_setting_path(path): path for path in api["Body"]["paths"]}
+    for setting in stage["MethodSettings"][1:]:
+        assert setting["HttpMethod"].lower() in api["Body"]["paths"][encoded[setting["ResourcePath"]]]
+
+
+def test_a_method_setting_path_encodes_every_slash() -> None:
+    # AWS::ApiGateway::Stage MethodSetting: "/resource/subresource" is written "/~1resource~1subresource".
+    assert method_setting_path("/resource/subresource") == "/~1resource~1subresource"
+    assert method_setting_path("/public/albums/{token}/unlock") == "/~1public~1albums~1{token}~1unlock"
+
+
+def test_packaging_refuses_an_api_without_a_throttled_public_route() -> None:
+    # Renaming a public route must not leave it on the stage default unnoticed.
+    paths = {path: {method.lower(): {}} for path, method in PUBLIC_ROUTE_THROTTLING}
+    assert len(method_settings("dev", {"paths": paths})) == 1 + len(PUBLIC_ROUTE_THROTTLING)
+    del paths["/public/albums/{token}/unlock"]
+    with pytest.raises(PackagingError, match=r"POST /public/albums/\{token\}/unlock"):
+        method_settings("dev", {"paths": paths})
+
+
+def test_a_public_route_without_its_own_throttle_is_caught(packaged: Packaged) -> None:
+    broken = copy.deepcopy(packaged["dev"][0])
+    api = broken["Resources"]["RestAPI"]["Properties"]
+    api["MethodSettings"] = [s for s in api["MethodSettings"] if s["HttpMethod"] != "POST"]
+    api["DefinitionBody"]["paths"]["/public/export"] = {"get": {}}
+    assert checks.public_routes_without_their_own_throttle(broken) == [
+        "POST /public/albums/{token}/unlock: no throttling of its own",
+        "GET /public/export: no throttling of its own",
+    ]
+    assert checks.unguarded_routes(broken) == ["GET /public/export"]
+
+
+def test_a_public_route_throttled_at_the_stage_default_is_caught(packaged: Packaged) -> None:
+    broken = copy.deepcopy(packaged["dev"][0])
+    settings = broken["Resources"]["RestAPI"]["Properties"]["MethodSettings"]
+    (page,) = [s for s in settings if s["HttpMethod"] == "GET"]
+    page["ThrottlingBurstLimit"] = settings[0]["ThrottlingBurstLimit"]
+    assert checks.public_routes_without_their_own_throttle(broken) == [
+        "GET /public/albums/{token}: throttled no lower than the stage default"
+    ]
 
 
 def test_gateway_errors_carry_cors_headers_and_unknown_routes_do_not_echo_the_token(packaged: Packaged) -> None:
@@ -195,6 +387,21 @@ def test_gateway_errors_carry_cors_headers_and_unknown_routes_do_not_echo_the_to
     assert throttled["responseParameters"]["gatewayresponse.header.Access-Control-Expose-Headers"] == "'Retry-After'"
 
 
+def test_gateway_errors_allow_the_headers_the_app_allows(packaged: Packaged) -> None:
+    # The gateway responses are the whole API's: the public routes' throttling 429s, and their 4XX/5XX, carry the
+    # same CORS headers, and allow X-Link-Access (a password link's access token) like the app's own preflights.
+    responses = packaged["dev"][0]["Resources"]["RestAPI"]["Properties"]["DefinitionBody"][
+        "x-amazon-apigateway-gateway-responses"
+    ]
+    app_allows = {header.strip() for header in APP_ALLOWED_REQUEST_HEADERS.split(",")}
+    assert set(ALLOWED_REQUEST_HEADERS) == app_allows
+    assert "X-Link-Access" in app_allows
+    for response_type, response in responses.items():
+        allowed = response["responseParameters"]["gatewayresponse.header.Access-Control-Allow-Headers"]
+        assert allowed == f"'{allowed[1:-1]}'", response_type  # a static value, quoted
+        assert set(allowed[1:-1].split(",")) == app_allows, response_type
+
+
 def test_the_api_allows_cors_for_the_spa_distribution_and_the_extra_origins_only(packaged: Packaged) -> None:
     resources = packaged["dev"][0]["Resources"]
     origins = resources["APIHandler"]["Properties"]["Environment"]["Variables"]["PHOTOSKY_ALLOWED_ORIGINS"]
@@ -207,6 +414,7 @@ def test_the_api_allows_cors_for_the_spa_distribution_and_the_extra_origins_only
         assert "PHOTOSKY_ALLOWED_ORIGINS" not in resources[worker]["Properties"]["Environment"]["Variables"]
     # Preflights reach the Lambda (no API Gateway mock that could not know the distribution's domain), unguarded.
     paths = resources["RestAPI"]["Properties"]["DefinitionBody"]["paths"]
+    assert {path for path, _ in checks.PUBLIC_ROUTES} <= set(paths)
     for path, operations in paths.items():
         if path != "/health":
             assert operations["options"]["x-amazon-apigateway-integration"]["type"] == "aws_proxy", path

@@ -527,7 +527,9 @@ def test_spa_csp_lets_the_spa_reach_the_api_cognito_and_presigned_urls(
         "EndpointURL": "https://abc123.execute-api.eu-west-1.amazonaws.com/api/",
     }
     config = spa_config(outputs)  # what the deployed SPA is told to call
-    for url in (config["api_url"] + "/photos", config["cognito_endpoint"], *photo_bucket_urls(resources)):
+    # A share link's page (#/s/<token>) calls the same API without a token and shows the same presigned previews.
+    api_calls = [config["api_url"] + "/photos", config["api_url"] + "/public/albums/" + "A" * 43 + "/unlock"]
+    for url in (*api_calls, config["cognito_endpoint"], *photo_bucket_urls(resources)):
         assert csp_allows(policy["connect-src"], url), url
     for url in photo_bucket_urls(resources):
         assert csp_allows(policy["img-src"], url), url
