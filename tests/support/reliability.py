@@ -31,7 +31,10 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 # Suites in report order, with what each one attacks.
 SUITES: dict[str, str] = {
     "auth": "authentication matrix: every protected route × every bad-token kind → 401",
-    "idor": "authorization matrix: two users, every id-taking route with the other's ids → 404, data unchanged",
+    "idor": (
+        "authorization matrix: every id-taking route × every role (owner, members, former member, stranger, "
+        "link visitors) → 404/403/401 as tabled, data unchanged"
+    ),
     "hostile-uploads": "hostile files through the real worker → READY with previews or REJECTED with a reason",
     "faults": "injected throttling, S3 5xx/timeouts, crashes, redelivery, races → 503/no loss/invariants hold",
     "properties": "hypothesis property tests: cursors, tags, validation",
