@@ -60,7 +60,14 @@ class AccessRepository(Protocol):
     def link_by_token_hash(self, token_hash: str) -> Link | None: ...
 
 
-def decide(album: Album | None, role: Role | None, action: Action, *, link: Link | None = None) -> Grant:
+def decide(
+    album: Album | None,
+    role: Role | None,
+    action: Action,
+    *,
+    link: Link | None = None,
+    membership: Membership | None = None,
+) -> Grant:
     """The permission table applied: a Grant, or NotFound/Forbidden."""
     if album is None or album.deleting_since is not None or role is None:
         raise errors.NotFound(NO_SUCH_LINK if role is Role.LINK or link is not None else NO_SUCH_ALBUM)
@@ -69,7 +76,7 @@ def decide(album: Album | None, role: Role | None, action: Action, *, link: Link
             raise errors.NotFound(NO_SUCH_ALBUM)
         article = "an" if role.value[0] in "aeiou" else "a"
         raise errors.Forbidden(f"{article} {role.value} may not {action.value}")
-    return Grant(album=album, role=role, link=link)
+    return Grant(album=album, role=role, link=link, membership=membership)
 
 
 def role_of(album: Album | None, membership: Membership | None, user_id: str) -> Role | None:
@@ -96,7 +103,8 @@ class AlbumAccess:
         if not is_ulid(album_id):
             raise errors.NotFound(NO_SUCH_ALBUM)
         album, membership = self._repository.get_with_membership(album_id, user_id)
-        return decide(album, role_of(album, membership, user_id), action)
+        role = role_of(album, membership, user_id)
+        return decide(album, role, action, membership=membership if role is not Role.OWNER else None)
 
     def link(self, token: str) -> Link:
         """The live link a token opens (not expired, not revoked, its album not deleted): else the one 404."""

@@ -130,3 +130,5 @@ class Grant:
     album: Album
     role: Role
     link: Link | None = None
+    # The caller's membership as read by the check (None for the owner and for link visitors).
+    membership: Membership | None = None

@@ -207,9 +207,7 @@ class AlbumService:
     def add_photos(self, user_id: str, album_id: str, photo_ids: Sequence[str]) -> list[PhotoResult]:
         """Add the caller's own READY photos; a result per photo, in the order sent."""
         grant = self._access.for_user(user_id, album_id, Action.ADD_PHOTOS)
-        contributor = None
-        if grant.role is Role.CONTRIBUTOR:
-            _, contributor = self._repository.get_with_membership(album_id, user_id)
+        contributor = grant.membership if grant.role is Role.CONTRIBUTOR else None
         wanted = [photo_id for photo_id in photo_ids if is_ulid(photo_id)]
         own = self._repository.photos(user_id, wanted) if wanted else {}
         ready = [own[photo_id] for photo_id in wanted if photo_id in own and own[photo_id].status is PhotoStatus.READY]
