@@ -6,6 +6,7 @@ keeps access after their membership is gone. Key layout: chalicelib/keys.py; acc
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -96,16 +97,22 @@ class DynamoAlbumRepository:
         albums = [items.album_from_item(item) for item in batch_get(self._client, self._table, wanted, consistent=True)]
         return [(album, roles[album.album_id]) for album in albums if album.deleting_since is None]
 
-    def update(self, album: Album, previous: Album, *, cover_entry: AlbumPhotoEntry | None) -> bool:
-        """Write the owner's edit if the album is still at `previous.version`; False if it is not (or is going).
-        With `cover_entry`, the new cover must still be in the album."""
+    def update(
+        self, album: Album, previous: Album, *, cover_changed: bool, cover_entry: AlbumPhotoEntry | None
+    ) -> Album | None:
+        """Write the owner's edit if the album is still at `previous.version`, and return the album as stored (its
+        counts may have moved meanwhile); None if the version moved (or the album is going). With `cover_entry`,
+        the new cover must still be in the album: a transaction, then a read; without, one UpdateItem.
+
+        The cover is written only when the owner changed it: removing photos moves it without a new version, so
+        writing back the one read earlier could bring back a cover that has left the album.
+        """
         sets = ["title = :title", "updated_at = :now", "version = :version"]
         removes = []
-        for name, value in (
-            ("description", album.description),
-            ("cover_photo_id", album.cover_photo_id),
-            ("cover_owner_id", album.cover_owner_id),
-        ):
+        fields = [("description", album.description)]
+        if cover_changed:
+            fields += [("cover_photo_id", album.cover_photo_id), ("cover_owner_id", album.cover_owner_id)]
+        for name, value in fields:
             if value is None:
                 removes.append(name)
             else:
@@ -125,24 +132,36 @@ class DynamoAlbumRepository:
                             ":version": {"N": str(album.version)},
                             ":previous": {"N": str(previous.version)},
                             ":description": {"S": album.description} if album.description else None,
-                            ":cover_photo_id": {"S": album.cover_photo_id} if album.cover_photo_id else None,
-                            ":cover_owner_id": {"S": album.cover_owner_id} if album.cover_owner_id else None,
+                            ":cover_photo_id": {"S": album.cover_photo_id}
+                            if cover_changed and album.cover_photo_id
+                            else None,
+                            ":cover_owner_id": {"S": album.cover_owner_id}
+                            if cover_changed and album.cover_owner_id
+                            else None,
                         }
                     ),
                 }
             }
         ]
-        if cover_entry is not None:
-            writes.append(
-                {
-                    "ConditionCheck": {
-                        "TableName": self._table,
-                        "Key": keys.album_photo_key(album.album_id, cover_entry.photo_id),
-                        "ConditionExpression": "attribute_exists(PK)",
-                    }
+        if cover_entry is None:
+            try:
+                with dependency_errors("DynamoDB"):
+                    updated = self._client.update_item(**writes[0]["Update"], ReturnValues="ALL_NEW")
+            except ClientError as e:
+                if error_code(e) == "ConditionalCheckFailedException":
+                    return None
+                raise
+            return items.album_from_item(updated["Attributes"])
+        writes.append(
+            {
+                "ConditionCheck": {
+                    "TableName": self._table,
+                    "Key": keys.album_photo_key(album.album_id, cover_entry.photo_id),
+                    "ConditionExpression": "attribute_exists(PK)",
                 }
-            )
-        return not transact(self._client, writes)
+            }
+        )
+        return None if transact(self._client, writes) else self.get(album.album_id)
 
     # --- photos in an album ----------------------------------------------------------------------------------------
 
@@ -262,29 +281,40 @@ class DynamoAlbumRepository:
             photos = [photo for photo in photos if photo.photo_id not in outcome]
         return outcome
 
-    def remove_entries(self, album_id: str, leaving: Sequence[AlbumPhotoEntry], *, now: str) -> tuple[set[str], bool]:
-        """Take the entries out of the album, REMOVE_CHUNK per transaction, reading the album again whenever a
-        concurrent change got in first. (ids removed here, whether the cover was among them)."""
+    def remove_entries(
+        self, album_id: str, leaving: Sequence[AlbumPhotoEntry], *, now: str, album: Album | None = None
+    ) -> tuple[set[str], bool]:
+        """Take the entries out of the album, REMOVE_CHUNK per transaction. (ids removed, whether the cover was
+        among them.)
+
+        `album` and `leaving` as the caller just read them are tried first; the transaction's conditions (every
+        entry still there, the cover unchanged) catch anything that changed since, and only then are the album
+        and the entries read again.
+        """
         removed: set[str] = set()
         cover_cleared = False
         remaining = list(leaving)
-        attempts = 0
+        failures = 0
+        fresh = album is not None
         while remaining:
-            album = self.get(album_id)
+            chunk = remaining[:REMOVE_CHUNK]
+            if not fresh:
+                album = self.get(album_id)
+                still_there = self.entries(album_id, [entry.photo_id for entry in chunk])
+                chunk = [entry for entry in chunk if entry.photo_id in still_there]
             if album is None:
                 break
-            chunk = remaining[:REMOVE_CHUNK]
-            still_there = self.entries(album_id, [entry.photo_id for entry in chunk])
-            chunk_present = [entry for entry in chunk if entry.photo_id in still_there]
-            if chunk_present:
-                writes = items.leave_album_writes(self._table, album, chunk_present, now=now)
-                if transact(self._client, writes):
-                    attempts += 1
-                    if attempts > 8:
+            if chunk:
+                if transact(self._client, items.leave_album_writes(self._table, album, chunk, now=now)):
+                    failures += 1
+                    if failures > 8:
                         raise errors.Unavailable("the album is changing too fast; retry")
+                    fresh = False
                     continue
-                removed.update(entry.photo_id for entry in chunk_present)
-                cover_cleared = cover_cleared or items.covers_cleared(album, chunk_present)
+                removed.update(entry.photo_id for entry in chunk)
+                if items.covers_cleared(album, chunk):
+                    cover_cleared = True
+                    album = dataclasses.replace(album, cover_photo_id=None, cover_owner_id=None)
             remaining = remaining[REMOVE_CHUNK:]
         return removed, cover_cleared
 
@@ -563,22 +593,15 @@ class DynamoAlbumRepository:
             elif sort_key.startswith(keys.PHOTO_PREFIX):
                 entry = items.album_photo_from_item(item)
                 deletes.append([keys.photo_album_key(entry.owner_id, entry.photo_id, album.album_id), own_key])
+        # The album goes last, in the last transaction: until then the sweeper can find it and finish.
+        deletes.append([keys.album_access_key(album.owner_id, album.album_id), keys.album_key(album.album_id)])
         batch: list[Any] = []
         for group in deletes:
             if len(batch) + len(group) > CLEANUP_CHUNK:
                 transact(self._client, batch)
                 batch = []
             batch.extend({"Delete": {"TableName": self._table, "Key": key}} for key in group)
-        if batch:
-            transact(self._client, batch)
-        # The album last: until it goes, the sweeper can find it and finish.
-        transact(
-            self._client,
-            [
-                {"Delete": {"TableName": self._table, "Key": keys.album_access_key(album.owner_id, album.album_id)}},
-                {"Delete": {"TableName": self._table, "Key": keys.album_key(album.album_id)}},
-            ],
-        )
+        transact(self._client, batch)
 
     def left_behind(self, cutoff: str) -> list[tuple[str, str]]:
         """(album_id, "ALBUM" or a user id) of every deletion or departure begun before `cutoff` and not finished."""

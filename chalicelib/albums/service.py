@@ -47,14 +47,16 @@ class AlbumRepository(Protocol):
     def get(self, album_id: str) -> Album | None: ...
     def get_with_membership(self, album_id: str, user_id: str) -> tuple[Album | None, Membership | None]: ...
     def accessible(self, user_id: str) -> list[tuple[Album, Role]]: ...
-    def update(self, album: Album, previous: Album, *, cover_entry: AlbumPhotoEntry | None) -> bool: ...
+    def update(
+        self, album: Album, previous: Album, *, cover_changed: bool, cover_entry: AlbumPhotoEntry | None
+    ) -> Album | None: ...
     def entries(self, album_id: str, photo_ids: Sequence[str]) -> dict[str, AlbumPhotoEntry]: ...
     def photos(self, owner_id: str, photo_ids: Sequence[str]) -> dict[str, Photo]: ...
     def add_photos(
         self, album: Album, photos: Sequence[Photo], *, added_at: str, contributor: Membership | None
     ) -> dict[str, str]: ...
     def remove_entries(
-        self, album_id: str, leaving: Sequence[AlbumPhotoEntry], *, now: str
+        self, album_id: str, leaving: Sequence[AlbumPhotoEntry], *, now: str, album: Album | None = None
     ) -> tuple[set[str], bool]: ...
     def photos_page(
         self, album_id: str, *, limit: int, start_key: dict[str, Any] | None
@@ -186,19 +188,24 @@ class AlbumService:
                 updated_at=iso_utc(self._clock()),
                 version=current.version + 1,
             )
-            if self._repository.update(edited, current, cover_entry=cover_entry):
-                # The counts are the repository's, not ours: they may have moved while we edited.
-                return Grant(album=self._repository.get(album_id) or edited, role=grant.role)
+            stored = self._repository.update(
+                edited, current, cover_changed="cover_photo_id" in changes.sent, cover_entry=cover_entry
+            )
+            if stored is not None:
+                return Grant(album=stored, role=grant.role)
         raise errors.Unavailable("the album is changing too fast to edit; retry")
 
     def delete(self, user_id: str, album_id: str) -> None:
         """Gone for everyone at once; its entries, members and links follow in this request, or the sweeper's run
         if this one is cut short. A retry by the owner finishes what is left and answers 204 again."""
-        album = self._repository.get(album_id) if is_ulid(album_id) else None
-        if album is not None and album.owner_id == user_id and album.deleting_since is not None:
-            self._repository.delete_contents(album)
+        try:
+            grant = self._access.for_user(user_id, album_id, Action.DELETE)
+        except errors.NotFound:
+            album = self._repository.get(album_id) if is_ulid(album_id) else None
+            if album is None or album.owner_id != user_id or album.deleting_since is None:
+                raise
+            self._repository.delete_contents(album)  # a deletion of the caller's own, cut short: finish it
             return
-        grant = self._access.for_user(user_id, album_id, Action.DELETE)
         self._repository.begin_delete(grant.album, since=iso_utc(self._clock()))
         self._repository.delete_contents(grant.album)
 
@@ -237,7 +244,7 @@ class AlbumService:
         entries = self._repository.entries(album_id, wanted) if wanted else {}
         allowed = [entry for entry in entries.values() if grant.role is Role.OWNER or entry.owner_id == user_id]
         removed, cover_cleared = (
-            self._repository.remove_entries(album_id, allowed, now=iso_utc(self._clock()))
+            self._repository.remove_entries(album_id, allowed, now=iso_utc(self._clock()), album=grant.album)
             if allowed
             else (set(), False)
         )
@@ -339,9 +346,11 @@ class AlbumService:
         )
         if member_id == grant.album.owner_id:
             raise errors.Conflict("the owner cannot leave their album: delete it instead")
-        _, membership = (
-            self._repository.get_with_membership(album_id, member_id) if _is_user_id(member_id) else (None, None)
-        )
+        membership: Membership | None = None
+        if action is Action.LEAVE:
+            membership = grant.membership  # the check just read it
+        elif _is_user_id(member_id):
+            _, membership = self._repository.get_with_membership(album_id, member_id)
         if membership is None:
             raise errors.NotFound("no such member")
         if membership.leaving_since is None:
@@ -352,7 +361,7 @@ class AlbumService:
                 _, membership = self._repository.get_with_membership(album_id, member_id)
                 if membership is None:
                     raise errors.NotFound("no such member")
-        self._finish_leaving(membership)
+        self._finish_leaving(membership, album=grant.album)
 
     def _leaving_grant(self, user_id: str, album_id: str) -> Grant:
         """A member leaving; one whose departure was cut short may call again to finish it (204, not 404)."""
@@ -366,14 +375,14 @@ class AlbumService:
             )
             if album is None or membership is None or membership.leaving_since is None or album.deleting_since:
                 raise
-            return Grant(album=album, role=membership.role)
+            return Grant(album=album, role=membership.role, membership=membership)
 
-    def _finish_leaving(self, membership: Membership) -> None:
+    def _finish_leaving(self, membership: Membership, *, album: Album | None = None) -> None:
         if membership.contributed:
             theirs = self._repository.entries_owned_by(membership.album_id, membership.user_id)
             if theirs:
                 _, cover_cleared = self._repository.remove_entries(
-                    membership.album_id, theirs, now=iso_utc(self._clock())
+                    membership.album_id, theirs, now=iso_utc(self._clock()), album=album
                 )
                 if cover_cleared:
                     self._repository.refill_cover(membership.album_id)

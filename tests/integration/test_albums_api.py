@@ -518,3 +518,30 @@ def test_a_link_of_a_missing_album_cannot_be_made(alice: User, bob: User) -> Non
     assert bob.call("POST", f"/albums/{album_id}/links", {}).status_code == 404
     assert alice.call("POST", f"/albums/{UNKNOWN_ID}/links", {}).status_code == 404
     assert dict.fromkeys(item["SK"]["S"][:5] for item in every_item(deps.dynamodb()) if "LINK" in item["SK"]["S"]) == {}
+
+
+def test_an_edit_racing_a_removal_never_brings_back_a_cover_that_left(
+    api: Client, s3: Any, alice: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = upload_ready(api, s3, alice)["photo_id"], upload_ready(api, s3, alice)["photo_id"]
+    album_id = create_album(alice)["album_id"]
+    add_photos(alice, album_id, first)
+    add_photos(alice, album_id, second)
+    assert album(alice, album_id)["cover_photo_id"] == first
+    repository = deps.album_repository()
+    real_update = repository.update
+
+    def removal_lands_first(*args: Any, **kwargs: Any) -> Any:
+        # The owner's title edit has read the album (cover: first); the cover photo leaves before it writes.
+        monkeypatch.setattr(repository, "update", real_update)
+        assert alice.call("POST", f"/albums/{album_id}/photos/remove", {"photo_ids": [first]}).status_code == 200
+        return real_update(*args, **kwargs)
+
+    monkeypatch.setattr(repository, "update", removal_lands_first)
+    edited = alice.call("PATCH", f"/albums/{album_id}", {"title": "Renamed", "version": 1})
+    assert edited.status_code == 200, edited.body
+    assert (body(edited)["title"], body(edited)["cover_photo_id"], body(edited)["photo_count"]) == (
+        "Renamed",
+        second,
+        1,
+    )
