@@ -16,7 +16,7 @@ from typing import Any
 from bench import common, cost, report
 
 DEFAULT_OUTPUT = common.PROJECT_DIR / "docs" / "PERFORMANCE.md"
-SECTIONS = ("coldstart", "warm", "roundtrips", "previews", "devstack")
+SECTIONS = ("coldstart", "warm", "roundtrips", "albums", "previews", "devstack")
 
 
 @dataclass(frozen=True)
@@ -134,6 +134,10 @@ def run(settings: Settings, sections: tuple[str, ...], *, quick: bool, label: st
             from bench import roundtrips
 
             results[section] = roundtrips.measure(log=log)
+        elif section == "albums":
+            from bench import albums
+
+            results[section] = albums.measure(log=log)
         elif section == "previews":
             from bench import previews
 

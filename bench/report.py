@@ -7,7 +7,7 @@ import itertools
 import re
 from typing import Any
 
-from bench import common, cost, roundtrips
+from bench import albums, common, cost, roundtrips
 from bench.coldstart import GOAL as COLD_GOAL
 from bench.common import fmt_num, fmt_ratio, table, verdict
 
@@ -27,6 +27,7 @@ def render(results: dict[str, Any], previous: str | None = None) -> str:
         ("previews", previews_section),
         ("devstack", devstack_section),
         ("cost", cost_section),
+        ("albums", albums.section),
     ):
         if name in results:
             parts.append(function(results))
@@ -108,6 +109,8 @@ def summary(results: dict[str, Any]) -> str:
             allowed = roundtrips.budget(route, data["minimum"], by_design)
             goal = f"≤ {allowed}" + (f" (minimum {minimum} + {by_design[route][1]})" if allowed > minimum else "")
             rows.append((f"AWS calls, {route}", goal, str(calls), verdict(calls <= allowed)))
+    if "albums" in results:
+        rows.extend(albums.goal_rows(results["albums"]))
     if "previews" in results:
         for name, entry in results["previews"]["images"].items():
             if not name.startswith("jpeg"):
@@ -454,7 +457,9 @@ def roundtrips_section(results: dict[str, Any]) -> str:
             "does not request ReturnConsumedCapacity, and moto's figure is not size-based (asked directly for a "
             f"GetItem it answered `{probe}`), so RRU/WRU are computed from the items' sizes with DynamoDB's rules: "
             "reads per 4 KB (½ if eventually consistent), writes per 1 KB of the larger of the item before and "
-            "after, ×2 in a transaction. *Minimum possible* is the fewest calls any implementation of the route "
+            "after, ×2 in a transaction; a key a BatchGetItem does not find is charged like a GetItem that finds "
+            "nothing (GET /users/me asks for the usage item, which a user has once they upload). *Minimum possible* "
+            "is the fewest calls any implementation of the route "
             "needs; *above it by design* is what PhotoSky spends on top on purpose (explained below), and a total "
             "in bold is above both.",
             "",
@@ -705,6 +710,8 @@ def analysis(results: dict[str, Any]) -> str:
         )
     if "roundtrips" in results:
         lines.append(roundtrips_analysis(results["roundtrips"]))
+    if "albums" in results:
+        lines.append(albums.analysis(results["albums"]))
     if "previews" in results:
         lines.extend(previews_analysis(results))
     if "devstack" in results:

@@ -4,7 +4,11 @@ Calls are counted with botocore's `before-call` event on the clients chalicelib.
 operation; `before-send` counts HTTP attempts, i.e. retries). PhotoSky does not ask DynamoDB for
 ReturnConsumedCapacity, so capacity is computed from the items' sizes with DynamoDB's published rules (reads in
 4 KB units, ½ for eventually consistent; writes in 1 KB units of the larger of the item before and after, ×2 in a
-transaction), reading each written key before and after the call through a separate, uncounted client.
+transaction), reading each written key before and after the call through a separate, uncounted client. A key a
+BatchGetItem asks for and does not find is charged like a GetItem that finds nothing (one unit, ½ if eventually
+consistent: DynamoDB reads each key of a batch as its own GetItem), and a Query with a FilterExpression is charged for
+every item it evaluated, not only those the filter kept (the same Query without the filter, through the uncounted
+client, finds them).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import contextlib
 import io
 import json
 import math
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -70,6 +75,8 @@ class Tally:
     wru: float = 0.0
     wru_by_call: dict[str, float] = field(default_factory=dict)  # e.g. the rate counter's UpdateItem on its own
     pending_writes: list[tuple[dict[str, Any], int, bool]] = field(default_factory=list)
+    pending_batch_keys: int = 0  # keys the BatchGetItem in flight asked for
+    pending_unfiltered: dict[str, Any] | None = None  # the Query in flight without its FilterExpression
 
     def summary(self) -> dict[str, Any]:
         counts: dict[str, int] = {}
@@ -84,14 +91,32 @@ class Tally:
         }
 
 
+# How a call is named in the tables: "<service> <operation>".
+SERVICE_LABELS = {"dynamodb": "DynamoDB", "s3": "S3", "cognito-idp": "Cognito"}
+
+
+def without_filter(query: dict[str, Any]) -> dict[str, Any]:
+    """A Query's parameters (DynamoDB JSON) without its FilterExpression, and without the placeholders only the filter
+    used (DynamoDB refuses unused ones): the same items evaluated, none dropped."""
+    kept = {name: value for name, value in query.items() if name != "FilterExpression"}
+    expressions = " ".join(str(kept.get(name, "")) for name in ("KeyConditionExpression", "ProjectionExpression"))
+    used = set(re.findall(r"[:#][A-Za-z0-9_]+", expressions))
+    for placeholders in ("ExpressionAttributeValues", "ExpressionAttributeNames"):
+        if placeholders in kept:
+            kept[placeholders] = {name: value for name, value in kept[placeholders].items() if name in used}
+            if not kept[placeholders]:
+                del kept[placeholders]
+    return kept
+
+
 class Meter:
     """Counts every call the app's clients make and the capacity DynamoDB would charge for it."""
 
-    def __init__(self, dynamodb: Any, s3: Any, raw_dynamodb: Any, table: str) -> None:
+    def __init__(self, dynamodb: Any, s3: Any, raw_dynamodb: Any, table: str, *others: Any) -> None:
         self.tally = Tally()
         self._raw = raw_dynamodb
         self._table = table
-        for client in (dynamodb, s3):
+        for client in (dynamodb, s3, *others):
             client.meta.events.register("before-call", self._before_call)
             client.meta.events.register("before-send", self._before_send)
             client.meta.events.register("after-call", self._after_call)
@@ -99,6 +124,9 @@ class Meter:
     def reset(self) -> Tally:
         done, self.tally = self.tally, Tally()
         return done
+
+    # False while a bench sets things up: calls are still listed, but no item is read to size a write.
+    sizing = True
 
     def _current(self, key: dict[str, Any]) -> dict[str, Any] | None:
         item: dict[str, Any] | None = self._raw.get_item(TableName=self._table, Key=key, ConsistentRead=True).get(
@@ -112,10 +140,14 @@ class Meter:
 
     def _before_call(self, model: Any, params: dict[str, Any], **_: Any) -> None:
         service = model.service_model.service_name
-        self.tally.calls.append(f"{'DynamoDB' if service == 'dynamodb' else 'S3'} {model.name}")
-        if service != "dynamodb":
+        self.tally.calls.append(f"{SERVICE_LABELS.get(service, service)} {model.name}")
+        if service != "dynamodb" or not self.sizing:
             return
         body = json.loads(params["body"] or b"{}")
+        if model.name == "BatchGetItem":
+            self.tally.pending_batch_keys = sum(len(spec["Keys"]) for spec in body["RequestItems"].values())
+        elif model.name == "Query" and "FilterExpression" in body:
+            self.tally.pending_unfiltered = without_filter(body)
         writes: list[tuple[dict[str, Any], bool]] = []
         if model.name == "TransactWriteItems":
             for action in body["TransactItems"]:
@@ -131,17 +163,22 @@ class Meter:
         self.tally.attempts += 1
 
     def _after_call(self, model: Any, parsed: dict[str, Any], http_response: Any, **_: Any) -> None:
-        if model.service_model.service_name != "dynamodb":
+        if model.service_model.service_name != "dynamodb" or not self.sizing:
             return
         name = model.name
         if name == "GetItem":
             self.tally.rru += read_units(item_size(parsed.get("Item")), consistent=self._consistent)
-        elif name == "BatchGetItem":
-            for items in parsed.get("Responses", {}).values():
-                for item in items:
-                    self.tally.rru += read_units(item_size(item), consistent=self._consistent)
-        elif name == "Query":
-            total = sum(item_size(item) for item in parsed.get("Items", []))
+        elif name == "BatchGetItem" and http_response.status_code == 200:
+            found = [item for items in parsed.get("Responses", {}).values() for item in items]
+            unprocessed = sum(len(spec["Keys"]) for spec in (parsed.get("UnprocessedKeys") or {}).values())
+            missing = max(0, self.tally.pending_batch_keys - len(found) - unprocessed)
+            for item in [*found, *([None] * missing)]:
+                self.tally.rru += read_units(item_size(item), consistent=self._consistent)
+        elif name == "Query" and http_response.status_code == 200:
+            evaluated = parsed.get("Items", [])
+            if self.tally.pending_unfiltered is not None:
+                evaluated = self._raw.query(**self.tally.pending_unfiltered).get("Items", [])
+            total = sum(item_size(item) for item in evaluated)
             self.tally.rru += read_units(total, consistent=self._consistent and not self._index)
         for key, before, transactional in self.tally.pending_writes:
             if http_response.status_code == 200:
@@ -150,6 +187,8 @@ class Meter:
                 self.tally.wru += units
                 self.tally.wru_by_call[f"DynamoDB {name}"] = self.tally.wru_by_call.get(f"DynamoDB {name}", 0.0) + units
         self.tally.pending_writes = []
+        self.tally.pending_batch_keys = 0
+        self.tally.pending_unfiltered = None
 
     # Whether the current read is strongly consistent, taken from the request (set by remember_read).
     _consistent = True
