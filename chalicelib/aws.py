@@ -119,3 +119,18 @@ def query_all(client: Any, query: dict[str, Any]) -> list[dict[str, Any]]:
         if "LastEvaluatedKey" not in response:
             return items
         query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+def query_page(client: Any, query: dict[str, Any], start_key: dict[str, Any] | None) -> dict[str, Any]:
+    """One page of a listing's Query, continuing from a cursor's key. A start key that does not fit this query
+    passed the cursor's signature, so it is ours but from another listing: a 400 naming the cursor, not a 500."""
+    if start_key is not None:
+        query = {**query, "ExclusiveStartKey": start_key}
+    try:
+        with dependency_errors("DynamoDB"):
+            response: dict[str, Any] = client.query(**query)
+    except ClientError as e:
+        if error_code(e) == "ValidationException" and start_key is not None:
+            raise errors.Invalid("cursor", "does not belong to this listing") from e
+        raise
+    return response

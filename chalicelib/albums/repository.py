@@ -22,7 +22,7 @@ from chalicelib.albums.models import (
     Membership,
     Role,
 )
-from chalicelib.aws import batch_get, dependency_errors, error_code, query_all, transact
+from chalicelib.aws import batch_get, dependency_errors, error_code, query_all, query_page, transact
 from chalicelib.photos.models import Photo, PhotoStatus
 from chalicelib.photos.repository import photo_from_item
 
@@ -330,15 +330,7 @@ class DynamoAlbumRepository:
             "ScanIndexForward": False,
             "Limit": limit + 1,
         }
-        if start_key is not None:
-            query["ExclusiveStartKey"] = start_key
-        try:
-            with dependency_errors("DynamoDB"):
-                response = self._client.query(**query)
-        except ClientError as e:
-            if error_code(e) == "ValidationException" and start_key is not None:
-                raise errors.Invalid("cursor", "does not belong to this listing") from e
-            raise
+        response = query_page(self._client, query, start_key)
         raw = response.get("Items", [])
         page = [items.album_photo_from_item(item) for item in raw[:limit]]
         # Eventually consistent, like the index that chose them.

@@ -4,25 +4,19 @@ adds or drops and, when usage changes, the owner's usage counters, so the three 
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
-
-from botocore.exceptions import ClientError
 
 from chalicelib import clock, errors, keys
 from chalicelib.albums import items as album_items
 from chalicelib.albums.models import Album, AlbumPhotoEntry
-from chalicelib.aws import batch_get, dependency_errors, error_code, query_all, transact
+from chalicelib.aws import batch_get, dependency_errors, query_all, query_page, transact
 from chalicelib.photos.models import Photo, PhotoStatus
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 Item = dict[str, Any]
-
-# BatchGetItem may leave keys unprocessed under load; a tag listing asks again this many times before a 503.
-_BATCH_GET_ATTEMPTS = 4
 
 
 def _optional_s(value: str | None) -> dict[str, str] | None:
@@ -143,17 +137,7 @@ class DynamoPhotoRepository:
             query["IndexName"] = keys.GSI1
             query["KeyConditionExpression"] = "GSI1PK = :pk"
             query["ExpressionAttributeValues"] = {":pk": {"S": keys.tag_index_pk(owner_id, tag)}}
-        if start_key is not None:
-            query["ExclusiveStartKey"] = start_key
-        try:
-            with dependency_errors("DynamoDB"):
-                response = self._client.query(**query)
-        except ClientError as e:
-            # Only a start key can make this query invalid; it passed the cursor's signature, so it is ours but
-            # from another shape of listing (e.g. an index key reused without the filter).
-            if error_code(e) == "ValidationException" and start_key is not None:
-                raise errors.Invalid("cursor", "does not belong to this listing") from e
-            raise
+        response = query_page(self._client, query, start_key)
         raw = response.get("Items", [])
         page = raw[:limit]
         if tag is None:
@@ -176,22 +160,10 @@ class DynamoPhotoRepository:
         if not photo_ids:
             return []
         wanted: list[Any] = [keys.photo_key(owner_id, photo_id) for photo_id in photo_ids]
-        found: dict[str, Photo] = {}
-        for attempt in range(_BATCH_GET_ATTEMPTS):
-            with dependency_errors("DynamoDB"):
-                # Eventually consistent, as the index that chose these photos is: a strongly consistent read would
-                # cost twice the read units (one per photo) and could not make the page any fresher than the index.
-                response = self._client.batch_get_item(RequestItems={self._table: {"Keys": wanted}})
-            for item in response.get("Responses", {}).get(self._table, []):
-                photo = photo_from_item(item)
-                found[photo.photo_id] = photo
-            unprocessed: dict[str, Any] = dict(response.get("UnprocessedKeys", {}))
-            wanted = list(unprocessed.get(self._table, {}).get("Keys", []))
-            if not wanted:
-                break
-            time.sleep(0.05 * 2**attempt)
-        else:
-            raise errors.Unavailable("DynamoDB is busy; retry shortly")
+        # Eventually consistent, as the index that chose these photos is: a strongly consistent read would cost
+        # twice the read units (one per photo) and could not make the page any fresher than the index.
+        photos = map(photo_from_item, batch_get(self._client, self._table, wanted, consistent=False))
+        found = {photo.photo_id: photo for photo in photos}
         return [found[photo_id] for photo_id in photo_ids if photo_id in found and tag in found[photo_id].tags]
 
     def stale_pending(self, cutoff: str) -> list[tuple[str, str]]:

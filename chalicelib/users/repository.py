@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -16,9 +15,6 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 Item = dict[str, Any]
-
-# BatchGetItem may hand back keys it had no capacity for; retry those briefly before giving up with a 503.
-_UNPROCESSED_RETRIES = 3
 
 
 def _profile_to_item(profile: Profile) -> Item:
@@ -85,21 +81,8 @@ class DynamoUserRepository:
 
     def get_with_usage(self, user_id: str) -> tuple[Profile | None, Usage]:
         """The profile and its usage counters in one round trip, read consistently (the owner just wrote them)."""
-        request: Any = {
-            self._table: {"Keys": [keys.profile_key(user_id), keys.usage_key(user_id)], "ConsistentRead": True}
-        }
-        found: list[Item] = []
-        for attempt in range(_UNPROCESSED_RETRIES + 1):
-            with dependency_errors("DynamoDB"):
-                response = self._client.batch_get_item(RequestItems=request)
-            found.extend(response.get("Responses", {}).get(self._table, []))
-            request = response.get("UnprocessedKeys") or {}
-            if not request:
-                break
-            time.sleep(0.05 * 2**attempt)
-        else:
-            raise errors.Unavailable("DynamoDB is busy; retry shortly")
-        by_sort_key = {item["SK"]["S"]: item for item in found}
+        wanted: list[Any] = [keys.profile_key(user_id), keys.usage_key(user_id)]
+        by_sort_key = {item["SK"]["S"]: item for item in batch_get(self._client, self._table, wanted, consistent=True)}
         profile_item = by_sort_key.get(keys.PROFILE_SK)
         return (_profile_from_item(profile_item) if profile_item else None), _usage_from_item(
             by_sort_key.get(keys.USAGE_SK)
