@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,18 +15,25 @@ import boto3
 import pytest
 from chalice.test import Client
 
-from chalicelib import keys
+from chalicelib import clock, deps, keys
+from chalicelib.albums import items as album_items
+from chalicelib.albums.links import token_hash
+from chalicelib.albums.models import AlbumPhotoEntry, Role
+from chalicelib.albums.service import CLEANUP_GRACE
+from chalicelib.clock import iso_utc
 from ops import invariants
 from tests.integration.conftest import BUCKET, TABLE, User
 from tests.reliability.support import (
     UNKNOWN_PHOTO_ID,
     aws_clients,
     create_profile,
+    jpeg,
     snapshot,
     start_upload,
     upload_ready,
     upload_rejected,
 )
+from tests.support.albums import add_photos, create_album, create_link, public, share, unlock
 
 pytestmark = pytest.mark.suite("invariants")
 
@@ -314,6 +321,436 @@ def test_a_stale_upload_is_reported_only_after_the_grace_window(library: Library
         assert report.ok, [str(v) for v in report.violations]
 
 
+# --- albums ---------------------------------------------------------------------------------------------------------
+
+UNKNOWN_ALBUM_ID = "01HYYYYYYYYYYYYYYYYYYYYYYY"
+STRANGER = "d0d00000-0000-4000-8000-000000000004"
+LINK_PASSWORD = "open sesame"
+LONG_AGO = "2020-01-01T00:00:00.000Z"
+SOME_TIME = "2026-01-01T00:00:00.000Z"
+
+
+class SharedLibrary(Library):
+    """The library, shared. alice's album `album` holds her READY photo (its cover) and bob's, which bob added as a
+    contributor; carol is a viewer; it has a password link (tried once with a wrong password, then the right one),
+    an open link, and had a third one, revoked. alice's album `other` went through a life (members added, photos
+    added by both, one removed, one deleted from its owner's library, a member left, another was removed) and ends
+    empty, with no members and no cover. A third album was filled, shared, linked, then deleted."""
+
+    def __init__(self, aws: boto3.session.Session, api: Client, s3: Any, alice: User, bob: User, carol: User) -> None:
+        super().__init__(aws, api, s3, alice, bob)
+        self.carol = carol.sub
+        self.album = create_album(alice, "Summer")["album_id"]
+        add_photos(alice, self.album, self.ready)
+        share(alice, self.album, bob, "contributor")
+        share(alice, self.album, carol, "viewer")
+        assert [r["status"] for r in add_photos(bob, self.album, self.bobs)] == ["added"]
+        locked = create_link(alice, self.album, password=LINK_PASSWORD, allow_download=True)
+        self.locked_link, self.locked_hash = locked["link_id"], token_hash(locked["token"])
+        wrong = public(api, "POST", f"/public/albums/{locked['token']}/unlock", {"password": "not it"})
+        assert wrong.status_code == 401, wrong.body
+        unlock(api, locked["token"], LINK_PASSWORD)
+        opened = create_link(alice, self.album)
+        self.open_link, self.open_hash = opened["link_id"], token_hash(opened["token"])
+        revoked = create_link(alice, self.album)["link_id"]
+        assert alice.call("DELETE", f"/albums/{self.album}/links/{revoked}").status_code == 204
+
+        self.other = create_album(alice, "Autumn")["album_id"]
+        share(alice, self.other, carol, "viewer")
+        share(alice, self.other, bob, "contributor")
+        bobs_second = upload_ready(api, s3, bob, jpeg(200, 100))["photo_id"]
+        add_photos(bob, self.other, bobs_second)
+        add_photos(alice, self.other, self.ready)
+        removed = alice.call("POST", f"/albums/{self.other}/photos/remove", {"photo_ids": [self.ready]})
+        assert removed.status_code == 200, removed.body
+        assert bob.call("DELETE", f"/photos/{bobs_second}").status_code == 204
+        assert carol.call("DELETE", f"/albums/{self.other}/members/{carol.sub}").status_code == 204
+        assert alice.call("DELETE", f"/albums/{self.other}/members/{bob.sub}").status_code == 204
+
+        gone = create_album(alice, "Winter")["album_id"]
+        add_photos(alice, gone, self.ready)
+        share(alice, gone, carol)
+        create_link(alice, gone)
+        assert alice.call("DELETE", f"/albums/{gone}").status_code == 204
+        self.clean = snapshot(aws, counters=True)
+
+    def raw(self, key: keys.Key) -> dict[str, Any]:
+        return self.clean.items[(key["PK"]["S"], key["SK"]["S"])]
+
+    def edit(self, key: keys.Key, **changes: Any) -> None:
+        """Put back the item at `key` as the app left it, with `changes` (None removes an attribute)."""
+        item = {**self.raw(key), **changes}
+        self.put_item({name: value for name, value in item.items() if value is not None})
+
+    def copy_to(self, key: keys.Key, new_key: keys.Key, **changes: Any) -> None:
+        self.put_item({**self.raw(key), **new_key, **changes})
+
+    def delete(self, key: keys.Key) -> None:
+        self.dynamodb.delete_item(TableName=TABLE, Key=key)
+
+    def put_entry(self, album_id: str, photo_id: str, owner_id: str, added_at: str = SOME_TIME) -> None:
+        """A photo entry and its copy beside the photo, as the app writes them."""
+        entry = AlbumPhotoEntry(album_id, photo_id, owner_id, added_at)
+        self.put_item(album_items.album_photo_item(entry))
+        self.put_item(album_items.photo_album_item(entry))
+
+    def move_entry(self, photo_id: str, owner_id: str, *, to_photo: str, to_owner: str) -> None:
+        """Replace one photo entry of `album` (and its copy) with an entry for another photo: the count holds."""
+        self.delete(keys.album_photo_key(self.album, photo_id))
+        self.delete(keys.photo_album_key(owner_id, photo_id, self.album))
+        self.put_entry(self.album, to_photo, to_owner)
+
+    def count(self, album_id: str, name: str) -> int:
+        return int(self.raw(keys.album_key(album_id))[name]["N"])
+
+    def mark_leaving(self, user_id: str, since: str, *, shard: int | None = None, member_count: int = 1) -> None:
+        """What begin_leaving writes for a member of `album` (a `shard` to file it under the wrong one)."""
+        shard = keys.cleanup_shard(self.album) if shard is None else shard
+        self.edit(
+            keys.member_key(self.album, user_id),
+            leaving_since={"S": since},
+            GSI1PK={"S": keys.cleanup_index_pk(shard)},
+            GSI1SK={"S": keys.cleanup_index_sk(since, self.album, user_id)},
+        )
+        self.delete(keys.album_access_key(user_id, self.album))
+        self.edit(keys.album_key(self.album), member_count={"N": str(member_count)})
+
+    def photo_of_a_stranger(self) -> None:
+        """bob's photo in `other`, where he is no member (counted, so only the stranger is wrong)."""
+        self.put_entry(self.other, self.bobs, self.bob)
+        self.edit(keys.album_key(self.other), photo_count={"N": "1"})
+
+    def departure_keeping_access(self) -> None:
+        self.mark_leaving(self.carol, now_iso())
+        self.put_item(self.raw(keys.album_access_key(self.carol, self.album)))
+
+    def owner_as_member(self) -> None:
+        """alice listed as a member of her own album (and counted, so only the membership is wrong)."""
+        self.copy_to(
+            keys.member_key(self.album, self.carol), keys.member_key(self.album, self.alice), user_id={"S": self.alice}
+        )
+        self.edit(keys.album_key(self.album), member_count={"N": "3"})
+
+    def mark_deleting(self, since: str, *, indexed: bool = True) -> None:
+        """What begin_delete writes (without the index, to break it)."""
+        index = {
+            "GSI1PK": {"S": keys.cleanup_index_pk(keys.cleanup_shard(self.album))},
+            "GSI1SK": {"S": keys.cleanup_index_sk(since, self.album, keys.ALBUM_SK)},
+        }
+        self.edit(keys.album_key(self.album), deleting_since={"S": since}, **(index if indexed else {}))
+
+
+@pytest.fixture
+def shared(aws: boto3.session.Session, api: Client, s3: Any, alice: User, bob: User, carol: User) -> SharedLibrary:
+    return SharedLibrary(aws, api, s3, alice, bob, carol)
+
+
+def now_iso() -> str:
+    return iso_utc(datetime.now(UTC))
+
+
+def test_albums_built_by_the_app_pass_every_invariant(shared: SharedLibrary) -> None:
+    report = shared.check()
+    assert report.ok, [str(v) for v in report.violations]
+    # alice, bob and carol (album access and a write-rate counter); alice's 3 photos and bob's first.
+    assert (report.users, report.photos, report.albums, report.objects) == (3, 4, 2, 6)
+    entities = {item["entity"]["S"] for item in shared.clean.items.values() if "entity" in item}
+    assert {
+        "album",
+        "album_member",
+        "album_access",
+        "album_photo",
+        "photo_album",
+        "album_link",
+        "link_token",
+        "link_failures",
+    } <= entities
+    assert shared.count(shared.other, "photo_count") == shared.count(shared.other, "member_count") == 0
+
+
+def _link_of_a_missing_album(lib: SharedLibrary) -> None:
+    # Only the album's item: its token item would be a second orphan.
+    lib.copy_to(
+        keys.link_key(lib.album, lib.open_link),
+        keys.link_key(UNKNOWN_ALBUM_ID, lib.open_link),
+        album_id={"S": UNKNOWN_ALBUM_ID},
+        token_hash={"S": "0" * 64},
+    )
+
+
+# Each corruption of the shared library: (the rule it must trip, how).
+ALBUM_CORRUPTIONS: dict[str, tuple[str, Callable[[SharedLibrary], Any]]] = {
+    "photo-count-one-too-many": (
+        "album-count-mismatch",
+        lambda lib: lib.edit(
+            keys.album_key(lib.album), photo_count={"N": str(lib.count(lib.album, "photo_count") + 1)}
+        ),
+    ),
+    "member-count-missing-a-member": (
+        "album-count-mismatch",
+        lambda lib: lib.edit(keys.album_key(lib.album), member_count={"N": "1"}),
+    ),
+    "member-count-still-counting-a-departure": (
+        "album-count-mismatch",
+        lambda lib: lib.mark_leaving(lib.carol, now_iso(), member_count=2),
+    ),
+    "copy-beside-the-photo-lost": (
+        "album-photo-copy-mismatch",
+        lambda lib: lib.delete(keys.photo_album_key(lib.bob, lib.bobs, lib.album)),
+    ),
+    "copy-without-its-entry": (
+        "album-photo-copy-mismatch",
+        lambda lib: lib.put_item(album_items.photo_album_item(AlbumPhotoEntry(lib.other, lib.ready, lib.alice, ""))),
+    ),
+    "copy-holding-more-than-keys": (
+        "album-photo-copy-mismatch",
+        lambda lib: lib.edit(keys.photo_album_key(lib.bob, lib.bobs, lib.album), title={"S": "a copy"}),
+    ),
+    "entry-missing-from-the-albums-photo-index": (
+        "album-photo-copy-mismatch",
+        lambda lib: lib.edit(keys.album_photo_key(lib.album, lib.bobs), GSI1PK=None, GSI1SK=None),
+    ),
+    "entry-of-a-pending-photo": (
+        "album-photo-not-ready",
+        lambda lib: lib.move_entry(lib.bobs, lib.bob, to_photo=lib.pending, to_owner=lib.alice),
+    ),
+    "entry-of-a-rejected-photo": (
+        "album-photo-not-ready",
+        lambda lib: lib.move_entry(lib.bobs, lib.bob, to_photo=lib.rejected, to_owner=lib.alice),
+    ),
+    "entry-of-a-photo-that-is-gone": (
+        "album-photo-not-ready",
+        lambda lib: lib.move_entry(lib.bobs, lib.bob, to_photo=UNKNOWN_PHOTO_ID, to_owner=lib.alice),
+    ),
+    "entry-naming-the-wrong-owner": (
+        "album-photo-not-ready",
+        lambda lib: lib.move_entry(lib.bobs, lib.bob, to_photo=lib.bobs, to_owner=lib.alice),
+    ),
+    "photo-of-a-member-not-marked-as-contributor": (
+        "album-photo-stranger",
+        lambda lib: lib.edit(keys.member_key(lib.album, lib.bob), contributed=None),
+    ),
+    "photo-of-someone-who-is-no-member": ("album-photo-stranger", lambda lib: lib.photo_of_a_stranger()),
+    "cover-not-in-the-album": (
+        "album-cover-mismatch",
+        lambda lib: lib.edit(keys.album_key(lib.album), cover_photo_id={"S": UNKNOWN_PHOTO_ID}),
+    ),
+    "cover-owner-not-the-photos-owner": (
+        "album-cover-mismatch",
+        lambda lib: lib.edit(keys.album_key(lib.album), cover_owner_id={"S": lib.bob}),
+    ),
+    "cover-owner-without-a-cover": (
+        "album-cover-mismatch",
+        lambda lib: lib.edit(keys.album_key(lib.other), cover_owner_id={"S": lib.alice}),
+    ),
+    "member-of-an-album-that-is-gone": (
+        "orphan-album-item",
+        lambda lib: lib.copy_to(
+            keys.member_key(lib.album, lib.carol),
+            keys.member_key(UNKNOWN_ALBUM_ID, lib.carol),
+            album_id={"S": UNKNOWN_ALBUM_ID},
+        ),
+    ),
+    "entry-of-an-album-that-is-gone": (
+        "orphan-album-item",
+        lambda lib: lib.put_entry(UNKNOWN_ALBUM_ID, lib.ready, lib.alice),
+    ),
+    "access-to-an-album-that-is-gone": (
+        "orphan-album-item",
+        lambda lib: lib.put_item(album_items.access_item(lib.carol, UNKNOWN_ALBUM_ID, Role.VIEWER)),
+    ),
+    "link-of-an-album-that-is-gone": ("orphan-album-item", _link_of_a_missing_album),
+    "link-token-of-an-album-that-is-gone": (
+        "orphan-album-item",
+        lambda lib: lib.copy_to(
+            keys.link_token_key(lib.open_hash),
+            keys.link_token_key("f" * 64),
+            album_id={"S": UNKNOWN_ALBUM_ID},
+            token_hash={"S": "f" * 64},
+        ),
+    ),
+    "member-without-access": (
+        "album-access-mismatch",
+        lambda lib: lib.delete(keys.album_access_key(lib.carol, lib.album)),
+    ),
+    "access-with-another-role-than-the-members": (
+        "album-access-mismatch",
+        lambda lib: lib.edit(keys.album_access_key(lib.carol, lib.album), role={"S": "contributor"}),
+    ),
+    "access-for-someone-who-is-no-member": (
+        "album-access-mismatch",
+        lambda lib: lib.put_item(album_items.access_item(STRANGER, lib.album, Role.VIEWER)),
+    ),
+    "owner-without-access": (
+        "album-access-mismatch",
+        lambda lib: lib.delete(keys.album_access_key(lib.alice, lib.other)),
+    ),
+    "departing-member-keeping-access": ("album-access-mismatch", lambda lib: lib.departure_keeping_access()),
+    "owner-also-a-member": ("album-access-mismatch", lambda lib: lib.owner_as_member()),
+    "link-without-its-token-item": (
+        "link-pair-mismatch",
+        lambda lib: lib.delete(keys.link_token_key(lib.locked_hash)),
+    ),
+    "token-item-without-its-link": (
+        "link-pair-mismatch",
+        lambda lib: lib.delete(keys.link_key(lib.album, lib.open_link)),
+    ),
+    "token-item-allowing-downloads-the-link-does-not": (
+        "link-pair-mismatch",
+        lambda lib: lib.edit(keys.link_token_key(lib.open_hash), allow_download={"BOOL": True}),
+    ),
+    "token-item-that-lost-its-password": (
+        "link-pair-mismatch",
+        lambda lib: lib.edit(keys.link_token_key(lib.locked_hash), password_hash=None),
+    ),
+    "wrong-password-counter-that-never-expires": (
+        "unparseable-item",
+        lambda lib: lib.put_item(
+            {**keys.link_failures_key(lib.locked_hash, 900), "entity": {"S": "link_failures"}, "count": {"N": "3"}}
+        ),
+    ),
+    "album-without-a-title": ("unparseable-item", lambda lib: lib.edit(keys.album_key(lib.album), title=None)),
+    "album-naming-another-album-than-its-key": (
+        "unparseable-item",
+        lambda lib: lib.edit(keys.album_key(lib.other), album_id={"S": UNKNOWN_ALBUM_ID}),
+    ),
+    "member-with-an-unknown-role": (
+        "unparseable-item",
+        lambda lib: lib.edit(keys.member_key(lib.album, lib.bob), role={"S": "admin"}),
+    ),
+    "departure-since-no-time": (
+        "unparseable-item",
+        lambda lib: lib.edit(keys.member_key(lib.album, lib.carol), leaving_since={"S": "yesterday"}),
+    ),
+    "entry-naming-another-photo-than-its-key": (
+        "unparseable-item",
+        lambda lib: lib.edit(keys.album_photo_key(lib.album, lib.bobs), photo_id={"S": UNKNOWN_PHOTO_ID}),
+    ),
+    "access-with-an-unknown-role": (
+        "unparseable-item",
+        lambda lib: lib.edit(keys.album_access_key(lib.carol, lib.album), role={"S": "admin"}),
+    ),
+    "link-token-under-a-key-that-is-no-hash": (
+        "unparseable-item",
+        lambda lib: lib.copy_to(
+            keys.link_token_key(lib.open_hash), keys.link_token_key("not-a-hash"), token_hash={"S": "not-a-hash"}
+        ),
+    ),
+    "copy-with-a-malformed-key": (
+        "unparseable-item",
+        lambda lib: lib.put_item(
+            {
+                "PK": {"S": keys.user_pk(lib.alice)},
+                "SK": {"S": f"{keys.PHOTO_ALBUM_PREFIX}{lib.ready}"},
+                "entity": {"S": "photo_album"},
+            }
+        ),
+    ),
+    "unknown-item-in-an-album": (
+        "unparseable-item",
+        lambda lib: lib.put_item({"PK": {"S": keys.album_pk(lib.album)}, "SK": {"S": "SETTINGS"}}),
+    ),
+    "deletion-missing-from-the-cleanup-index": (
+        "unreachable-cleanup",
+        lambda lib: lib.mark_deleting(now_iso(), indexed=False),
+    ),
+    "album-in-the-cleanup-index-though-not-being-deleted": (
+        "unreachable-cleanup",
+        lambda lib: lib.edit(
+            keys.album_key(lib.album),
+            GSI1PK={"S": keys.cleanup_index_pk(keys.cleanup_shard(lib.album))},
+            GSI1SK={"S": keys.cleanup_index_sk(now_iso(), lib.album, keys.ALBUM_SK)},
+        ),
+    ),
+    "departure-in-the-wrong-shard": (
+        "unreachable-cleanup",
+        lambda lib: lib.mark_leaving(
+            lib.carol, now_iso(), shard=(keys.cleanup_shard(lib.album) + 1) % keys.CLEANUP_SHARDS
+        ),
+    ),
+    "deletion-the-sweeper-never-finished": ("overdue-cleanup", lambda lib: lib.mark_deleting(LONG_AGO)),
+    "departure-the-sweeper-never-finished": ("overdue-cleanup", lambda lib: lib.mark_leaving(lib.carol, LONG_AGO)),
+}
+
+
+def test_each_album_corruption_trips_exactly_its_rule_and_restoring_clears_it(
+    shared: SharedLibrary, subtests: Any
+) -> None:
+    for name, (rule, corrupt) in ALBUM_CORRUPTIONS.items():
+        with subtests.test(corruption=name, rule=rule):
+            corrupt(shared)
+            try:
+                report = shared.check()
+                assert rules(report) == [rule], [str(v) for v in report.violations]
+                assert "\n" not in str(report.violations[0])
+            finally:
+                shared.restore()
+            restored = shared.check()
+            assert restored.ok, [str(v) for v in restored.violations]
+
+
+def test_every_album_rule_has_a_corruption() -> None:
+    album_rules = {
+        "album-count-mismatch",
+        "album-photo-copy-mismatch",
+        "album-photo-not-ready",
+        "album-photo-stranger",
+        "album-cover-mismatch",
+        "orphan-album-item",
+        "album-access-mismatch",
+        "link-pair-mismatch",
+        "unreachable-cleanup",
+        "overdue-cleanup",
+    }
+    assert album_rules <= {rule for rule, _ in ALBUM_CORRUPTIONS.values()}
+    documented = (PROJECT_DIR / "docs" / "RELIABILITY.md").read_text()
+    for rule in sorted(album_rules):
+        assert f"``{rule}``" in (invariants.__doc__ or ""), rule
+        assert f"`{rule}`" in documented, rule
+
+
+def sweep_at(monkeypatch: pytest.MonkeyPatch, moment: datetime) -> dict[str, int]:
+    """The album sweeper as it runs at `moment` (the scheduled job's second half), on the app's clients."""
+    with monkeypatch.context() as patched:
+        patched.setattr(clock, "now", lambda: moment)
+        deps.reset()
+        try:
+            return deps.album_service().finish_left_behind(deadline=lambda: False)
+        finally:
+            deps.reset()
+
+
+def test_a_deletion_and_a_departure_cut_short_are_overdue_only_past_the_grace_and_the_sweeper_ends_them(
+    shared: SharedLibrary, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cut short the way a request dies after its first write: `other` marked deleting, carol marked leaving."""
+    grace, second = timedelta(minutes=5), timedelta(seconds=1)
+    repository = deps.album_repository()
+    began = datetime.fromisoformat(now_iso().replace("Z", "+00:00"))
+    _, carol = repository.get_with_membership(shared.album, shared.carol)
+    other = repository.get(shared.other)
+    assert carol is not None
+    assert other is not None
+    assert repository.begin_leaving(carol, since=iso_utc(began))
+    assert repository.begin_delete(other, since=iso_utc(began))
+
+    for now in (began, began + grace - second, began + grace):
+        report = shared.check(now=now, cleanup_grace=grace)
+        assert report.ok, [str(v) for v in report.violations]
+    late = shared.check(now=began + grace + second, cleanup_grace=grace)
+    assert sorted((v.rule, v.subject) for v in late.violations) == sorted(
+        [("overdue-cleanup", shared.other), ("overdue-cleanup", f"{shared.album}/{shared.carol}")]
+    )
+    # The defaults are the sweeper's own grace.
+    assert rules(shared.check(now=began + CLEANUP_GRACE + second)) == ["overdue-cleanup"] * 2
+
+    counts = sweep_at(monkeypatch, began + CLEANUP_GRACE + second)
+    assert counts == {"albums_deleted": 1, "departures_finished": 1, "left_for_next_run": 0}
+    report = shared.check(now=began + CLEANUP_GRACE + second)
+    assert report.ok, [str(v) for v in report.violations]
+    assert report.albums == 1
+
+
 # --- the command line -------------------------------------------------------------------------------------------------
 
 
@@ -323,7 +760,7 @@ def test_the_cli_exits_0_when_clean_1_with_each_violation_listed_and_checks_a_gi
     status = invariants.main(["--table", TABLE, "--bucket", BUCKET, "--json"])
     printed = json.loads(capsys.readouterr().out)
     assert status == 0
-    assert printed == {"ok": True, "users": 2, "photos": 4, "objects": 6, "violations": []}
+    assert printed == {"ok": True, "users": 2, "photos": 4, "objects": 6, "albums": 0, "violations": []}
 
     quota = ["--quota-photos", "1", "--quota-bytes", str(10**9)]
     assert invariants.main(["--table", TABLE, "--bucket", BUCKET, "--json", *quota]) == 1
