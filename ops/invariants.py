@@ -64,6 +64,9 @@ from chalicelib.albums.service import CLEANUP_GRACE
 from chalicelib.photos.models import Photo, PhotoStatus
 from chalicelib.photos.repository import photo_from_item
 
+# How often the scheduled job (app.release_abandoned_uploads) runs the album sweeper.
+SWEEP_INTERVAL = timedelta(minutes=15)
+
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3 import S3Client
@@ -677,8 +680,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cleanup-grace-minutes",
         type=float,
-        default=CLEANUP_GRACE.total_seconds() / 60,
-        help="age past which an unfinished album deletion or departure is overdue",
+        # The sweeper takes what is older than CLEANUP_GRACE, every 15 minutes (app.py): a clean-up is overdue
+        # only once a run should have finished it.
+        default=(CLEANUP_GRACE + SWEEP_INTERVAL).total_seconds() / 60,
+        help="age past which an unfinished album deletion or departure is overdue (default: 5 + 15 minutes)",
     )
     parser.add_argument("--quota-photos", type=int)
     parser.add_argument("--quota-bytes", type=int)

@@ -12,6 +12,7 @@ from typing import Any
 
 from chalicelib import keys
 from chalicelib.albums.models import Album, AlbumPhotoEntry, Link, Membership, Role
+from chalicelib.aws import dependency_errors
 
 Item = dict[str, Any]
 
@@ -168,14 +169,16 @@ def link_from_item(item: Item) -> Link:
 
 
 def leave_album_writes(
-    table: str, album: Album, leaving: Sequence[AlbumPhotoEntry], *, now: str
+    table: str, album: Album, leaving: Sequence[AlbumPhotoEntry], *, now: str, successor: AlbumPhotoEntry | None = None
 ) -> list[dict[str, Any]]:
     """The writes that take `leaving` (photos of one album) out of it: each entry and its copy beside the photo,
-    and one update of the album's count, its cover and its time.
+    and one update of the album's count, its time and, if the cover is leaving, its cover: `successor` (which must
+    still be in the album) or none when no photo is left.
 
     Every entry must still exist and the album's cover must still be what `album` says, or the transaction fails
     and the caller reads again: so a count never drops twice for one photo, and a cover never points at a photo
-    that has left.
+    that has left. The new cover is chosen in the same transaction, so no retry or crash can leave an album with
+    photos and no cover.
     """
     writes: list[dict[str, Any]] = []
     for entry in leaving:
@@ -197,14 +200,30 @@ def leave_album_writes(
             }
         )
     values: dict[str, Any] = {":minus": {"N": str(-len(leaving))}, ":now": {"S": now}}
-    update = "ADD photo_count :minus SET updated_at = :now"
+    sets = ["updated_at = :now"]
+    removes: list[str] = []
     if album.cover_photo_id is None:
         condition = "attribute_exists(PK) AND attribute_not_exists(cover_photo_id)"
     else:
         condition = "attribute_exists(PK) AND cover_photo_id = :cover"
         values[":cover"] = {"S": album.cover_photo_id}
-        if album.cover_photo_id in {entry.photo_id for entry in leaving}:
-            update += " REMOVE cover_photo_id, cover_owner_id"
+        if covers_cleared(album, leaving):
+            if successor is None:
+                removes = ["cover_photo_id", "cover_owner_id"]
+            else:
+                sets += ["cover_photo_id = :next", "cover_owner_id = :next_owner"]
+                values[":next"] = {"S": successor.photo_id}
+                values[":next_owner"] = {"S": successor.owner_id}
+                writes.append(
+                    {
+                        "ConditionCheck": {
+                            "TableName": table,
+                            "Key": keys.album_photo_key(album.album_id, successor.photo_id),
+                            "ConditionExpression": "attribute_exists(PK)",
+                        }
+                    }
+                )
+    update = "ADD photo_count :minus SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
     writes.append(
         {
             "Update": {
@@ -221,3 +240,32 @@ def leave_album_writes(
 
 def covers_cleared(album: Album, leaving: Iterable[AlbumPhotoEntry]) -> bool:
     return album.cover_photo_id is not None and album.cover_photo_id in {entry.photo_id for entry in leaving}
+
+
+def cover_successor(
+    client: Any, table: str, album: Album, leaving: Sequence[AlbumPhotoEntry]
+) -> AlbumPhotoEntry | None:
+    """If the cover is among `leaving`, the most recently added photo that stays (None if none does, or if the
+    cover stays). Read from the album's photo index, which may lag: a photo that left a moment ago fails the
+    ConditionCheck `leave_album_writes` puts on it, and the caller reads again."""
+    if not covers_cleared(album, leaving):
+        return None
+    excluded = {entry.photo_id for entry in leaving}
+    query: dict[str, Any] = {
+        "TableName": table,
+        "IndexName": keys.GSI1,
+        "KeyConditionExpression": "GSI1PK = :pk",
+        "ExpressionAttributeValues": {":pk": {"S": keys.album_photos_index_pk(album.album_id)}},
+        "ScanIndexForward": False,
+        "Limit": min(len(excluded) + 1, 100),
+        "ProjectionExpression": "album_id, photo_id, owner_id, added_at",
+    }
+    while True:
+        with dependency_errors("DynamoDB"):
+            response = client.query(**query)
+        for item in response.get("Items", []):
+            if item["photo_id"]["S"] not in excluded:
+                return album_photo_from_item(item)
+        if "LastEvaluatedKey" not in response:
+            return None
+        query["ExclusiveStartKey"] = response["LastEvaluatedKey"]

@@ -283,16 +283,14 @@ class DynamoAlbumRepository:
 
     def remove_entries(
         self, album_id: str, leaving: Sequence[AlbumPhotoEntry], *, now: str, album: Album | None = None
-    ) -> tuple[set[str], bool]:
-        """Take the entries out of the album, REMOVE_CHUNK per transaction. (ids removed, whether the cover was
-        among them.)
+    ) -> set[str]:
+        """Take the entries out of the album, REMOVE_CHUNK per transaction; the ids removed here.
 
         `album` and `leaving` as the caller just read them are tried first; the transaction's conditions (every
-        entry still there, the cover unchanged) catch anything that changed since, and only then are the album
-        and the entries read again.
+        entry still there, the cover unchanged, its successor still in) catch anything that changed since, and only
+        then are the album and the entries read again.
         """
         removed: set[str] = set()
-        cover_cleared = False
         remaining = list(leaving)
         failures = 0
         fresh = album is not None
@@ -305,7 +303,9 @@ class DynamoAlbumRepository:
             if album is None:
                 break
             if chunk:
-                if transact(self._client, items.leave_album_writes(self._table, album, chunk, now=now)):
+                successor = items.cover_successor(self._client, self._table, album, chunk)
+                writes = items.leave_album_writes(self._table, album, chunk, now=now, successor=successor)
+                if transact(self._client, writes):
                     failures += 1
                     if failures > 8:
                         raise errors.Unavailable("the album is changing too fast; retry")
@@ -313,10 +313,13 @@ class DynamoAlbumRepository:
                     continue
                 removed.update(entry.photo_id for entry in chunk)
                 if items.covers_cleared(album, chunk):
-                    cover_cleared = True
-                    album = dataclasses.replace(album, cover_photo_id=None, cover_owner_id=None)
+                    album = dataclasses.replace(
+                        album,
+                        cover_photo_id=successor.photo_id if successor else None,
+                        cover_owner_id=successor.owner_id if successor else None,
+                    )
             remaining = remaining[REMOVE_CHUNK:]
-        return removed, cover_cleared
+        return removed
 
     def photos_page(
         self, album_id: str, *, limit: int, start_key: dict[str, Any] | None
@@ -348,46 +351,6 @@ class DynamoAlbumRepository:
             return shown, response.get("LastEvaluatedKey")
         last = raw[limit - 1]
         return shown, {name: last[name] for name in ("PK", "SK", "GSI1PK", "GSI1SK")}
-
-    def refill_cover(self, album_id: str) -> None:
-        """Make the most recently added photo the cover of an album that has none (after its cover left)."""
-        with dependency_errors("DynamoDB"):
-            response = self._client.query(
-                TableName=self._table,
-                IndexName=keys.GSI1,
-                KeyConditionExpression="GSI1PK = :pk",
-                ExpressionAttributeValues={":pk": {"S": keys.album_photos_index_pk(album_id)}},
-                ScanIndexForward=False,
-                Limit=1,
-            )
-        newest = [items.album_photo_from_item(item) for item in response.get("Items", [])]
-        if not newest:
-            return
-        entry = newest[0]
-        transact(
-            self._client,
-            [
-                {
-                    "Update": {
-                        "TableName": self._table,
-                        "Key": keys.album_key(album_id),
-                        "UpdateExpression": "SET cover_photo_id = :photo, cover_owner_id = :owner",
-                        "ConditionExpression": "attribute_exists(PK) AND attribute_not_exists(cover_photo_id)",
-                        "ExpressionAttributeValues": {
-                            ":photo": {"S": entry.photo_id},
-                            ":owner": {"S": entry.owner_id},
-                        },
-                    }
-                },
-                {
-                    "ConditionCheck": {
-                        "TableName": self._table,
-                        "Key": keys.album_photo_key(album_id, entry.photo_id),
-                        "ConditionExpression": "attribute_exists(PK)",
-                    }
-                },
-            ],
-        )  # a failed condition means someone else set a cover or the photo left meanwhile: nothing to do
 
     def entries_owned_by(self, album_id: str, owner_id: str) -> list[AlbumPhotoEntry]:
         """The album's photos that one user added (a Query of the album's entries, filtered)."""

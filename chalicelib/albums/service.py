@@ -57,11 +57,10 @@ class AlbumRepository(Protocol):
     ) -> dict[str, str]: ...
     def remove_entries(
         self, album_id: str, leaving: Sequence[AlbumPhotoEntry], *, now: str, album: Album | None = None
-    ) -> tuple[set[str], bool]: ...
+    ) -> set[str]: ...
     def photos_page(
         self, album_id: str, *, limit: int, start_key: dict[str, Any] | None
     ) -> tuple[list[tuple[AlbumPhotoEntry, Photo]], dict[str, Any] | None]: ...
-    def refill_cover(self, album_id: str) -> None: ...
     def entries_owned_by(self, album_id: str, owner_id: str) -> list[AlbumPhotoEntry]: ...
     def memberships(self, album_id: str) -> list[Membership]: ...
     def add_member(self, album: Album, membership: Membership) -> str | None: ...
@@ -243,13 +242,11 @@ class AlbumService:
         wanted = [photo_id for photo_id in photo_ids if is_ulid(photo_id)]
         entries = self._repository.entries(album_id, wanted) if wanted else {}
         allowed = [entry for entry in entries.values() if grant.role is Role.OWNER or entry.owner_id == user_id]
-        removed, cover_cleared = (
+        removed = (
             self._repository.remove_entries(album_id, allowed, now=iso_utc(self._clock()), album=grant.album)
             if allowed
-            else (set(), False)
+            else set()
         )
-        if cover_cleared:
-            self._repository.refill_cover(album_id)
         results = []
         for photo_id in photo_ids:
             if photo_id in removed:
@@ -381,11 +378,7 @@ class AlbumService:
         if membership.contributed:
             theirs = self._repository.entries_owned_by(membership.album_id, membership.user_id)
             if theirs:
-                _, cover_cleared = self._repository.remove_entries(
-                    membership.album_id, theirs, now=iso_utc(self._clock()), album=album
-                )
-                if cover_cleared:
-                    self._repository.refill_cover(membership.album_id)
+                self._repository.remove_entries(membership.album_id, theirs, now=iso_utc(self._clock()), album=album)
         self._repository.finish_leaving(membership.album_id, membership.user_id)
 
     # --- share links -----------------------------------------------------------------------------------------------

@@ -95,10 +95,6 @@ def photo_from_item(item: Item) -> Photo:
     )
 
 
-def _is_cover(album: Album | None, photo: Photo) -> bool:
-    return album is not None and album.cover_photo_id == photo.photo_id
-
-
 def _photo_id_of_tag_copy(item: Item) -> str:
     return str(item["GSI1SK"]["S"]).removeprefix(keys.PHOTO_PREFIX)
 
@@ -287,9 +283,10 @@ class DynamoPhotoRepository:
         """
         in_albums = self._albums_holding(photo)
         albums = self._albums(album_id for album_id in in_albums)
-        # A transaction holds 100 items: the photo, its tags and usage, then 3 per album. A photo in more albums
-        # than fit leaves the rest first, a transaction at a time, each giving the photo a new revision.
-        room = (100 - 2 - len(photo.tags)) // 3
+        # A transaction holds 100 items: the photo, its tags and usage, then up to 4 per album (entry, copy, album,
+        # and the next cover's entry where the photo was the cover). A photo in more albums than fit leaves the
+        # rest first, a transaction at a time, each giving the photo a new revision.
+        room = (100 - 2 - len(photo.tags)) // 4
         while len(in_albums) > room:
             chunk, in_albums = in_albums[:room], in_albums[room:]
             writes = [
@@ -304,10 +301,9 @@ class DynamoPhotoRepository:
                 },
                 *self._leave_albums(photo, chunk, albums),
             ]
-            if self._transact_unless_changed(writes):
-                photo = dataclasses.replace(photo, revision=photo.revision + 1)
-            else:
-                return False
+            if self._transact(writes):
+                return False  # the photo or one of these albums changed: read again
+            photo = dataclasses.replace(photo, revision=photo.revision + 1)
         writes = [
             {
                 "Delete": {
@@ -328,10 +324,7 @@ class DynamoPhotoRepository:
         if usage is not None:
             writes.append(usage)
         writes.extend(self._leave_albums(photo, in_albums, albums))
-        if not self._transact(writes):
-            self._refill_covers([album_id for album_id in in_albums if _is_cover(albums.get(album_id), photo)])
-            return True
-        return False
+        return not self._transact(writes)
 
     def _albums_holding(self, photo: Photo) -> list[str]:
         """The albums the photo is in, from the copies beside it: read strongly consistently, in its partition."""
@@ -371,18 +364,11 @@ class DynamoPhotoRepository:
                     },
                 ]
             else:
-                writes += album_items.leave_album_writes(self._table, album, [entry], now=clock.utc_now())
+                successor = album_items.cover_successor(self._client, self._table, album, [entry])
+                writes += album_items.leave_album_writes(
+                    self._table, album, [entry], now=clock.utc_now(), successor=successor
+                )
         return writes
-
-    def _refill_covers(self, album_ids: list[str]) -> None:
-        if not album_ids:
-            return
-        # Imported here: the album repository reads photos through this module.
-        from chalicelib.albums.repository import DynamoAlbumRepository
-
-        covers = DynamoAlbumRepository(self._client, self._table)
-        for album_id in album_ids:
-            covers.refill_cover(album_id)
 
     def _usage_change(self, photo: Photo, *, release: bool, settle: bool) -> dict[str, Any] | None:
         """The usage counters' update when `photo` stops counting (`release`) and/or stops being an outstanding
