@@ -112,7 +112,7 @@ class Settings:
         return settings
 
 
-_ORIGIN = re.compile(r"^https?://[a-z0-9.-]+(:[0-9]{1,5})?$")
+_ORIGIN = re.compile(r"^https?://[a-z0-9.-]+(:[0-9]{1,5})?\Z")
 
 
 def _origins(raw: str, problems: list[str]) -> tuple[str, ...]:

@@ -90,7 +90,8 @@ class AccessTokens:
         if not token or len(token) > 100 or token.count(".") != 1:
             return False
         expires_text, signature = token.split(".")
-        if not expires_text.isascii() or not expires_text.isdigit() or len(expires_text) > 12:
+        # hmac.compare_digest refuses str with non-ASCII characters (TypeError): a header is whatever a client sent.
+        if not token.isascii() or not expires_text.isdigit() or len(expires_text) > 12:
             return False
         expires = int(expires_text)
         return expires > now and hmac.compare_digest(signature, self._sign(link_id, expires))

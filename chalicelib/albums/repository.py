@@ -61,7 +61,12 @@ class DynamoAlbumRepository:
             {"Put": {"TableName": self._table, "Item": items.access_item(album.owner_id, album.album_id, Role.OWNER)}},
         ]
         if transact(self._client, writes):
-            raise errors.Conflict("an album with this id exists; retry")
+            # botocore retries a write whose reply was lost; if the lost one had committed, the retry finds the
+            # album it made itself (DynamoDB's idempotency token covers this in AWS, but only for 10 minutes and
+            # not in emulators): that is success, not a clash.
+            existing = self.get(album.album_id)
+            if existing is None or (existing.owner_id, existing.created_at) != (album.owner_id, album.created_at):
+                raise errors.Conflict("an album with this id exists; retry")
 
     def get(self, album_id: str) -> Album | None:
         with dependency_errors("DynamoDB"):
@@ -594,7 +599,11 @@ class DynamoAlbumRepository:
                 }
             },
         ]
-        return not transact(self._client, writes)
+        if not transact(self._client, writes):
+            return True
+        # As for `create`: a retried write whose first attempt had committed finds its own link.
+        found = self.link_by_token_hash(link.token_hash)
+        return found is not None and found.link_id == link.link_id
 
     def links(self, album_id: str) -> list[Link]:
         found = query_all(

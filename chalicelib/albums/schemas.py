@@ -31,11 +31,11 @@ from chalicelib.clock import iso_utc
 from chalicelib.ids import is_ulid
 from chalicelib.photos.models import DownloadUrls, Photo
 
-_LIMIT = re.compile(r"^[0-9]{1,3}$")
+_LIMIT = re.compile(r"^[0-9]{1,3}\Z")
 LIST_LIMIT_DEFAULT = 30
 LIST_LIMIT_MAX = 100
 # A Cognito user name: no white space or control characters (Cognito's own pattern is [\p{L}\p{M}\p{S}\p{N}\p{P}]+).
-_USERNAME = re.compile(r"^[^\s\x00-\x1f\x7f]+$")
+_USERNAME = re.compile(r"^[^\s\x00-\x1f\x7f]+\Z")
 
 
 def parse_new_album(body: Any) -> NewAlbum:
@@ -153,6 +153,9 @@ def parse_unlock(body: Any) -> str:
     password = body.get("password")
     if not isinstance(password, str) or not 1 <= len(password) <= PASSWORD_MAX:
         raise errors.Invalid("password", f"must be 1 to {PASSWORD_MAX} characters")
+    if any(0xD800 <= ord(ch) <= 0xDFFF for ch in password):
+        # A lone surrogate (JSON lets "\ud800" through) has no UTF-8 form to hash; no link's password has one.
+        raise errors.Invalid("password", "is not valid Unicode text")
     return password
 
 

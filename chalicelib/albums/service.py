@@ -341,8 +341,6 @@ class AlbumService:
             if action is Action.LEAVE
             else self._access.for_user(user_id, album_id, action)
         )
-        if member_id == grant.album.owner_id:
-            raise errors.Conflict("the owner cannot leave their album: delete it instead")
         membership: Membership | None = None
         if action is Action.LEAVE:
             membership = grant.membership  # the check just read it

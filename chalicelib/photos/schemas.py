@@ -25,7 +25,7 @@ from chalicelib.photos.models import (
 
 _NEW_PHOTO_FIELDS = ("filename", "content_type", "size_bytes", "title", "description", "tags")
 _EDITABLE_FIELDS = ("title", "description", "tags")
-_LIMIT = re.compile(r"^[0-9]{1,3}$")
+_LIMIT = re.compile(r"^[0-9]{1,3}\Z")
 LIST_LIMIT_DEFAULT = 30
 LIST_LIMIT_MAX = 100
 

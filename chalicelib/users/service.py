@@ -11,7 +11,7 @@ from chalicelib.users.models import Account, NewProfile, Profile, ProfileChanges
 
 # Cognito subs are UUIDs; anything else in a path cannot name a user. Checking here keeps absurd keys away
 # from DynamoDB (whose key size limit would otherwise surface as a 500).
-_USER_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_USER_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}\Z")
 
 
 def is_user_id(value: str) -> bool:

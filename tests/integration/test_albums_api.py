@@ -481,6 +481,13 @@ def test_a_password_link_opens_only_with_its_access_token(api: Client, s3: Any, 
     assert public(api, "GET", f"/public/albums/{other}", **{"X-Link-Access": access}).status_code == 401
 
 
+def test_a_password_that_is_not_unicode_text_is_a_400_not_a_guess(api: Client, alice: User) -> None:
+    token = create_link(alice, create_album(alice)["album_id"], password="right one")["token"]
+    sent = public(api, "POST", f"/public/albums/{token}/unlock", raw=b'{"password": "\\ud800"}')
+    assert sent.status_code == 400, sent.body
+    assert body(sent)["Message"].startswith("password:")
+
+
 def test_wrong_passwords_are_limited_per_link_before_any_hashing(
     api: Client, alice: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -11,12 +11,14 @@ import io
 import json
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
 import boto3
 import pytest
 import yaml
+from chalice.test import Client
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator, FormatChecker, ValidationError, validators
@@ -26,14 +28,21 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from app import app
-from chalicelib import deps, errors, keys, web
+from chalicelib import deps, errors, ids, keys, web
+from chalicelib.albums import links as album_links
+from chalicelib.albums import models as album_models
+from chalicelib.albums import schemas as album_schemas
+from chalicelib.albums.directory import USERNAME_MAX
+from chalicelib.clock import iso_utc
 from chalicelib.config import Settings
 from chalicelib.photos import models as photo_models
 from chalicelib.photos import schemas as photo_schemas
 from chalicelib.users import models as user_models
 from chalicelib.users import schemas as user_schemas
+from chalicelib.users import service as user_service
 from tests.conftest import PROJECT_DIR
 from tests.integration.conftest import BUCKET, User
+from tests.support import albums
 
 SPEC_PATH = PROJECT_DIR / "openapi.yaml"
 HTTP_METHODS = {"get", "put", "post", "patch", "delete", "head"}
@@ -49,6 +58,21 @@ def spec() -> dict[str, Any]:
 def schema(name: str) -> dict[str, Any]:
     found: dict[str, Any] = spec()["components"]["schemas"][name]
     return found
+
+
+def parameter(node: dict[str, Any]) -> dict[str, Any]:
+    """A parameter object, through its `$ref` to components/parameters if it has one."""
+    if "$ref" in node:
+        found: dict[str, Any] = spec()["components"]["parameters"][node["$ref"].rsplit("/", 1)[-1]]
+        return found
+    return node
+
+
+def parameters_of(path: str, method: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """(location, name) -> parameter, the path item's and the operation's together, refs resolved."""
+    item = spec()["paths"][path]
+    found = [parameter(p) for p in [*item.get("parameters", []), *item[method.lower()].get("parameters", [])]]
+    return {(p["in"], p["name"]): p for p in found}
 
 
 def operations() -> Iterator[tuple[str, str, dict[str, Any]]]:
@@ -84,11 +108,10 @@ def test_every_route_is_documented_and_every_documented_operation_exists() -> No
 def test_path_parameters_match_the_route_templates() -> None:
     for path, item in spec()["paths"].items():
         names = set(re.findall(r"{(\w+)}", path))
-        declared = {p["name"] for p in item.get("parameters", []) if p["in"] == "path"}
-        for method, operation in item.items():
+        for method in item:
             if method in HTTP_METHODS:
-                declared |= {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
-        assert declared == names, path
+                declared = {name for where, name in parameters_of(path, method) if where == "path"}
+                assert declared == names, f"{method.upper()} {path}"
     for (path, method), entry in app_routes().items():
         assert set(entry.view_args) == set(re.findall(r"{(\w+)}", path)), f"{method} {path}"
 
@@ -105,16 +128,53 @@ def test_security_matches_the_authorizers() -> None:
             assert "401" in operation["responses"], f"{method} {path} does not document 401"
 
 
+# The 401s of the public operations: no ID token is involved, so they are errors of the usual shape.
+PUBLIC_401 = {
+    ("GET", "/public/albums/{token}"): ("PasswordRequired", "PasswordRequiredError"),
+    ("POST", "/public/albums/{token}/unlock"): ("WrongPassword", "WrongPasswordError"),
+}
+
+
 def test_every_error_response_uses_the_contract_shapes() -> None:
     for path, method, operation in operations():
-        for status, response in operation["responses"].items():
-            if status.startswith(("4", "5")):
+        for status, declared in operation["responses"].items():
+            if not status.startswith(("4", "5")):
+                continue
+            public_401 = PUBLIC_401.get((method, path)) if status == "401" else None
+            response = declared
+            if "$ref" in declared:
+                ref = declared["$ref"].rsplit("/", 1)[-1]
                 expected = "Unauthorized" if status == "401" else {"503": "Unavailable"}.get(status)
-                ref = response["$ref"].rsplit("/", 1)[-1]
                 if expected:
-                    assert ref == expected, f"{method} {path} {status}"
-                body = spec()["components"]["responses"][ref]["content"]["application/json"]["schema"]["$ref"]
-                assert body.endswith("/Unauthorized" if status == "401" else "/Error"), f"{method} {path} {status}"
+                    assert ref == (public_401[0] if public_401 else expected), f"{method} {path} {status}"
+                response = spec()["components"]["responses"][ref]
+            else:  # an operation's own wording of a 404 or 409; never the statuses every operation shares
+                assert status not in ("401", "503"), f"{method} {path} {status}"
+            body = response["content"]["application/json"]["schema"]["$ref"]
+            wanted = f"/{public_401[1]}" if public_401 else "/Unauthorized" if status == "401" else "/Error"
+            assert body.endswith(wanted), f"{method} {path} {status}"
+
+
+def test_the_public_operations_need_no_token_and_document_their_own_401_and_429() -> None:
+    public = {(method, path) for (path, method), entry in app_routes().items() if entry.authorizer is None}
+    assert public == {("GET", "/health"), *PUBLIC_401}
+    for method, path in PUBLIC_401:
+        operation = spec()["paths"][path][method.lower()]
+        assert operation["security"] == [], f"{method} {path}"
+        code = schema(PUBLIC_401[(method, path)][1])["properties"]["Code"]["const"]
+        assert (401, code) in web.ERROR_STATUS.values()
+    get_public = parameters_of("/public/albums/{token}", "GET")
+    assert set(get_public) == {("path", "token"), ("query", "limit"), ("query", "cursor"), ("header", "X-Link-Access")}
+    assert get_public[("header", "X-Link-Access")]["required"] is False
+    assert "X-Link-Access" in web.ALLOWED_REQUEST_HEADERS
+    # The access token unlocking hands out is what the header's pattern describes.
+    access = schema("LinkAccess")["properties"]["access_token"]["pattern"]
+    assert get_public[("header", "X-Link-Access")]["schema"]["pattern"] == access
+    issued = album_links.AccessTokens(lambda: b"s" * 32).issue("01JD0000000000000000000000", 1_900_000_000)
+    assert _ecma(access).search(issued)
+    # Too many wrong passwords: 429 and when to come back, as every other 429 of a write.
+    too_many = documented_response("/public/albums/{token}/unlock", "POST", 429)
+    assert too_many["headers"]["Retry-After"]["required"] is True
 
 
 def test_the_error_codes_are_the_ones_the_api_sends() -> None:
@@ -157,6 +217,149 @@ def test_list_parameters_match_the_parser() -> None:
     assert parameters["limit"]["default"] == photo_schemas.LIST_LIMIT_DEFAULT
 
 
+@pytest.mark.parametrize("path", ["/albums", "/albums/{album_id}/photos", "/public/albums/{token}"])
+def test_album_list_parameters_match_the_parser(path: str) -> None:
+    query = {name: p["schema"] for (where, name), p in parameters_of(path, "GET").items() if where == "query"}
+    assert set(query) == {"limit", "cursor"}  # parse_page_query refuses any other
+    assert query["limit"]["minimum"] == 1
+    assert query["limit"]["maximum"] == album_schemas.LIST_LIMIT_MAX
+    assert query["limit"]["default"] == album_schemas.LIST_LIMIT_DEFAULT
+    with pytest.raises(errors.Invalid):
+        album_schemas.parse_page_query({"tag": "x"})
+
+
+def test_album_request_fields_and_limits_match_the_parser() -> None:
+    request_schemas = ("NewAlbum", "AlbumChanges", "PhotoIds", "NewMember", "RoleChange", "NewLink", "Unlock")
+    for name in request_schemas:
+        assert schema(name)["additionalProperties"] is False, name
+    assert tuple(schema("NewAlbum")["properties"]) == ("title", "description")
+    assert schema("NewAlbum")["required"] == ["title"]
+    changes = schema("AlbumChanges")
+    assert set(changes["properties"]) == {*album_schemas._EDITABLE, "version"}
+    assert changes["required"] == ["version"]
+    assert [branch["required"] for branch in changes["anyOf"]] == [[field] for field in album_schemas._EDITABLE]
+    for document in ("NewAlbum", "AlbumChanges"):
+        assert _max_length(schema(document)["properties"]["title"]) == album_models.TITLE_MAX
+        assert _max_length(schema(document)["properties"]["description"]) == album_models.DESCRIPTION_MAX
+    photo_ids = schema("PhotoIds")["properties"]["photo_ids"]
+    assert (photo_ids["minItems"], photo_ids["maxItems"]) == (1, album_models.PHOTOS_PER_CALL)
+    assert schema("PhotoIds")["required"] == ["photo_ids"]
+    member = schema("NewMember")
+    assert tuple(member["properties"]) == ("username", "role")
+    assert member["required"] == ["username", "role"]
+    assert member["properties"]["username"]["maxLength"] == USERNAME_MAX
+    assert schema("RoleChange")["required"] == ["role"]
+    assert schema("MemberRole")["enum"] == [role.value for role in album_models.MEMBER_ROLES]
+    assert set(schema("Role")["enum"]) == {role.value for role in album_models.Role} - {album_models.Role.LINK}
+    link = schema("NewLink")
+    assert tuple(link["properties"]) == ("expires_at", "password", "allow_download")
+    assert "required" not in link
+    password = next(b for b in link["properties"]["password"]["oneOf"] if b.get("type") == "string")
+    assert (password["minLength"], password["maxLength"]) == (album_models.PASSWORD_MIN, album_models.PASSWORD_MAX)
+    assert str(album_models.LINK_EXPIRY_MAX_DAYS) in link["properties"]["expires_at"]["description"]
+    unlock = schema("Unlock")["properties"]["password"]
+    assert (unlock["minLength"], unlock["maxLength"]) == (1, album_models.PASSWORD_MAX)
+    assert schema("MemberList")["properties"]["items"]["maxItems"] == album_models.MEMBERS_MAX + 1
+    for results in ("AddedPhotos", "RemovedPhotos"):
+        assert schema(results)["properties"]["results"]["maxItems"] == album_models.PHOTOS_PER_CALL
+
+
+def test_album_response_fields_are_the_ones_the_api_sends() -> None:
+    """Every key each album shaper writes is documented, and only those (responses have additionalProperties: no)."""
+    now = "2030-01-01T00:00:00.000Z"
+    album = album_models.Album("01JD0000000000000000000000", "owner", "T", now, now)
+    link = album_models.Link("01JD0000000000000000000001", album.album_id, "h", now)
+    member = album_models.Member("u", "name", None, album_models.Role.VIEWER, now)
+    photo = photo_models.Photo(
+        photo_id="01JD0000000000000000000002",
+        owner_id="owner",
+        status=photo_models.PhotoStatus.READY,
+        filename="a.jpg",
+        content_type="image/jpeg",
+        size_bytes=1,
+        created_at=now,
+        updated_at=now,
+        upload_expires_at=now,
+    )
+    urls = photo_models.DownloadUrls(original="o", large="l", small="s")
+    entry = album_models.AlbumPhotoEntry(album.album_id, photo.photo_id, "owner", now)
+    shapes = {
+        "Album": album_schemas.album_out(album, album_models.Role.OWNER, urls),
+        "AlbumPhoto": album_schemas.album_photo_out(entry, photo, urls, caller="owner"),
+        "PublicPhoto": album_schemas.public_photo_out(photo, urls),
+        "PublicAlbum": album_schemas.public_album_out(album, None),
+        "Member": album_schemas.member_out(member),
+        "Link": album_schemas.link_out(link),
+        "LinkCreated": album_schemas.link_out(link, "t" * 43),
+    }
+    for name, shown in shapes.items():
+        documented = schema(name)
+        assert set(shown) == set(documented["properties"]) == set(documented["required"]), name
+        assert documented["additionalProperties"] is False, name
+    results = album_schemas.results_out([album_models.PhotoResult(photo.photo_id, "added")])
+    assert set(results) == set(schema("AddedPhotos")["properties"])
+
+
+def test_every_result_status_the_service_writes_is_documented() -> None:
+    """A status missing from the enums would fail every client that validates (and the fuzzer)."""
+    source = (PROJECT_DIR / "chalicelib" / "albums" / "service.py").read_text()
+    written = set(re.findall(r'PhotoResult\(\s*photo_id,\s*"(\w+)"', source))
+    assert {"not_ready", "not_found", "forbidden", "removed"} <= written  # the scan still finds them
+    added = schema("AddedPhotos")["properties"]["results"]["items"]["properties"]["status"]["enum"]
+    removed = schema("RemovedPhotos")["properties"]["results"]["items"]["properties"]["status"]["enum"]
+    # add_photos also passes the repository's own outcomes through: "added" and "already".
+    assert written | {"added", "already"} == set(added) | set(removed)
+
+
+def test_ids_in_paths_and_bodies_have_the_apis_patterns() -> None:
+    # The same pattern, but for its end: ECMA-262's `$` is Python's `\Z` (Python's `$` also matches before a final
+    # newline).
+    ulid = schema("Ulid")["pattern"]
+    assert ulid == ids.ULID_PATTERN.pattern.replace("\\Z", "$")
+    for path, method, _ in operations():
+        for (where, name), declared in parameters_of(path, method).items():
+            if where == "path" and name in ("album_id", "link_id"):
+                assert declared["schema"] == {"$ref": "#/components/schemas/Ulid"}, f"{method} {path} {name}"
+            if where == "path" and name == "token":
+                assert _ecma(declared["schema"]["pattern"]).search(album_links.new_token())
+    member = parameters_of("/albums/{album_id}/members/{user_id}", "PATCH")[("path", "user_id")]
+    assert member["schema"]["pattern"] == user_service._USER_ID.pattern.replace("\\Z", "$")
+    assert (
+        schema("LinkCreated")["properties"]["token"]["pattern"]
+        == parameter({"$ref": "#/components/parameters/LinkToken"})["schema"]["pattern"]
+    )
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "01ARZ3NDEKTSV4RRFFQ69G5FAV",
+        ids.new_ulid(),
+        "7ZZZZZZZZZZZZZZZZZZZZZZZZZ",
+        "81ARZ3NDEKTSV4RRFFQ69G5FAV",  # past the 48-bit time
+        "01arz3ndektsv4rrffq69g5fav",
+        "01ARZ3NDEKTSV4RRFFQ69G5FAI",  # I, L, O and U are not Crockford digits
+        "01ARZ3NDEKTSV4RRFFQ69G5FAL",
+        "01ARZ3NDEKTSV4RRFFQ69G5FA",
+        "01ARZ3NDEKTSV4RRFFQ69G5FAVV",
+        " 01ARZ3NDEKTSV4RRFFQ69G5FAV",
+        "",
+    ],
+)
+def test_the_ulid_schema_agrees_with_the_api(value: str) -> None:
+    spec_accepts = _validator_for({"$ref": "#/components/schemas/Ulid"}).is_valid(value)
+    assert spec_accepts is ids.is_ulid(value)
+    assert _validator_for(schema("PhotoIds")).is_valid({"photo_ids": [value]}) is _api_accepts(
+        album_schemas.parse_photo_ids, {"photo_ids": [value]}
+    )
+
+
+def test_an_id_with_a_trailing_newline_is_refused_like_the_spec_says() -> None:
+    value = "01ARZ3NDEKTSV4RRFFQ69G5FAV\n"
+    assert not _validator_for({"$ref": "#/components/schemas/Ulid"}).is_valid(value)
+    assert not ids.is_ulid(value)
+
+
 def test_profile_request_fields_and_limits_match_the_parser() -> None:
     for name in ("NewProfile", "ProfileChanges"):
         document = schema(name)
@@ -194,6 +397,7 @@ def test_the_tag_schema_agrees_with_the_api(tag: str, accepted: bool) -> None:
 
 
 _NEW_PHOTO = {"filename": "a.jpg", "content_type": "image/jpeg", "size_bytes": 10}
+_NOW = datetime(2030, 1, 1, tzinfo=UTC)
 
 
 def _parse_title(value: str) -> Any:
@@ -222,10 +426,27 @@ TEXT_FIELDS: dict[str, tuple[tuple[str, ...], Any]] = {
         ("PhotoChanges", "title"),
         lambda v: photo_schemas.parse_photo_changes({"title": v, "version": 1}),
     ),
+    "album title": (("NewAlbum", "title"), lambda v: album_schemas.parse_new_album({"title": v})),
+    "album description": (
+        ("NewAlbum", "description"),
+        lambda v: album_schemas.parse_new_album({"title": "A", "description": v}),
+    ),
+    "edited album title": (
+        ("AlbumChanges", "title"),
+        lambda v: album_schemas.parse_album_changes({"title": v, "version": 1}),
+    ),
+    "edited album description": (
+        ("AlbumChanges", "description"),
+        lambda v: album_schemas.parse_album_changes({"description": v, "version": 1}),
+    ),
+    "link password": (
+        ("NewLink", "password"),
+        lambda v: album_schemas.parse_new_link({"password": v}, now=_NOW),
+    ),
 }
 
 
-def _api_accepts(parse: Any, value: str) -> bool:
+def _api_accepts(parse: Any, value: Any) -> bool:
     try:
         parse(value)
     except errors.Invalid:
@@ -244,8 +465,10 @@ def _text_rule(document: str, field: str) -> tuple[re.Pattern[str], int, int]:
     return _ecma(merged["pattern"]), merged.get("minLength", 0), merged["maxLength"]
 
 
-# One field per pattern (bio shares description's, the edited title the new one's): the sweep takes seconds.
-@pytest.mark.parametrize("name", ["display_name", "filename", "title", "description"])
+# One field per pattern and parser (bio shares description's, the edited titles the new ones'): seconds each.
+@pytest.mark.parametrize(
+    "name", ["display_name", "filename", "title", "description", "album title", "album description"]
+)
 def test_text_patterns_agree_with_the_api_on_every_bmp_character(name: str) -> None:
     """Each character alone, and inside a name, is allowed by the spec exactly when the API takes it."""
     (document, field), parse = TEXT_FIELDS[name]
@@ -326,6 +549,100 @@ def test_text_schemas_agree_with_the_api_at_the_edges(name: str) -> None:
         assert validator.is_valid(value) is _api_accepts(parse, value), f"{name}: {value!r}"
 
 
+def test_the_link_password_pattern_agrees_with_the_api_on_every_bmp_character() -> None:
+    (document, field), parse = TEXT_FIELDS["link password"]
+    pattern, _, _ = _text_rule(document, field)
+    disagreements = [
+        f"U+{code:04X}"
+        for code in range(0x10000)
+        if not 0xD800 <= code <= 0xDFFF
+        for value in (f"abc{chr(code)}", f"a{chr(code)}bc")
+        if (pattern.search(value) is not None) != _api_accepts(parse, value)
+    ]
+    assert not disagreements, disagreements[:10]
+
+
+def _parse_username(value: str) -> Any:
+    return album_schemas.parse_new_member({"username": value, "role": "viewer"})
+
+
+def test_the_username_pattern_agrees_with_the_api_on_every_bmp_character() -> None:
+    pattern, _, _ = _text_rule("NewMember", "username")
+    disagreements = [
+        f"U+{code:04X} in {value!r}"
+        for code in range(0x10000)
+        if not 0xD800 <= code <= 0xDFFF
+        for value in (chr(code), f"a{chr(code)}b")
+        if (pattern.search(value) is not None) != _api_accepts(_parse_username, value)
+    ]
+    assert not disagreements, disagreements[:10]
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["alice", "a", "x" * 128, "x" * 129, "", "a b", " a", "a\u3000", "élise@example.com", "a\tb", "\u200b", "a\x85"],
+)
+def test_the_username_schema_agrees_with_the_api_at_the_edges(value: str) -> None:
+    validator = _validator_for(schema("NewMember")["properties"]["username"])
+    assert validator.is_valid(value) is _api_accepts(_parse_username, value)
+
+
+def test_a_username_with_a_trailing_newline_is_refused_like_the_spec_says() -> None:
+    assert not _validator_for(schema("NewMember")["properties"]["username"]).is_valid("alice\n")
+    assert not _api_accepts(_parse_username, "alice\n")
+
+
+@pytest.mark.parametrize("value", ["x", "x" * 128, "x" * 129, "", " ", "\x00", "\n", "pass word\t", "ünïcödé"])
+def test_the_unlock_password_schema_agrees_with_the_api(value: str) -> None:
+    validator = _validator_for(schema("Unlock"))
+    assert validator.is_valid({"password": value}) is _api_accepts(album_schemas.parse_unlock, {"password": value})
+
+
+def _expiry_accepted(value: Any) -> bool:
+    return _api_accepts(lambda v: album_schemas.parse_new_link({"expires_at": v}, now=_NOW), value)
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "%Y-%m-%dT%H:%M:%SZ",
+        "%Y-%m-%dt%H:%M:%Sz",
+        "%Y-%m-%dT%H:%M:%S.%fZ",
+        "%Y-%m-%dT%H:%M:%S.123456789Z",
+        "%Y-%m-%dT%H:%M:%S+00:00",
+        "%Y-%m-%dT%H:%M:%S-00:00",
+    ],
+)
+def test_every_rfc_3339_spelling_of_a_future_time_is_a_valid_expiry(spelling: str) -> None:
+    value = (_NOW + timedelta(days=1)).strftime(spelling)
+    expiry = schema("NewLink")["properties"]["expires_at"]
+    assert _validator_for(expiry).is_valid(value), value
+    assert _expiry_accepted(value), value
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ((_NOW - timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ"), "in the past"),
+        ((_NOW + timedelta(days=album_models.LINK_EXPIRY_MAX_DAYS + 1)).strftime("%Y-%m-%dT%H:%M:%SZ"), "too far"),
+    ],
+)
+def test_the_expiries_the_spec_describes_in_words_are_refused(value: str, why: str) -> None:
+    # Valid RFC 3339 date-times that the description (not the schema) rules out.
+    assert _validator_for(schema("NewLink")["properties"]["expires_at"]).is_valid(value), why
+    assert not _expiry_accepted(value), why
+    # RFC 3339 allows a leap second (the format checker used here does not); the description says it is refused.
+    assert not _expiry_accepted("2031-06-30T23:59:60Z")
+
+
+@pytest.mark.parametrize(
+    "value", ["2031-01-01T00:00:00", "2031-01-01", "tomorrow", "2031-01-01T00:00:00.0000000000000000000000000Z", 5]
+)
+def test_an_expiry_the_spec_refuses_is_refused(value: Any) -> None:
+    assert not _validator_for(schema("NewLink")["properties"]["expires_at"]).is_valid(value)
+    assert not _expiry_accepted(value)
+
+
 def test_null_tags_are_valid_for_the_spec_and_the_api_alike() -> None:
     for document in ("NewPhoto", "PhotoChanges"):
         assert _validator_for(schema(document)["properties"]["tags"]).is_valid(None)
@@ -380,7 +697,7 @@ def documented_response(path: str, method: str, status: int) -> dict[str, Any]:
 class Checked:
     """Calls the API as a user and checks every reply against the spec; remembers what it covered."""
 
-    def __init__(self, user: User) -> None:
+    def __init__(self, user: User | Visitor) -> None:
         self.user = user
         self.covered: set[tuple[str, str, int]] = set()
 
@@ -470,3 +787,127 @@ def test_a_throttled_dependency_answers_the_documented_503(alice: User, aws: bot
     reply = json.loads(response.body)
     assert reply["Code"] == "ServiceUnavailableError"
     assert "retry" in reply["Message"]
+
+
+class Visitor:
+    """A share-link visitor: no Authorization header, as a browser without an account sends it."""
+
+    def __init__(self, api: Client) -> None:
+        self._api = api
+
+    def call(self, method: str, path: str, body: Any = None, **headers: str) -> Any:
+        return albums.public(self._api, method, path, body, **headers)
+
+
+def test_real_album_responses_fit_the_documented_schemas(
+    api: Client, alice: User, bob: User, aws: boto3.session.Session
+) -> None:
+    a, b = Checked(alice), Checked(bob)
+    v = Checked(Visitor(api))
+    a.call("POST", "/users", "/users", {"display_name": "Alice"})
+    photo = _ready_photo(a, aws.client("s3"))
+    pending = json.loads(
+        a.call("POST", "/photos", "/photos", {"filename": "b.png", "content_type": "image/png", "size_bytes": 9}).body
+    )["photo"]
+
+    album = json.loads(a.call("POST", "/albums", "/albums", {"title": "Sky", "description": None}).body)
+    album_path = f"/albums/{album['album_id']}"
+    a.call("POST", "/albums", "/albums", {"title": " "})  # 400
+    a.call("POST", "/albums", "/albums", {"title": "A", "owner_id": "x"})  # 400
+    a.call("GET", "/albums", "/albums")
+    a.call("GET", "/albums", "/albums?limit=0")  # 400
+    a.call("GET", "/albums/{album_id}", album_path)
+    a.call("GET", "/albums/{album_id}", f"/albums/{ids.new_ulid()}")  # 404
+
+    ids_body = {"photo_ids": [photo["photo_id"], pending["photo_id"], ids.new_ulid(), photo["photo_id"]]}
+    results = json.loads(a.call("POST", "/albums/{album_id}/photos", f"{album_path}/photos", ids_body).body)
+    assert [r["status"] for r in results["results"]] == ["added", "not_ready", "not_found"]
+    a.call("POST", "/albums/{album_id}/photos", f"{album_path}/photos", {"photo_ids": [photo["photo_id"]]})  # already
+    a.call("POST", "/albums/{album_id}/photos", f"{album_path}/photos", {"photo_ids": []})  # 400
+    a.call("GET", "/albums/{album_id}", album_path)  # with a cover
+    listed = json.loads(a.call("GET", "/albums", "/albums").body)
+    assert listed["items"][0]["cover"] is not None
+    a.call("GET", "/albums/{album_id}/photos", f"{album_path}/photos")
+    a.call("GET", "/albums/{album_id}/photos", f"{album_path}/photos?cursor=forged")  # 400
+
+    album_now = json.loads(
+        a.call("PATCH", "/albums/{album_id}", album_path, {"title": "Blue", "description": "x", "version": 1}).body
+    )
+    a.call("PATCH", "/albums/{album_id}", album_path, {"title": "Old", "version": 1})  # 409
+    a.call("PATCH", "/albums/{album_id}", album_path, {"version": album_now["version"]})  # 400: nothing to change
+    cover = {"cover_photo_id": ids.new_ulid(), "version": album_now["version"]}
+    a.call("PATCH", "/albums/{album_id}", album_path, cover)  # 400: not in the album
+
+    members_path = f"{album_path}/members"
+    a.call("POST", "/albums/{album_id}/members", members_path, {"username": bob.username, "role": "viewer"})
+    a.call("POST", "/albums/{album_id}/members", members_path, {"username": bob.username, "role": "viewer"})  # 409
+    a.call("POST", "/albums/{album_id}/members", members_path, {"username": "nobody-here", "role": "viewer"})  # 404
+    a.call("POST", "/albums/{album_id}/members", members_path, {"username": "a b", "role": "viewer"})  # 400
+    a.call("GET", "/albums/{album_id}/members", members_path)
+    b.call("GET", "/albums/{album_id}/members", members_path)
+    b.call("GET", "/albums/{album_id}", album_path)  # role viewer
+    b.call("GET", "/albums/{album_id}/photos", f"{album_path}/photos")  # mine: false
+    b.call("PATCH", "/albums/{album_id}", album_path, {"title": "Mine now", "version": 2})  # 403
+    b.call("POST", "/albums/{album_id}/photos", f"{album_path}/photos", {"photo_ids": [photo["photo_id"]]})  # 403
+    b.call("POST", "/albums/{album_id}/links", f"{album_path}/links", {})  # 403
+    b.call("GET", "/albums/{album_id}/links", f"{album_path}/links")  # 403
+    member_path = f"{members_path}/{bob.sub}"
+    template = "/albums/{album_id}/members/{user_id}"
+    a.call("PATCH", template, member_path, {"role": "contributor"})
+    a.call("PATCH", template, f"{members_path}/{alice.sub}", {"role": "viewer"})  # 409: the owner's role
+    a.call("PATCH", template, member_path, {"role": "owner"})  # 400
+    b.call("DELETE", template, f"{members_path}/{alice.sub}")  # 403: a member removes only themselves
+    a.call("DELETE", template, f"{members_path}/{alice.sub}")  # 403: the owner cannot leave
+
+    links_path = f"{album_path}/links"
+    expiry = iso_utc(datetime.now(UTC) + timedelta(days=7))
+    open_link = json.loads(a.call("POST", "/albums/{album_id}/links", links_path, {"expires_at": expiry}).body)
+    locked = json.loads(
+        a.call("POST", "/albums/{album_id}/links", links_path, {"password": "open sesame", "allow_download": True}).body
+    )
+    a.call("POST", "/albums/{album_id}/links", links_path, {"expires_at": "2001-01-01T00:00:00Z"})  # 400
+    a.call("POST", "/albums/{album_id}/links", links_path, {"password": "abc"})  # 400
+    a.call("GET", "/albums/{album_id}/links", links_path)
+
+    public, unlock = "/public/albums/{token}", "/public/albums/{token}/unlock"
+    v.call("GET", public, f"/public/albums/{open_link['token']}")
+    v.call("GET", public, f"/public/albums/{open_link['token']}?limit=1000")  # 400
+    v.call("GET", public, f"/public/albums/{locked['token']}")  # 401 PasswordRequired
+    v.call("GET", public, f"/public/albums/{locked['token']}", **{"X-Link-Access": "1.forged"})  # 401
+    v.call("GET", public, f"/public/albums/{album_links.new_token()}")  # 404
+    v.call("POST", unlock, f"/public/albums/{open_link['token']}/unlock", {"password": "anything"})  # 200
+    granted = json.loads(
+        v.call("POST", unlock, f"/public/albums/{locked['token']}/unlock", {"password": "open sesame"}).body
+    )
+    page = json.loads(
+        v.call("GET", public, f"/public/albums/{locked['token']}", **{"X-Link-Access": granted["access_token"]}).body
+    )
+    assert page["allow_download"]
+    assert page["items"][0]["urls"]["original"]
+    v.call("POST", unlock, f"/public/albums/{locked['token']}/unlock", {"password": ""})  # 400
+    v.call("POST", unlock, f"/public/albums/{album_links.new_token()}/unlock", {"password": "x"})  # 404
+    for _ in range(10):
+        v.call("POST", unlock, f"/public/albums/{locked['token']}/unlock", {"password": "guess"})  # 401
+    v.call("POST", unlock, f"/public/albums/{locked['token']}/unlock", {"password": "open sesame"})  # 429
+
+    link_template = "/albums/{album_id}/links/{link_id}"
+    a.call("DELETE", link_template, f"{links_path}/{open_link['link_id']}")
+    a.call("DELETE", link_template, f"{links_path}/{open_link['link_id']}")  # 404
+    v.call("GET", public, f"/public/albums/{open_link['token']}")  # 404: revoked
+
+    removal = {"photo_ids": [photo["photo_id"], ids.new_ulid()]}
+    a.call("POST", "/albums/{album_id}/photos/remove", f"{album_path}/photos/remove", removal)
+    a.call("POST", "/albums/{album_id}/photos/remove", f"{album_path}/photos/remove", {"photo_ids": "x"})  # 400
+    b.call("DELETE", template, member_path)  # bob leaves
+    b.call("GET", "/albums/{album_id}", album_path)  # 404: no longer a member
+    a.call("DELETE", template, member_path)  # 404: no such member
+    a.call("DELETE", "/albums/{album_id}", album_path)
+    a.call("GET", "/albums/{album_id}", album_path)  # 404
+    v.call("GET", public, f"/public/albums/{locked['token']}")  # 404: the album went
+    a.call("GET", "/albums", "/albums", Authorization="forged")  # 401
+
+    covered = a.covered | b.covered | v.covered
+    album_operations = {(method, path) for path, method, _ in operations() if path.startswith(("/albums", "/public"))}
+    assert album_operations <= {(method, path) for method, path, _ in covered}
+    statuses = {status for _, _, status in covered}
+    assert {200, 201, 204, 400, 401, 403, 404, 409, 429} <= statuses

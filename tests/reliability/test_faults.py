@@ -173,9 +173,9 @@ ROUTES: dict[str, Route] = {
     ),
     "DELETE /photos/{id}": Route(
         lambda s: _call(s.alice, "DELETE", f"/photos/{s.new_photo()['photo_id']}"),
-        ("UpdateItem", "GetItem", "TransactWriteItems"),
+        ("UpdateItem", "GetItem", "Query", "TransactWriteItems"),  # the Query: which albums it is in
         204,
-        2,
+        3,
     ),
 }
 

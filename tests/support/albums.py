@@ -42,10 +42,10 @@ def create_link(owner: User, album_id: str, **fields: Any) -> dict[str, Any]:
     return _body(response)
 
 
-def public(api: Client, method: str, path: str, body: Any = None, **headers: str) -> Any:
+def public(api: Client, method: str, path: str, body: Any = None, *, raw: bytes | None = None, **headers: str) -> Any:
     """A request with no Authorization header, as a visitor's browser sends it."""
-    payload = b"" if body is None else json.dumps(body).encode()
-    sent = {"Content-Type": "application/json", **headers} if body is not None else dict(headers)
+    payload = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
+    sent = {"Content-Type": "application/json", **headers} if payload else dict(headers)
     return api.http.request(method, path, headers=sent, body=payload)
 
 

@@ -55,7 +55,8 @@ def test_access_tokens_are_bound_to_the_link_and_expire() -> None:
     expires, signature = issued.split(".")
     assert not tokens.valid(f"{int(expires) + 3600}.{signature}", "LINK1", now)  # a later expiry is not signed
     assert not links.AccessTokens(lambda: b"t" * 32).valid(issued, "LINK1", now)  # another secret
-    for junk in (None, "", "x", "1.2.3", "٣.sig", "9" * 20 + ".sig", "a" * 200):
+    far = str(now + 10**6)
+    for junk in (None, "", "x", "1.2.3", "٣.sig", "9" * 20 + ".sig", "a" * 200, f"{far}.é", f"{far}.{signature}é"):
         assert not tokens.valid(junk, "LINK1", now)
 
 
