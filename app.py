@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalice.app import Chalice, CloudWatchEvent, CognitoUserPoolAuthorizer, Rate, Request, Response, SQSEvent
 
 from chalicelib import clock, config, deps, logs, web
-from chalicelib.albums import schemas as album_schemas
-from chalicelib.albums.models import Album, Role
+from chalicelib.lazy import lazy_import
 from chalicelib.photos import schemas as photo_schemas
 from chalicelib.photos.events import uploaded_object_keys
 from chalicelib.photos.models import DownloadUrls
 from chalicelib.users import schemas as user_schemas
+
+if TYPE_CHECKING:
+    from chalicelib.albums import schemas as album_schemas
+    from chalicelib.albums.models import Grant
+else:
+    # Imported on first use: a cold start that serves photos never pays for the album code.
+    album_schemas = lazy_import("chalicelib.albums.schemas")
 
 app = Chalice(app_name="photosky")
 app.register_middleware(web.log_requests, "http")
@@ -147,8 +153,8 @@ def delete_photo(photo_id: str) -> Response:
 # --- albums: every view asks the album service, whose first step is the one authorization check ------------------
 
 
-def _album_out(album: Album, role: Role) -> dict[str, Any]:
-    return album_schemas.album_out(album, role, deps.album_service().cover_urls(album))
+def _album_out(grant: Grant) -> dict[str, Any]:
+    return album_schemas.album_out(grant.album, grant.role, deps.album_service().cover_urls(grant.album))
 
 
 @app.route("/albums", methods=["POST"], authorizer=cognito)
@@ -157,8 +163,8 @@ def create_album() -> Response:
     request = app.current_request
     owner_id = _writer(request)
     new = album_schemas.parse_new_album(web.json_body(request))
-    album = deps.album_service().create(owner_id, web.current_username(request), new)
-    return Response(body=_album_out(album, Role.OWNER), status_code=201)
+    grant = deps.album_service().create(owner_id, web.current_username(request), new)
+    return Response(body=_album_out(grant), status_code=201)
 
 
 @app.route("/albums", methods=["GET"], authorizer=cognito)
@@ -168,14 +174,14 @@ def list_albums() -> dict[str, Any]:
     user_id = web.current_user_id(request)
     limit, cursor = album_schemas.parse_page_query(request.query_params if request else None)
     page, next_cursor = deps.album_service().list_for(user_id, limit=limit, cursor=cursor)
-    return {"items": [_album_out(album, role) for album, role in page], "next_cursor": next_cursor}
+    return {"items": [_album_out(grant) for grant in page], "next_cursor": next_cursor}
 
 
 @app.route("/albums/{album_id}", methods=["GET"], authorizer=cognito)
 @web.http_errors
 def get_album(album_id: str) -> dict[str, Any]:
     grant = deps.album_service().get(web.current_user_id(app.current_request), album_id)
-    return _album_out(grant.album, grant.role)
+    return _album_out(grant)
 
 
 @app.route("/albums/{album_id}", methods=["PATCH"], authorizer=cognito)
@@ -185,7 +191,7 @@ def update_album(album_id: str) -> dict[str, Any]:
     user_id = _writer(request)
     changes = album_schemas.parse_album_changes(web.json_body(request))
     grant = deps.album_service().update(user_id, album_id, changes)
-    return _album_out(grant.album, grant.role)
+    return _album_out(grant)
 
 
 @app.route("/albums/{album_id}", methods=["DELETE"], authorizer=cognito)

@@ -16,11 +16,6 @@ import boto3
 from botocore.config import Config
 
 from chalicelib import clock
-from chalicelib.albums.access import AlbumAccess
-from chalicelib.albums.directory import CognitoDirectory
-from chalicelib.albums.links import AccessTokens
-from chalicelib.albums.repository import DynamoAlbumRepository
-from chalicelib.albums.service import AlbumService, UserDirectory
 from chalicelib.aws import dependency_errors
 from chalicelib.config import Settings
 from chalicelib.cursors import CursorCodec
@@ -38,6 +33,8 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
+    from chalicelib.albums.repository import DynamoAlbumRepository
+    from chalicelib.albums.service import AlbumService, UserDirectory
     from chalicelib.photos.ingest import UploadProcessor
 
 T = TypeVar("T")
@@ -149,6 +146,8 @@ def _cursor_codec() -> CursorCodec:
 
 @_once
 def user_directory() -> UserDirectory:
+    from chalicelib.albums.directory import CognitoDirectory  # (the album code is imported on first use)
+
     pool = settings().user_pool_id
     if pool is None:
         raise RuntimeError("no user pool configured (COGNITO_USER_POOL_ARN)")
@@ -157,11 +156,18 @@ def user_directory() -> UserDirectory:
 
 @_once
 def album_repository() -> DynamoAlbumRepository:
+    from chalicelib.albums.repository import DynamoAlbumRepository
+
     return DynamoAlbumRepository(dynamodb(), settings().table_name)
 
 
 @_once
 def album_service() -> AlbumService:
+    # Imported here, not at the top: a cold start that serves only photos never pays for the album code.
+    from chalicelib.albums.access import AlbumAccess
+    from chalicelib.albums.links import AccessTokens
+    from chalicelib.albums.service import AlbumService
+
     tokens = AccessTokens(_cursor_codec().secret)
     return AlbumService(
         album_repository(),

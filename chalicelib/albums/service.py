@@ -120,7 +120,7 @@ class AlbumService:
 
     # --- albums ----------------------------------------------------------------------------------------------------
 
-    def create(self, owner_id: str, owner_username: str | None, new: NewAlbum) -> Album:
+    def create(self, owner_id: str, owner_username: str | None, new: NewAlbum) -> Grant:
         now = iso_utc(self._clock())
         album = Album(
             album_id=self._new_id(),
@@ -132,9 +132,9 @@ class AlbumService:
             updated_at=now,
         )
         self._repository.create(album)
-        return album
+        return Grant(album=album, role=Role.OWNER)
 
-    def list_for(self, user_id: str, *, limit: int, cursor: str | None) -> tuple[list[tuple[Album, Role]], str | None]:
+    def list_for(self, user_id: str, *, limit: int, cursor: str | None) -> tuple[list[Grant], str | None]:
         """The caller's albums and those shared with them, most recently updated first.
 
         Sorted here, not by an index: an album's time changes with every photo added, and keeping a copy of it per
@@ -152,7 +152,7 @@ class AlbumService:
         if len(mine) > limit:
             last = page[-1][0]
             next_cursor = self._cursors.encode({"updated_at": last.updated_at, "album_id": last.album_id}, scope=scope)
-        return page, next_cursor
+        return [Grant(album=album, role=role) for album, role in page], next_cursor
 
     def get(self, user_id: str, album_id: str) -> Grant:
         return self._access.for_user(user_id, album_id, Action.READ)

@@ -8,13 +8,20 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from chalicelib import clock, errors, keys
-from chalicelib.albums import items as album_items
-from chalicelib.albums.models import Album, AlbumPhotoEntry
 from chalicelib.aws import batch_get, dependency_errors, query_all, query_page, transact
+from chalicelib.lazy import lazy_import
 from chalicelib.photos.models import Photo, PhotoStatus
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+
+    from chalicelib.albums import items as album_items
+    from chalicelib.albums import models as album_models
+    from chalicelib.albums.models import Album
+else:
+    # Only deleting a photo needs the album code: imported on first use, off the API's cold path.
+    album_items = lazy_import("chalicelib.albums.items")
+    album_models = lazy_import("chalicelib.albums.models")
 
 Item = dict[str, Any]
 
@@ -350,7 +357,7 @@ class DynamoPhotoRepository:
     def _leave_albums(self, photo: Photo, album_ids: list[str], albums: dict[str, Album]) -> list[Any]:
         writes: list[Any] = []
         for album_id in album_ids:
-            entry = AlbumPhotoEntry(album_id, photo.photo_id, photo.owner_id, added_at="")
+            entry = album_models.AlbumPhotoEntry(album_id, photo.photo_id, photo.owner_id, added_at="")
             album = albums.get(album_id)
             if album is None:
                 # The album is gone and its clean-up has not reached this photo yet: only the two keys remain.
