@@ -151,6 +151,10 @@ def test_hostile_uploads_are_rejected_removed_and_released(
     assert photo["status"] == "REJECTED", photo
     assert photo["rejection_reason"]
     assert photo["urls"] == {"original": None, "large": None, "small": None}
+    # The worker marks the photo REJECTED, then removes the upload: wait for the second step, not only the first.
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while any(photo["photo_id"] in key for key in bucket_keys()) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert not any(photo["photo_id"] in key for key in bucket_keys())
     assert api_as("GET", "/users/me").body["usage"] == {"photos": 0, "bytes": 0, "pending": 0}
 

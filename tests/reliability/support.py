@@ -20,7 +20,7 @@ from chalice.test import Client
 from moto.core.models import botocore_stubber
 from PIL import Image
 
-from chalicelib import deps, keys
+from chalicelib import deps, errors, keys, web
 from ops import invariants
 from tests.integration.conftest import BUCKET, TABLE, User
 
@@ -400,3 +400,36 @@ def recorded_calls() -> Iterator[list[tuple[str, str]]]:
     finally:
         for client, record, service in registered:
             client.meta.events.unregister(f"before-call.{service}", record)
+
+
+# --- races ------------------------------------------------------------------------------------------------------------
+
+
+def status_of(action: Callable[[], Any]) -> int:
+    """The HTTP status the API would answer for this service call (the views are thin: parse, call, shape)."""
+    try:
+        action()
+    except errors.DomainError as e:
+        return int(web.error_response(e).status_code)
+    return 200
+
+
+def race(actions: list[Callable[[], Any]]) -> list[Any]:
+    """Run the actions in threads released together; their results (or exceptions) in order."""
+    start = threading.Barrier(len(actions))
+    results: list[Any] = [None] * len(actions)
+
+    def run(index: int) -> None:
+        start.wait()
+        try:
+            results[index] = actions[index]()
+        except BaseException as e:
+            results[index] = e
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(actions))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+        assert not thread.is_alive(), "a racing call never finished"
+    return results

@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ import pytest
 from botocore.exceptions import ReadTimeoutError
 from chalice.test import Client
 
-from chalicelib import clock, deps, errors, keys, web
+from chalicelib import clock, deps, errors, keys
 from chalicelib.albums import repository as album_repository
 from chalicelib.albums.links import token_hash
 from chalicelib.albums.models import AlbumChanges, Role
@@ -47,9 +46,11 @@ from tests.reliability.support import (
     dynamodb_error,
     jpeg,
     photo_objects,
+    race,
     recorded_calls,
     s3_error,
     start_upload,
+    status_of,
     transaction_cancelled,
     upload_ready,
 )
@@ -810,36 +811,6 @@ def test_a_member_whose_departure_was_cut_short_can_be_added_again_and_their_old
 
 
 # --- races ------------------------------------------------------------------------------------------------------------
-
-
-def status_of(action: Callable[[], Any]) -> int:
-    """The HTTP status the API would answer for this service call (the views are thin: parse, call, shape)."""
-    try:
-        action()
-    except errors.DomainError as e:
-        return int(web.error_response(e).status_code)
-    return 200
-
-
-def race(actions: list[Callable[[], Any]]) -> list[Any]:
-    """Run the actions in threads released together; their results (or exceptions) in order."""
-    start = threading.Barrier(len(actions))
-    results: list[Any] = [None] * len(actions)
-
-    def run(index: int) -> None:
-        start.wait()
-        try:
-            results[index] = actions[index]()
-        except BaseException as e:
-            results[index] = e
-
-    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(actions))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-        assert not thread.is_alive(), "a racing call never finished"
-    return results
 
 
 def void(_: Any) -> None:

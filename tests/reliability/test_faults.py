@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import itertools
 import os
-import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ import boto3
 import pytest
 from chalice.test import Client
 
-from chalicelib import deps, errors, keys, web
+from chalicelib import deps, errors, keys
 from chalicelib.photos.ingest import Outcome, UploadProcessor
 from chalicelib.photos.models import NewPhoto, PhotoChanges
 from ops.invariants import Quota
@@ -45,12 +44,14 @@ from tests.reliability.support import (
     jpeg,
     photo_objects,
     put_upload,
+    race,
     read_timeout,
     ready_objects,
     recorded_calls,
     s3_error,
     snapshot,
     start_upload,
+    status_of,
     transaction_cancelled,
     unprocessed_keys,
     upload_ready,
@@ -596,36 +597,6 @@ def test_duplicate_early_late_and_stale_events_settle_each_photo_exactly_once(sc
 
 
 # --- races ------------------------------------------------------------------------------------------------------------
-
-
-def status_of(action: Callable[[], Any]) -> int:
-    """The HTTP status the API would answer for this service call (the views are thin: parse, call, shape)."""
-    try:
-        action()
-    except errors.DomainError as e:
-        return web.error_response(e).status_code
-    return 200
-
-
-def race(actions: list[Callable[[], Any]]) -> list[Any]:
-    """Run the actions in threads released together; their results (or exceptions) in order."""
-    start = threading.Barrier(len(actions))
-    results: list[Any] = [None] * len(actions)
-
-    def run(index: int) -> None:
-        start.wait()
-        try:
-            results[index] = actions[index]()
-        except BaseException as e:
-            results[index] = e
-
-    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(actions))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-        assert not thread.is_alive(), "a racing call never finished"
-    return results
 
 
 @pytest.mark.usefixtures("atomic_moto")
