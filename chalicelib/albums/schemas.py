@@ -30,10 +30,8 @@ from chalicelib.albums.models import (
 from chalicelib.clock import iso_utc
 from chalicelib.ids import is_ulid
 from chalicelib.photos.models import DownloadUrls, Photo
+from chalicelib.photos.schemas import parse_page
 
-_LIMIT = re.compile(r"^[0-9]{1,3}\Z")
-LIST_LIMIT_DEFAULT = 30
-LIST_LIMIT_MAX = 100
 # A Cognito user name: no white space or control characters (Cognito's own pattern is [\p{L}\p{M}\p{S}\p{N}\p{P}]+).
 _USERNAME = re.compile(r"^[^\s\x00-\x1f\x7f]+\Z")
 
@@ -160,15 +158,8 @@ def parse_unlock(body: Any) -> str:
 
 
 def parse_page_query(params: Mapping[str, str] | None) -> tuple[int, str | None]:
-    """(limit, cursor) from `?limit=1..100&cursor=`."""
-    params = params or {}
-    unknown = sorted(set(params) - {"limit", "cursor"})
-    if unknown:
-        raise errors.Invalid(unknown[0], "unknown query parameter (allowed: cursor, limit)")
-    raw_limit = params.get("limit", str(LIST_LIMIT_DEFAULT))
-    if not _LIMIT.match(raw_limit) or not 1 <= int(raw_limit) <= LIST_LIMIT_MAX:
-        raise errors.Invalid("limit", f"must be a whole number from 1 to {LIST_LIMIT_MAX}")
-    return int(raw_limit), params.get("cursor") or None
+    """(limit, cursor) from `?limit=1..100&cursor=`: the same rules as every listing (photos.schemas.parse_page)."""
+    return parse_page(params)
 
 
 # --- responses ---------------------------------------------------------------------------------------------------

@@ -326,7 +326,7 @@ class AlbumService:
         grant = self._access.for_user(user_id, album_id, Action.MANAGE_MEMBERS)
         if member_id == grant.album.owner_id:
             raise errors.Conflict("the owner's role cannot change")
-        changed = self._repository.change_role(album_id, member_id, role) if _is_user_id(member_id) else None
+        changed = self._repository.change_role(album_id, member_id, role) if is_user_id(member_id) else None
         if changed is None:
             raise errors.NotFound("no such member")
         name = self._display_names([member_id]).get(member_id)
@@ -344,7 +344,7 @@ class AlbumService:
         membership: Membership | None = None
         if action is Action.LEAVE:
             membership = grant.membership  # the check just read it
-        elif _is_user_id(member_id):
+        elif is_user_id(member_id):
             _, membership = self._repository.get_with_membership(album_id, member_id)
         if membership is None:
             raise errors.NotFound("no such member")
@@ -475,7 +475,3 @@ def _recency(album: Album) -> tuple[str, str]:
 
 def _from_epoch(now: datetime, epoch: int) -> datetime:
     return now + timedelta(seconds=epoch - now.timestamp())
-
-
-def _is_user_id(value: str) -> bool:
-    return is_user_id(value)

@@ -124,19 +124,26 @@ def parse_photo_changes(body: Any) -> PhotoChanges:
     )
 
 
-def parse_list_query(params: Mapping[str, str] | None) -> tuple[int, str | None, str | None]:
-    """(limit, cursor, tag) from `?limit=1..100&cursor=&tag=`."""
+def parse_page(params: Mapping[str, str] | None, *, also: tuple[str, ...] = ()) -> tuple[int, str | None]:
+    """(limit, cursor) from `?limit=1..100&cursor=`, for every listing; `also` names its other parameters."""
     params = params or {}
-    unknown = sorted(set(params) - {"limit", "cursor", "tag"})
+    allowed = sorted({"limit", "cursor", *also})
+    unknown = sorted(set(params) - set(allowed))
     if unknown:
-        raise errors.Invalid(unknown[0], "unknown query parameter (allowed: cursor, limit, tag)")
+        raise errors.Invalid(unknown[0], f"unknown query parameter (allowed: {', '.join(allowed)})")
     raw_limit = params.get("limit", str(LIST_LIMIT_DEFAULT))
     # ASCII digits only: str.isdigit() also accepts '²' and other digits int() refuses.
     if not _LIMIT.match(raw_limit) or not 1 <= int(raw_limit) <= LIST_LIMIT_MAX:
         raise errors.Invalid("limit", f"must be a whole number from 1 to {LIST_LIMIT_MAX}")
+    return int(raw_limit), params.get("cursor") or None
+
+
+def parse_list_query(params: Mapping[str, str] | None) -> tuple[int, str | None, str | None]:
+    """(limit, cursor, tag) from `?limit=1..100&cursor=&tag=`."""
+    limit, cursor = parse_page(params, also=("tag",))
     # An empty `?tag=` is a 400 like any other invalid tag (the spec's minLength 1), not "no filter".
-    tag = normalize_tag(params["tag"], "tag") if "tag" in params else None
-    return int(raw_limit), params.get("cursor") or None, tag
+    tag = normalize_tag(params["tag"], "tag") if params and "tag" in params else None
+    return limit, cursor, tag
 
 
 def photo_out(photo: Photo, urls: DownloadUrls) -> dict[str, Any]:

@@ -222,8 +222,8 @@ def test_album_list_parameters_match_the_parser(path: str) -> None:
     query = {name: p["schema"] for (where, name), p in parameters_of(path, "GET").items() if where == "query"}
     assert set(query) == {"limit", "cursor"}  # parse_page_query refuses any other
     assert query["limit"]["minimum"] == 1
-    assert query["limit"]["maximum"] == album_schemas.LIST_LIMIT_MAX
-    assert query["limit"]["default"] == album_schemas.LIST_LIMIT_DEFAULT
+    assert query["limit"]["maximum"] == photo_schemas.LIST_LIMIT_MAX
+    assert query["limit"]["default"] == photo_schemas.LIST_LIMIT_DEFAULT
     with pytest.raises(errors.Invalid):
         album_schemas.parse_page_query({"tag": "x"})
 
