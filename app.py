@@ -28,6 +28,10 @@ app.register_middleware(web.allow_spa_origin, "http")
 # API Gateway verifies the Cognito ID token before the Lambda runs; the Lambda only reads the claims.
 cognito = CognitoUserPoolAuthorizer("PhotoSkyUsers", provider_arns=config.user_pool_arns())
 
+# A request that purges (emptying the trash, deleting an account) stops taking more work after this long and says
+# how much is left: API Gateway gives up on an integration after 29 s.
+WORK_BUDGET_SECONDS = 20
+
 
 def _writer(request: Request | None) -> str:
     """The caller of a route that writes, once it has spent one of its write-rate tokens: before the body is parsed,
@@ -48,7 +52,11 @@ def health() -> dict[str, str]:
 @app.route("/users/me", methods=["OPTIONS"])
 @app.route("/users/{user_id}", methods=["OPTIONS"])
 @app.route("/photos", methods=["OPTIONS"])
+@app.route("/photos/timeline", methods=["OPTIONS"])
+@app.route("/photos/batch", methods=["OPTIONS"])
 @app.route("/photos/{photo_id}", methods=["OPTIONS"])
+@app.route("/photos/{photo_id}/restore", methods=["OPTIONS"])
+@app.route("/trash", methods=["OPTIONS"])
 @app.route("/albums", methods=["OPTIONS"])
 @app.route("/albums/{album_id}", methods=["OPTIONS"])
 @app.route("/albums/{album_id}/photos", methods=["OPTIONS"])
@@ -92,6 +100,19 @@ def update_my_profile() -> dict[str, Any]:
     return user_schemas.account_out(account)
 
 
+@app.route("/users/me", methods=["DELETE"], authorizer=cognito)
+@web.http_errors
+def delete_my_account() -> Response:
+    user_id = _writer(app.current_request)
+    started = time.monotonic()
+    finished = deps.account_deletion().delete(
+        user_id, out_of_time=lambda: time.monotonic() - started > WORK_BUDGET_SECONDS
+    )
+    if finished:
+        return Response(body="", status_code=204)
+    return Response(body={"status": "deleting"}, status_code=202)
+
+
 @app.route("/users/{user_id}", methods=["GET"], authorizer=cognito)
 @web.http_errors
 def get_profile(user_id: str) -> dict[str, Any]:
@@ -116,11 +137,59 @@ def start_upload() -> Response:
 def list_photos() -> dict[str, Any]:
     request = app.current_request
     owner_id = web.current_user_id(request)
-    limit, cursor, tag = photo_schemas.parse_list_query(request.query_params if request else None)
+    limit, cursor, query = photo_schemas.parse_list_query(request.query_params if request else None)
     service = deps.photo_service()
-    page = service.list(owner_id, limit=limit, cursor=cursor, tag=tag)
+    page = service.list(owner_id, limit=limit, cursor=cursor, query=query)
     items = [photo_schemas.photo_out(photo, service.download_urls(photo)) for photo in page.items]
     return {"items": items, "next_cursor": page.next_cursor}
+
+
+@app.route("/photos/timeline", methods=["GET"], authorizer=cognito)
+@web.http_errors
+def photo_timeline() -> dict[str, Any]:
+    request = app.current_request
+    photo_schemas.parse_no_query(request.query_params if request else None)
+    buckets = deps.photo_service().timeline(web.current_user_id(request))
+    return {"buckets": [{"month": month, "count": count} for month, count in buckets]}
+
+
+@app.route("/photos/batch", methods=["POST"], authorizer=cognito)
+@web.http_errors
+def batch_photos() -> dict[str, Any]:
+    request = app.current_request
+    owner_id = _writer(request)
+    action, photo_ids, tags = photo_schemas.parse_batch(web.json_body(request))
+    return photo_schemas.batch_out(deps.photo_service().batch(owner_id, action, photo_ids, tags))
+
+
+@app.route("/photos/{photo_id}/restore", methods=["POST"], authorizer=cognito)
+@web.http_errors
+def restore_photo(photo_id: str) -> dict[str, Any]:
+    owner_id = _writer(app.current_request)
+    service = deps.photo_service()
+    photo = service.restore(owner_id, photo_id)
+    return photo_schemas.photo_out(photo, service.download_urls(photo))
+
+
+@app.route("/trash", methods=["GET"], authorizer=cognito)
+@web.http_errors
+def list_trash() -> dict[str, Any]:
+    request = app.current_request
+    limit, cursor = photo_schemas.parse_page(request.query_params if request else None)
+    service = deps.photo_service()
+    page = service.trash(web.current_user_id(request), limit=limit, cursor=cursor)
+    items = [photo_schemas.photo_out(photo, service.download_urls(photo)) for photo in page.items]
+    return {"items": items, "next_cursor": page.next_cursor}
+
+
+@app.route("/trash", methods=["DELETE"], authorizer=cognito)
+@web.http_errors
+def empty_trash() -> Response:
+    owner_id = _writer(app.current_request)
+    remaining = deps.photo_service().empty_trash(owner_id, budget_seconds=WORK_BUDGET_SECONDS)
+    if remaining:
+        return Response(body={"remaining": remaining}, status_code=202)
+    return Response(body="", status_code=204)
 
 
 @app.route("/photos/{photo_id}", methods=["GET"], authorizer=cognito)
@@ -145,8 +214,10 @@ def update_photo(photo_id: str) -> dict[str, Any]:
 @app.route("/photos/{photo_id}", methods=["DELETE"], authorizer=cognito)
 @web.http_errors
 def delete_photo(photo_id: str) -> Response:
-    owner_id = _writer(app.current_request)
-    deps.photo_service().delete(owner_id, photo_id)
+    request = app.current_request
+    owner_id = _writer(request)
+    permanent = photo_schemas.parse_permanent(request.query_params if request else None)
+    deps.photo_service().delete(owner_id, photo_id, permanent=permanent)
     return Response(body="", status_code=204)
 
 
@@ -347,5 +418,15 @@ def release_abandoned_uploads(event: CloudWatchEvent) -> None:
     # Album deletions and departures whose request was cut short, finished in what is left of the run.
     started = time.perf_counter()
     budget = deps.settings().reconcile_budget_seconds
-    finished = deps.album_service().finish_left_behind(deadline=lambda: time.perf_counter() - started > budget / 2)
+    finished = deps.album_service().finish_left_behind(deadline=lambda: time.perf_counter() - started > budget / 3)
     logs.emit("album_cleanup", outcomes=finished, latency_ms=logs.elapsed_ms(started))
+    # Photos whose time in the trash is up.
+    started = time.perf_counter()
+    purged = deps.photo_service().purge_expired(budget_seconds=budget / 3)
+    logs.emit("trash_purge", outcomes=purged, latency_ms=logs.elapsed_ms(started))
+    # Account deletions a request did not finish.
+    started = time.perf_counter()
+    accounts = deps.account_deletion().finish_left_behind(
+        out_of_time=lambda: time.perf_counter() - started > budget / 3
+    )
+    logs.emit("account_deletion", outcomes=accounts, latency_ms=logs.elapsed_ms(started))

@@ -46,6 +46,8 @@ class Settings:
     # Photo URLs handed to album members and share-link visitors: short, because a presigned URL cannot be revoked
     # and access ends when membership or the link does (at most this much later for URLs already handed out).
     shared_url_seconds: int = 600
+    # How long a deleted photo stays in the trash, restorable (and counting against the quota), before its purge.
+    trash_days: int = 30
     # The Cognito user pool whose users can be found by user name (to share an album with them).
     user_pool_id: str | None = None
     # Browser origins (scheme://host[:port]) whose requests get CORS headers: the SPA's, nothing else.
@@ -104,6 +106,7 @@ class Settings:
             upload_grace_seconds=positive_int("PHOTOSKY_UPLOAD_GRACE_SECONDS", cls.upload_grace_seconds),
             download_url_seconds=positive_int("PHOTOSKY_DOWNLOAD_URL_SECONDS", cls.download_url_seconds),
             shared_url_seconds=positive_int("PHOTOSKY_SHARED_URL_SECONDS", cls.shared_url_seconds),
+            trash_days=positive_int("PHOTOSKY_TRASH_DAYS", cls.trash_days),
             user_pool_id=_user_pool_id(env),
             allowed_origins=allowed_origins,
         )

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from chalicelib.albums.repository import DynamoAlbumRepository
     from chalicelib.albums.service import AlbumService, UserDirectory
     from chalicelib.photos.ingest import UploadProcessor
+    from chalicelib.users.deletion import AccountDeletion
 
 T = TypeVar("T")
 
@@ -183,6 +184,20 @@ def album_service() -> AlbumService:
 
 
 @_once
+def account_deletion() -> AccountDeletion:
+    # Rarely used: imported on first use, like the album code it drives.
+    from chalicelib.users.deletion import AccountDeletion, DynamoAccountRepository
+
+    return AccountDeletion(
+        DynamoAccountRepository(dynamodb(), settings().table_name),
+        photo_repository(),
+        album_service(),
+        storage(),
+        clock=clock.now,
+    )
+
+
+@_once
 def photo_service() -> PhotoService:
     s = settings()
     return PhotoService(
@@ -193,6 +208,7 @@ def photo_service() -> PhotoService:
         quota=_quota(),
         upload_url_seconds=s.upload_url_seconds,
         download_url_seconds=s.download_url_seconds,
+        trash_days=s.trash_days,
     )
 
 

@@ -13,6 +13,11 @@ class DomainError(Exception):
     # Seconds after which the same request may succeed; sent as Retry-After when set.
     retry_after: int | None = None
 
+    @property
+    def details(self) -> dict[str, str]:
+        """Fields the error body carries besides Code and Message."""
+        return {}
+
 
 class Invalid(DomainError):
     """A request field is missing or malformed. The message names the field."""
@@ -41,6 +46,22 @@ class WrongPassword(DomainError):
 
 class Conflict(DomainError):
     """The write clashes with the current state: a duplicate create or a stale version."""
+
+
+class DuplicatePhoto(Conflict):
+    """The caller's library already holds a photo with these bytes (`photo_id`)."""
+
+    def __init__(self, photo_id: str, message: str | None = None) -> None:
+        super().__init__(message or f"a copy of this photo is already in your library (photo {photo_id})")
+        self.photo_id = photo_id
+
+    @property
+    def details(self) -> dict[str, str]:
+        return {"photo_id": self.photo_id}
+
+
+class AccountDeleting(Conflict):
+    """The caller's account is being deleted: nothing new is stored for it."""
 
 
 class TooLarge(DomainError):

@@ -8,6 +8,18 @@ DynamoDB (one table, generic `PK`/`SK`, overloaded `GSI1`):
          GSI1PK = PENDING#<shard 00..15>  GSI1SK = <upload deadline>#<sub>#<photo_id>
                                                         only while PENDING: the reconciler finds every stale upload,
                                                         however old, with one query per shard (no TTL, no look-back)
+         GSI1PK = USER#<sub>#FAV  GSI1SK = PHOTO#<photo_id>       only while a favourite, READY and not trashed
+         GSI1PK = PURGE#<shard 00..15>  GSI1SK = <purge at>#<sub>#<photo_id>   only while trashed: the scheduled
+                                                        job purges what has been in the trash its full time
+         GSI2PK = USER#<sub>#TAKEN  GSI2SK = <taken_at or created_at>#<photo_id>   while READY and not trashed:
+                                                        the timeline, by when the photo was taken
+         GSI2PK = USER#<sub>#TRASH  GSI2SK = <trashed_at>#<photo_id>   while trashed: the trash, latest first
+    PK = USER#<sub>   SK = MONTH#<YYYY-MM>              how many READY, non-trashed photos were taken that month;
+                                                        written in the same transaction as the photos it counts
+    PK = USER#<sub>   SK = SHA256#<hex>                 which library photo holds these bytes (at most one: the
+                                                        worker's claim is conditional, so two copies never settle)
+    PK = USER#<sub>   SK = ACCOUNT_DELETION             while the account is being deleted
+         GSI1PK = CLEANUP#<shard>  GSI1SK = <since>#<sub>#ACCOUNT   so the scheduled job finishes what a request began
     PK = USER#<sub>   SK = PHOTOTAG#<photo_id>#<tag>    one per tag, keys only: a tag listing reads the photos
          GSI1PK = USER#<sub>#TAG#<tag>  GSI1SK = PHOTO#<photo_id>          themselves, so an edit rewrites no copies
     PK = USER#<sub>   SK = RATE#<window start>          the user's write counter for one rate-limit window; TTL
@@ -55,7 +67,14 @@ FAIL_PREFIX = "FAIL#"
 PHOTO_ALBUM_PREFIX = "PHOTOALBUM#"
 # Albums being deleted and members leaving spread over this many index partitions, like pending uploads.
 CLEANUP_SHARDS = 16
+MONTH_PREFIX = "MONTH#"
+SHA256_PREFIX = "SHA256#"
+ACCOUNT_DELETION_SK = "ACCOUNT_DELETION"
+ACCOUNT_WHAT = "ACCOUNT"
 GSI1 = "GSI1"
+GSI2 = "GSI2"
+# Trashed photos wait for their purge in this many index partitions, as pending uploads do.
+PURGE_SHARDS = 16
 # PENDING photos spread over this many index partitions (by photo id), so a burst of uploads never heats one.
 PENDING_SHARDS = 16
 UPLOADS_PREFIX = "uploads/"
@@ -106,6 +125,52 @@ def pending_index_pk(shard: int) -> str:
 def pending_index_sk(deadline: str, owner_id: str, photo_id: str) -> str:
     """Sorted by upload deadline, so `GSI1SK < <cutoff>` finds exactly the uploads past it."""
     return f"{deadline}#{owner_id}#{photo_id}"
+
+
+def favorites_index_pk(owner_id: str) -> str:
+    return f"USER#{owner_id}#FAV"
+
+
+def purge_shard(photo_id: str) -> int:
+    return zlib.crc32(photo_id.encode()) % PURGE_SHARDS
+
+
+def purge_index_pk(shard: int) -> str:
+    return f"PURGE#{shard:02d}"
+
+
+def purge_index_sk(purge_at: str, owner_id: str, photo_id: str) -> str:
+    """Sorted by purge time, so `GSI1SK < <now>` finds exactly the photos whose time in the trash is up."""
+    return f"{purge_at}#{owner_id}#{photo_id}"
+
+
+def taken_index_pk(owner_id: str) -> str:
+    return f"USER#{owner_id}#TAKEN"
+
+
+def trash_index_pk(owner_id: str) -> str:
+    return f"USER#{owner_id}#TRASH"
+
+
+def time_index_sk(when: str, photo_id: str) -> str:
+    return f"{when}#{photo_id}"
+
+
+def month_key(owner_id: str, month: str) -> Key:
+    return {"PK": {"S": user_pk(owner_id)}, "SK": {"S": f"{MONTH_PREFIX}{month}"}}
+
+
+def sha256_key(owner_id: str, digest: str) -> Key:
+    return {"PK": {"S": user_pk(owner_id)}, "SK": {"S": f"{SHA256_PREFIX}{digest}"}}
+
+
+def account_deletion_key(user_id: str) -> Key:
+    return {"PK": {"S": user_pk(user_id)}, "SK": {"S": ACCOUNT_DELETION_SK}}
+
+
+def user_object_prefixes(user_id: str) -> tuple[str, ...]:
+    """Every prefix under which the bucket may hold a user's objects."""
+    return (f"{UPLOADS_PREFIX}{user_id}/", f"originals/{user_id}/", f"previews/{user_id}/")
 
 
 def album_pk(album_id: str) -> str:

@@ -30,6 +30,10 @@ def upload_policy(*, key: str, content_type: str, size_bytes: int) -> tuple[dict
     return fields, conditions
 
 
+# DeleteObjects takes at most this many keys.
+_DELETE_MAX = 1000
+
+
 class S3Storage:
     def __init__(self, client: S3Client, bucket: str) -> None:
         self._client = client
@@ -88,13 +92,19 @@ class S3Storage:
             )
 
     def delete(self, *object_keys: str) -> None:
-        """Delete the objects; absent ones are fine (S3 deletes are idempotent)."""
-        if not object_keys:
-            return
+        """Delete the objects; absent ones are fine (S3 deletes are idempotent). 1,000 per call, S3's most."""
+        for start in range(0, len(object_keys), _DELETE_MAX):
+            chunk = object_keys[start : start + _DELETE_MAX]
+            with dependency_errors("S3"):
+                response = self._client.delete_objects(
+                    Bucket=self._bucket, Delete={"Objects": [{"Key": key} for key in chunk], "Quiet": True}
+                )
+            failed = response.get("Errors", [])
+            if failed:
+                raise errors.Unavailable(f"S3 did not delete {len(failed)} object(s); retry")
+
+    def keys_under(self, prefix: str, *, limit: int = 1000) -> list[str]:
+        """Up to `limit` keys of objects under `prefix` (one ListObjectsV2 call for the default)."""
         with dependency_errors("S3"):
-            response = self._client.delete_objects(
-                Bucket=self._bucket, Delete={"Objects": [{"Key": key} for key in object_keys], "Quiet": True}
-            )
-        failed = response.get("Errors", [])
-        if failed:
-            raise errors.Unavailable(f"S3 did not delete {len(failed)} object(s); retry")
+            response = self._client.list_objects_v2(Bucket=self._bucket, Prefix=prefix, MaxKeys=limit)
+        return [item["Key"] for item in response.get("Contents", [])]

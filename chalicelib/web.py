@@ -24,6 +24,7 @@ ERROR_STATUS: dict[type[errors.DomainError], tuple[int, str]] = {
     errors.WrongPassword: (401, "WrongPassword"),
     errors.Forbidden: (403, "ForbiddenError"),
     errors.NotFound: (404, "NotFoundError"),
+    errors.DuplicatePhoto: (409, "DuplicatePhoto"),
     errors.Conflict: (409, "ConflictError"),
     errors.TooLarge: (413, "RequestEntityTooLargeError"),
     errors.UnsupportedType: (415, "UnsupportedMediaType"),
@@ -42,7 +43,7 @@ def error_response(error: errors.DomainError) -> Response:
     headers: dict[str, str | list[str]] = {}
     if error.retry_after is not None:
         headers["Retry-After"] = str(error.retry_after)
-    return Response(body={"Code": code, "Message": str(error)}, status_code=status, headers=headers)
+    return Response(body={"Code": code, "Message": str(error), **error.details}, status_code=status, headers=headers)
 
 
 def http_errors(view: F) -> F:

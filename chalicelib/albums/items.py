@@ -238,6 +238,65 @@ def leave_album_writes(
     return writes
 
 
+def join_album_writes(
+    table: str, album_id: str, joining: Sequence[AlbumPhotoEntry], *, now: str, contributor_id: str | None
+) -> list[dict[str, Any]]:
+    """The writes that put `joining` (photos of one album) into it: each entry (which must not be there yet) and its
+    copy beside the photo, then one update of the album's count and time, giving it a cover if it has none (the
+    album must exist and not be being deleted), and, for a contributor's photos, a check that they still are one
+    (marking that they contributed, so their photos leave with them)."""
+    writes: list[dict[str, Any]] = []
+    for entry in joining:
+        writes.append(
+            {
+                "Put": {
+                    "TableName": table,
+                    "Item": album_photo_item(entry),
+                    "ConditionExpression": "attribute_not_exists(PK)",
+                }
+            }
+        )
+        writes.append({"Put": {"TableName": table, "Item": photo_album_item(entry)}})
+    first = joining[0]
+    writes.append(
+        {
+            "Update": {
+                "TableName": table,
+                "Key": keys.album_key(album_id),
+                "UpdateExpression": (
+                    "ADD photo_count :n SET updated_at = :now,"
+                    " cover_photo_id = if_not_exists(cover_photo_id, :cover),"
+                    " cover_owner_id = if_not_exists(cover_owner_id, :cover_owner)"
+                ),
+                "ConditionExpression": "attribute_exists(PK) AND attribute_not_exists(deleting_since)",
+                "ExpressionAttributeValues": {
+                    ":n": {"N": str(len(joining))},
+                    ":now": {"S": now},
+                    ":cover": {"S": first.photo_id},
+                    ":cover_owner": {"S": first.owner_id},
+                },
+            }
+        }
+    )
+    if contributor_id is not None:
+        writes.append(
+            {
+                "Update": {
+                    "TableName": table,
+                    "Key": keys.member_key(album_id, contributor_id),
+                    "UpdateExpression": "SET contributed = :yes",
+                    "ConditionExpression": "#role = :contributor AND attribute_not_exists(leaving_since)",
+                    "ExpressionAttributeNames": {"#role": "role"},
+                    "ExpressionAttributeValues": {
+                        ":yes": {"BOOL": True},
+                        ":contributor": {"S": Role.CONTRIBUTOR.value},
+                    },
+                }
+            }
+        )
+    return writes
+
+
 def covers_cleared(album: Album, leaving: Iterable[AlbumPhotoEntry]) -> bool:
     return album.cover_photo_id is not None and album.cover_photo_id in {entry.photo_id for entry in leaving}
 

@@ -199,75 +199,37 @@ class DynamoAlbumRepository:
     ) -> dict[str, str]:
         outcome: dict[str, str] = {}
         while photos:
-            writes: list[Any] = []
-            owner_of_write: list[tuple[str, str] | None] = []  # (photo_id, what a failed condition means)
+            entries = [AlbumPhotoEntry(album.album_id, photo.photo_id, photo.owner_id, added_at) for photo in photos]
+            writes: list[Any] = items.join_album_writes(
+                self._table,
+                album.album_id,
+                entries,
+                now=added_at,
+                contributor_id=contributor.user_id if contributor is not None else None,
+            )
+            # (photo_id, what a failed condition means) per write: the entries first, each followed by its copy.
+            owner_of_write: list[tuple[str, str] | None] = []
             for photo in photos:
-                entry = AlbumPhotoEntry(album.album_id, photo.photo_id, photo.owner_id, added_at)
-                writes.append(
-                    {
-                        "Put": {
-                            "TableName": self._table,
-                            "Item": items.album_photo_item(entry),
-                            "ConditionExpression": "attribute_not_exists(PK)",
-                        }
-                    }
-                )
-                owner_of_write.append((photo.photo_id, "already"))
-                writes.append({"Put": {"TableName": self._table, "Item": items.photo_album_item(entry)}})
-                owner_of_write.append(None)
-                # A new revision: a delete of this photo that read its albums before this add must read again.
+                owner_of_write += [(photo.photo_id, "already"), None]
+            owner_of_write += [None] * (len(writes) - len(owner_of_write))
+            for photo in photos:
+                # A new revision: a delete or trash of this photo that read its albums before this add must read
+                # again. Only a READY photo outside the trash joins an album.
                 writes.append(
                     {
                         "Update": {
                             "TableName": self._table,
                             "Key": keys.photo_key(photo.owner_id, photo.photo_id),
                             "UpdateExpression": "ADD revision :one",
-                            "ConditionExpression": "attribute_exists(PK) AND #status = :ready",
+                            "ConditionExpression": (
+                                "attribute_exists(PK) AND #status = :ready AND attribute_not_exists(trashed_at)"
+                            ),
                             "ExpressionAttributeNames": {"#status": "status"},
                             "ExpressionAttributeValues": {":one": {"N": "1"}, ":ready": {"S": PhotoStatus.READY.value}},
                         }
                     }
                 )
                 owner_of_write.append((photo.photo_id, "not_found"))
-            first = photos[0]
-            writes.append(
-                {
-                    "Update": {
-                        "TableName": self._table,
-                        "Key": keys.album_key(album.album_id),
-                        "UpdateExpression": (
-                            "ADD photo_count :n SET updated_at = :now,"
-                            " cover_photo_id = if_not_exists(cover_photo_id, :cover),"
-                            " cover_owner_id = if_not_exists(cover_owner_id, :cover_owner)"
-                        ),
-                        "ConditionExpression": "attribute_exists(PK) AND attribute_not_exists(deleting_since)",
-                        "ExpressionAttributeValues": {
-                            ":n": {"N": str(len(photos))},
-                            ":now": {"S": added_at},
-                            ":cover": {"S": first.photo_id},
-                            ":cover_owner": {"S": first.owner_id},
-                        },
-                    }
-                }
-            )
-            owner_of_write.append(None)
-            if contributor is not None:
-                writes.append(
-                    {
-                        "Update": {
-                            "TableName": self._table,
-                            "Key": keys.member_key(album.album_id, contributor.user_id),
-                            "UpdateExpression": "SET contributed = :yes",
-                            "ConditionExpression": "#role = :contributor AND attribute_not_exists(leaving_since)",
-                            "ExpressionAttributeNames": {"#role": "role"},
-                            "ExpressionAttributeValues": {
-                                ":yes": {"BOOL": True},
-                                ":contributor": {"S": Role.CONTRIBUTOR.value},
-                            },
-                        }
-                    }
-                )
-                owner_of_write.append(None)
             codes = transact(self._client, writes)
             if not codes:
                 outcome.update({photo.photo_id: "added" for photo in photos})
@@ -580,7 +542,8 @@ class DynamoAlbumRepository:
                 },
             ):
                 _, album_id, what = item["GSI1SK"]["S"].rsplit("#", 2)
-                found.append((album_id, what))
+                if what != keys.ACCOUNT_WHAT:  # account deletions share the index; theirs is another job
+                    found.append((album_id, what))
         return found
 
     # --- share links -----------------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from chalicelib.albums.models import (
 from chalicelib.clock import iso_utc
 from chalicelib.cursors import CursorCodec
 from chalicelib.ids import is_ulid, new_ulid
-from chalicelib.photos.models import DownloadUrls, Photo, PhotoStatus
+from chalicelib.photos.models import DownloadUrls, Photo
 from chalicelib.users.service import is_user_id
 
 # Wrong passwords one link accepts per window before it answers 429 (before hashing, so guessing costs us nothing).
@@ -211,12 +211,12 @@ class AlbumService:
     # --- photos in an album ----------------------------------------------------------------------------------------
 
     def add_photos(self, user_id: str, album_id: str, photo_ids: Sequence[str]) -> list[PhotoResult]:
-        """Add the caller's own READY photos; a result per photo, in the order sent."""
+        """Add the caller's own READY photos (not those in the trash); a result per photo, in the order sent."""
         grant = self._access.for_user(user_id, album_id, Action.ADD_PHOTOS)
         contributor = grant.membership if grant.role is Role.CONTRIBUTOR else None
         wanted = [photo_id for photo_id in photo_ids if is_ulid(photo_id)]
         own = self._repository.photos(user_id, wanted) if wanted else {}
-        ready = [own[photo_id] for photo_id in wanted if photo_id in own and own[photo_id].status is PhotoStatus.READY]
+        ready = [own[photo_id] for photo_id in wanted if photo_id in own and own[photo_id].in_library]
         outcome = (
             self._repository.add_photos(grant.album, ready, added_at=iso_utc(self._clock()), contributor=contributor)
             if ready
@@ -225,7 +225,9 @@ class AlbumService:
         results = []
         for photo_id in photo_ids:
             status = outcome.get(photo_id)
-            if status is None and photo_id in own:
+            if status is None and photo_id in own and own[photo_id].trashed:
+                results.append(PhotoResult(photo_id, "not_found", "the photo is in the trash: restore it first"))
+            elif status is None and photo_id in own:
                 state = own[photo_id].status.value.lower()
                 results.append(PhotoResult(photo_id, "not_ready", f"the photo is {state}: only READY photos"))
             elif status is None or status == "not_found":
@@ -447,6 +449,19 @@ class AlbumService:
         return expires
 
     # --- the sweeper -----------------------------------------------------------------------------------------------
+
+    def forget_user(self, user_id: str) -> None:
+        """For an account being deleted: delete every album the user owns and leave every other one (their photos
+        leave with them). Each step is the one the owner's DELETE or the member's leaving takes, so it is as safe to
+        repeat."""
+        for album, role in self._repository.accessible(user_id):
+            try:
+                if role is Role.OWNER:
+                    self.delete(user_id, album.album_id)
+                else:
+                    self.remove_member(user_id, album.album_id, user_id)
+            except errors.NotFound:
+                pass  # gone meanwhile
 
     def finish_left_behind(self, *, deadline: Callable[[], bool]) -> dict[str, int]:
         """Finish deletions and departures whose request was cut short (run by the scheduled job)."""

@@ -8,6 +8,7 @@ is only as good as its author), so size and type are checked again against the o
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 class Outcome(StrEnum):
     READY = "ready"
     REJECTED = "rejected"
+    DUPLICATE = "duplicate"  # rejected: the owner's library already holds these bytes
     ALREADY_DONE = "already-done"  # a duplicate delivery: the photo left PENDING before
     NOT_ARRIVED = "not-arrived"  # the event came, but the object is not (yet, or any more) there
     ORPHAN_REMOVED = "orphan-removed"  # no photo for this object (deleted meanwhile): its objects are removed
@@ -39,6 +41,7 @@ class Outcome(StrEnum):
 
 class IngestRepository(Protocol):
     def get(self, owner_id: str, photo_id: str) -> Photo | None: ...
+    def claim_holder(self, owner_id: str, digest: str) -> str | None: ...
     def replace(self, photo: Photo, previous: Photo, *, release_usage: bool = False) -> bool: ...
     def delete(self, photo: Photo) -> bool: ...
     def stale_pending(self, cutoff: str) -> list[tuple[str, str]]: ...
@@ -148,6 +151,12 @@ class UploadProcessor:
             return Outcome.REJECTED
 
         owner, photo_id = photo.owner_id, photo.photo_id
+        # The hash of the bytes that were verified (never the client's word for it). A copy already in the library
+        # is turned away before anything is written; one that settles at the same moment loses at the claim below.
+        digest = hashlib.sha256(inspected.data).hexdigest()
+        holder = self._repository.claim_holder(owner, digest)
+        if holder is not None and holder != photo_id:
+            return self._reject_duplicate(photo, object_key, holder, written=False)
         # Objects first, item last: a READY photo always has its original and both previews.
         self._storage.write(
             keys.preview_object(owner, photo_id, "large"), processed.large.data, content_type="image/jpeg"
@@ -164,13 +173,38 @@ class UploadProcessor:
             width=processed.width,
             height=processed.height,
             taken_at=processed.taken_at,
+            sha256=digest,
             updated_at=now,
             revision=photo.revision + 1,
         )
-        if not self._repository.replace(ready, photo):
-            return None
+        try:
+            if not self._repository.replace(ready, photo):
+                return None
+        except errors.DuplicatePhoto as duplicate:
+            return self._reject_duplicate(photo, object_key, duplicate.photo_id, written=True)
         self._storage.delete(object_key)
         return Outcome.READY
+
+    def _reject_duplicate(self, photo: Photo, object_key: str, holder: str, *, written: bool) -> Outcome | None:
+        """Settle the upload as REJECTED, naming the library photo it copies, and release its quota. The objects
+        written for it (if the claim was lost only at the last step) go after the item, as for any rejection."""
+        rejected = dataclasses.replace(
+            photo,
+            status=PhotoStatus.REJECTED,
+            rejection_reason=f"a copy of this photo is already in your library (photo {holder})",
+            duplicate_of=holder,
+            updated_at=iso_utc(self._clock()),
+            revision=photo.revision + 1,
+        )
+        if not self._repository.replace(rejected, photo, release_usage=True):
+            return None
+        owner, photo_id = photo.owner_id, photo.photo_id
+        if written:
+            self._storage.delete(*keys.photo_objects(owner, photo_id))
+        else:
+            self._storage.delete(object_key)
+        log.info("rejected %s/%s as a copy of %s", owner, photo_id, holder)
+        return Outcome.DUPLICATE
 
     def release_abandoned(self) -> dict[Outcome, int]:
         """Settle PENDING photos whose upload deadline (plus grace) has passed, however long ago: process the ones

@@ -48,11 +48,42 @@ class Photo:
     # write (the worker's too) and guards read-modify-write, so the worker never makes a client's version stale.
     version: int = 1
     revision: int = 1
+    favorite: bool = False
+    # Set while the photo is in the trash: when it went there and when the scheduled job purges it.
+    trashed_at: str | None = None
+    purge_at: str | None = None
+    # SHA-256 of the verified original (hex), once READY; a REJECTED copy names the library photo it duplicates.
+    sha256: str | None = None
+    duplicate_of: str | None = None
+    # The albums the photo left when it was trashed ("<album_id>#<added_at>"), so a restore puts it back in its
+    # place; emptied by the restore (or, for a photo in more albums than one transaction holds, by its retry).
+    album_return: tuple[str, ...] = ()
+    # Set (with the photo in the trash, purge due now) while it is deleted for good: its objects go, then the item;
+    # a restore is refused, and a crash in between leaves it to the scheduled purge.
+    purging: bool = False
 
     @property
     def counts_against_quota(self) -> bool:
-        # A rejected upload's usage is released when it is rejected.
+        # A rejected upload's usage is released when it is rejected; a trashed photo counts until it is purged.
         return self.status is not PhotoStatus.REJECTED
+
+    @property
+    def trashed(self) -> bool:
+        return self.trashed_at is not None
+
+    @property
+    def in_library(self) -> bool:
+        """What the timeline counts and duplicates are checked against: a verified photo not in the trash."""
+        return self.status is PhotoStatus.READY and not self.trashed
+
+    @property
+    def sort_time(self) -> str:
+        """When the photo was taken, or uploaded if its file does not say: the timeline's order."""
+        return self.taken_at or self.created_at
+
+    @property
+    def month(self) -> str:
+        return self.sort_time[:7]
 
 
 @dataclass(frozen=True)
@@ -63,6 +94,8 @@ class NewPhoto:
     title: str | None = None
     description: str | None = None
     tags: tuple[str, ...] = ()
+    # What the client says the file's SHA-256 is: only used to warn of a duplicate before the upload.
+    sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +104,7 @@ class PhotoChanges:
     title: str | None = None
     description: str | None = None
     tags: tuple[str, ...] | None = None
+    favorite: bool | None = None
     # Which of the optional fields were sent (None in a field also means "clear it").
     sent: frozenset[str] = field(default_factory=frozenset)
 
@@ -101,3 +135,40 @@ class DownloadUrls:
 class Page:
     items: list[Photo]
     next_cursor: str | None
+
+
+class BatchAction(StrEnum):
+    TRASH = "trash"
+    RESTORE = "restore"
+    DELETE = "delete"
+    FAVORITE = "favorite"
+    UNFAVORITE = "unfavorite"
+    ADD_TAGS = "add_tags"
+    REMOVE_TAGS = "remove_tags"
+
+
+BATCH_PHOTOS_MAX = 50
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    photo_id: str
+    status: str  # "done", "not_found", "conflict" or "invalid"
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    """What GET /photos asks for: the order, and the filters that narrow it."""
+
+    sort: str = "uploaded"  # or "taken"
+    tag: str | None = None
+    favorite: bool = False
+    from_day: str | None = None  # YYYY-MM-DD, inclusive, on the sort's time
+    to_day: str | None = None
+
+    @property
+    def scope(self) -> str:
+        """Everything a cursor is bound to: one from another listing is refused."""
+        parts = (self.sort, self.tag or "", "fav" if self.favorite else "", self.from_day or "", self.to_day or "")
+        return "\x00".join(parts)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -12,8 +14,12 @@ from chalicelib.clock import iso_utc
 from chalicelib.cursors import CursorCodec
 from chalicelib.ids import is_ulid, new_ulid
 from chalicelib.photos.models import (
+    TAGS_MAX,
     WRITE_ATTEMPTS,
+    BatchAction,
+    BatchResult,
     DownloadUrls,
+    ListQuery,
     NewPhoto,
     Page,
     Photo,
@@ -26,12 +32,22 @@ from chalicelib.users.models import Quota
 
 class PhotoRepository(Protocol):
     def get(self, owner_id: str, photo_id: str) -> Photo | None: ...
+    def get_many(self, owner_id: str, photo_ids: Sequence[str]) -> dict[str, Photo]: ...
     def list_page(
-        self, owner_id: str, *, limit: int, tag: str | None, start_key: dict[str, Any] | None
+        self, owner_id: str, *, limit: int, query: ListQuery, start_key: dict[str, Any] | None
     ) -> tuple[list[Photo], dict[str, Any] | None]: ...
+    def timeline(self, owner_id: str) -> builtins.list[tuple[str, int]]: ...
+    def trash_page(
+        self, owner_id: str, *, limit: int, start_key: dict[str, Any] | None
+    ) -> tuple[list[Photo], dict[str, Any] | None]: ...
+    def trashed_ids(self, owner_id: str) -> list[str]: ...
+    def expired_trash(self, now: str) -> list[tuple[str, str]]: ...
+    def claim_holder(self, owner_id: str, digest: str) -> str | None: ...
     def add_reserving_quota(self, photo: Photo, *, max_photos: int, max_bytes: int, max_pending: int) -> None: ...
     def replace(self, photo: Photo, previous: Photo, *, release_usage: bool = False) -> bool: ...
     def delete(self, photo: Photo) -> bool: ...
+    def trash(self, photo: Photo, *, trashed_at: str, purge_at: str, purging: bool = False) -> Photo | None: ...
+    def restore(self, photo: Photo, *, now: str) -> Photo | None: ...
 
 
 class PhotoStorage(Protocol):
@@ -53,7 +69,9 @@ class PhotoService:
         quota: Quota,
         upload_url_seconds: int,
         download_url_seconds: int,
-        new_id: Callable[[], str] = new_ulid,
+        trash_days: int = 30,
+        new_id: Callable[[], str] | None = None,
+        elapsed: Callable[[], float] = time.monotonic,
     ) -> None:
         self._repository = repository
         self._storage = storage
@@ -62,14 +80,22 @@ class PhotoService:
         self._quota = quota
         self._upload_url_seconds = upload_url_seconds
         self._download_url_seconds = download_url_seconds
+        self._trash_days = trash_days
         self._new_id = new_id
+        self._elapsed = elapsed
 
     def start_upload(self, owner_id: str, new: NewPhoto) -> tuple[Photo, PresignedUpload]:
         """Reserve quota for a PENDING photo and hand back a presigned POST for exactly its upload key."""
+        if new.sha256 is not None:
+            # A courtesy to the client, who learns before uploading; the worker checks the real bytes anyway.
+            holder = self._repository.claim_holder(owner_id, new.sha256)
+            if holder is not None:
+                raise errors.DuplicatePhoto(holder)
         now = self._clock()
         stamp = iso_utc(now)
         photo = Photo(
-            photo_id=self._new_id(),
+            # The id carries the same moment as created_at, so a listing by upload date is a range of ids.
+            photo_id=self._new_id() if self._new_id else new_ulid(int(now.timestamp() * 1000)),
             owner_id=owner_id,
             status=PhotoStatus.PENDING,
             filename=new.filename,
@@ -101,10 +127,20 @@ class PhotoService:
             raise errors.NotFound("no such photo")
         return photo
 
-    def list(self, owner_id: str, *, limit: int, cursor: str | None, tag: str | None) -> Page:
-        scope = f"{owner_id}\x00{tag or ''}"
+    def list(self, owner_id: str, *, limit: int, cursor: str | None, query: ListQuery) -> Page:
+        scope = f"{owner_id}\x00{query.scope}"
         start_key = self._cursors.decode(cursor, scope=scope) if cursor else None
-        items, last_key = self._repository.list_page(owner_id, limit=limit, tag=tag, start_key=start_key)
+        items, last_key = self._repository.list_page(owner_id, limit=limit, query=query, start_key=start_key)
+        next_cursor = self._cursors.encode(last_key, scope=scope) if last_key else None
+        return Page(items=items, next_cursor=next_cursor)
+
+    def timeline(self, owner_id: str) -> builtins.list[tuple[str, int]]:
+        return self._repository.timeline(owner_id)
+
+    def trash(self, owner_id: str, *, limit: int, cursor: str | None) -> Page:
+        scope = f"{owner_id}\x00trash"
+        start_key = self._cursors.decode(cursor, scope=scope) if cursor else None
+        items, last_key = self._repository.trash_page(owner_id, limit=limit, start_key=start_key)
         next_cursor = self._cursors.encode(last_key, scope=scope) if last_key else None
         return Page(items=items, next_cursor=next_cursor)
 
@@ -116,11 +152,14 @@ class PhotoService:
                     f"version {changes.version} is stale: the photo is at version {current.version}; "
                     "read it again and reapply your change"
                 )
+            if current.trashed:
+                raise errors.Conflict("the photo is in the trash: restore it to edit it")
             edited = dataclasses.replace(
                 current,
                 title=changes.title if "title" in changes.sent else current.title,
                 description=changes.description if "description" in changes.sent else current.description,
                 tags=changes.tags if changes.tags is not None else current.tags,
+                favorite=changes.favorite if changes.favorite is not None else current.favorite,
                 updated_at=iso_utc(self._clock()),
                 version=current.version + 1,
                 revision=current.revision + 1,
@@ -129,7 +168,9 @@ class PhotoService:
                 return edited
         raise errors.Unavailable("the photo is changing too fast to edit; retry")
 
-    def delete(self, owner_id: str, photo_id: str) -> None:
+    def delete(self, owner_id: str, photo_id: str, *, permanent: bool = False) -> None:
+        """Move a READY photo to the trash; delete anything else (an upload not yet settled, a rejected one, or
+        with `permanent` any photo) for good at once. Trashing a photo already in the trash changes nothing."""
         for _ in range(WRITE_ATTEMPTS):
             photo = self._repository.get(owner_id, photo_id) if is_ulid(photo_id) else None
             if photo is None:
@@ -139,12 +180,159 @@ class PhotoService:
                     # caller's own keys are touched, so another user's photo id changes nothing of theirs.
                     self._storage.delete(*keys.photo_objects(owner_id, photo_id))
                 raise errors.NotFound("no such photo")
-            if self._repository.delete(photo):
-                # The item goes first: objects left behind by a failure here are removed by the client's retry
-                # (above), whereas an item without its objects would be a broken photo.
-                self._storage.delete(*keys.photo_objects(photo.owner_id, photo.photo_id))
+            if permanent or photo.status is not PhotoStatus.READY:
+                if self._purge(photo):
+                    return
+            elif photo.trashed or self._trash(photo) is not None:
                 return
         raise errors.Unavailable("the photo is changing too fast to delete; retry")
+
+    def restore(self, owner_id: str, photo_id: str) -> Photo:
+        """Take a photo out of the trash, back into its albums; a photo not in the trash is returned as it is."""
+        for _ in range(WRITE_ATTEMPTS):
+            photo = self.get(owner_id, photo_id)
+            if photo.purging:
+                raise errors.Conflict("the photo is being deleted for good")
+            if not photo.trashed and not photo.album_return:
+                return photo
+            restored = self._repository.restore(photo, now=iso_utc(self._clock()))
+            if restored is not None:
+                return restored
+        raise errors.Unavailable("the photo is changing too fast to restore; retry")
+
+    def empty_trash(self, owner_id: str, *, budget_seconds: float) -> int:
+        """Purge everything in the caller's trash, for as long as the budget lasts; how many are left (0: empty)."""
+        started = self._elapsed()
+        trashed = self._repository.trashed_ids(owner_id)
+        for done, photo_id in enumerate(trashed):
+            if self._elapsed() - started >= budget_seconds:
+                return len(trashed) - done
+            self._purge_if_trashed(owner_id, photo_id, before=None)
+        return 0
+
+    def purge_expired(self, *, budget_seconds: float) -> dict[str, int]:
+        """The scheduled job: purge every photo whose time in the trash is up, within the budget."""
+        started = self._elapsed()
+        now = iso_utc(self._clock())
+        counts = {"purged": 0, "failed": 0, "left": 0}
+        expired = self._repository.expired_trash(now)
+        for done, (owner_id, photo_id) in enumerate(expired):
+            if self._elapsed() - started >= budget_seconds:
+                counts["left"] = len(expired) - done
+                break
+            try:
+                if self._purge_if_trashed(owner_id, photo_id, before=now):
+                    counts["purged"] += 1
+            except errors.DomainError:
+                counts["failed"] += 1
+        return counts
+
+    def _purge_if_trashed(self, owner_id: str, photo_id: str, *, before: str | None) -> bool:
+        """Purge the photo if it is (still) in the trash, and its purge time is before `before` if given."""
+        for _ in range(WRITE_ATTEMPTS):
+            photo = self._repository.get(owner_id, photo_id)
+            if photo is None or not photo.trashed:
+                return False  # purged or restored meanwhile
+            if before is not None and (photo.purge_at or "") >= before:
+                return False
+            if self._purge(photo):
+                return True
+        raise errors.Unavailable("the photo is changing too fast to purge; retry")
+
+    def batch(
+        self, owner_id: str, action: BatchAction, photo_ids: Sequence[str], tags: tuple[str, ...] = ()
+    ) -> builtins.list[BatchResult]:
+        """Apply one action to each photo, each on its own: a result per photo, in the order sent. Every action
+        leaves a photo as one call would however often it is repeated, so retrying a batch is safe."""
+        wanted = [photo_id for photo_id in photo_ids if is_ulid(photo_id)]
+        found = self._repository.get_many(owner_id, wanted) if wanted else {}
+        results = []
+        for photo_id in photo_ids:
+            photo = found.get(photo_id)
+            if photo is None:
+                results.append(BatchResult(photo_id, "not_found", "you have no such photo"))
+                continue
+            try:
+                self._apply(photo, action, tags)
+            except errors.NotFound:
+                results.append(BatchResult(photo_id, "not_found", "you have no such photo"))
+            except errors.Invalid as e:
+                results.append(BatchResult(photo_id, "invalid", str(e)))
+            except (errors.Conflict, errors.Unavailable) as e:
+                results.append(BatchResult(photo_id, "conflict", str(e)))
+            else:
+                results.append(BatchResult(photo_id, "done"))
+        return results
+
+    def _apply(self, photo: Photo, action: BatchAction, tags: tuple[str, ...]) -> None:
+        owner_id, photo_id = photo.owner_id, photo.photo_id
+        if action is BatchAction.TRASH:
+            self.delete(owner_id, photo_id)
+        elif action is BatchAction.DELETE:
+            self.delete(owner_id, photo_id, permanent=True)
+        elif action is BatchAction.RESTORE:
+            self.restore(owner_id, photo_id)
+        else:
+            self._edit(photo, action, tags)
+
+    def _edit(self, photo: Photo, action: BatchAction, tags: tuple[str, ...]) -> None:
+        """Favourite, unfavourite, add or remove tags: an owner's edit (a new version) if it changes anything."""
+        for attempt in range(WRITE_ATTEMPTS):
+            if attempt:
+                photo = self.get(photo.owner_id, photo.photo_id)
+            if photo.trashed:
+                raise errors.Conflict("the photo is in the trash: restore it to edit it")
+            favorite, new_tags = photo.favorite, photo.tags
+            if action is BatchAction.FAVORITE or action is BatchAction.UNFAVORITE:
+                favorite = action is BatchAction.FAVORITE
+            elif action is BatchAction.ADD_TAGS:
+                new_tags = photo.tags + tuple(tag for tag in tags if tag not in photo.tags)
+                if len(new_tags) > TAGS_MAX:
+                    raise errors.Invalid("tags", f"the photo would have {len(new_tags)} tags; at most {TAGS_MAX}")
+            else:
+                new_tags = tuple(tag for tag in photo.tags if tag not in tags)
+            if (favorite, new_tags) == (photo.favorite, photo.tags):
+                return
+            edited = dataclasses.replace(
+                photo,
+                favorite=favorite,
+                tags=new_tags,
+                updated_at=iso_utc(self._clock()),
+                version=photo.version + 1,
+                revision=photo.revision + 1,
+            )
+            if self._repository.replace(edited, photo):
+                return
+        raise errors.Unavailable("the photo is changing too fast to edit; retry")
+
+    def _trash(self, photo: Photo) -> Photo | None:
+        now = self._clock()
+        return self._repository.trash(
+            photo, trashed_at=iso_utc(now), purge_at=iso_utc(now + timedelta(days=self._trash_days))
+        )
+
+    def _purge(self, photo: Photo) -> bool:
+        """Delete the photo for good; False if it changed meanwhile (read again).
+
+        A verified photo is first marked in the trash as being purged (so a restore cannot race the purge), then its
+        objects go, then its item: a crash anywhere leaves a photo in the trash whose purge is due, which the retry
+        or the scheduled job finishes, and never objects without their photo. An upload that never became a photo
+        (pending or rejected) has no verified objects to keep: its item goes first, then whatever is in the bucket
+        (a retried DELETE, or the worker finding no photo, removes anything a failure left there).
+        """
+        if photo.status is not PhotoStatus.READY:
+            if not self._repository.delete(photo):
+                return False
+            self._storage.delete(*keys.photo_objects(photo.owner_id, photo.photo_id))
+            return True
+        if not photo.purging:
+            now = iso_utc(self._clock())
+            marked = self._repository.trash(photo, trashed_at=photo.trashed_at or now, purge_at=now, purging=True)
+            if marked is None:
+                return False
+            photo = marked
+        self._storage.delete(*keys.photo_objects(photo.owner_id, photo.photo_id))
+        return self._repository.delete(photo)
 
     def download_urls(self, photo: Photo) -> DownloadUrls:
         if photo.status is not PhotoStatus.READY:

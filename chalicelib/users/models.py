@@ -24,6 +24,9 @@ class Usage:
     # Uploads started and not yet settled (READY, REJECTED or released): capped so nobody can hold the whole
     # quota as reservations without sending a byte.
     pending: int = 0
+    # What the trash holds; included in photos and bytes above, since trashed photos count until purged.
+    trash_photos: int = 0
+    trash_bytes: int = 0
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,8 @@ def _usage_from_item(item: Item | None) -> Usage:
         photos=int(item.get("photos", {}).get("N", "0")),
         bytes=int(item.get("bytes", {}).get("N", "0")),
         pending=int(item.get("pending", {}).get("N", "0")),
+        trash_photos=int(item.get("trash_photos", {}).get("N", "0")),
+        trash_bytes=int(item.get("trash_bytes", {}).get("N", "0")),
     )
 
 

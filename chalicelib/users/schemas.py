@@ -47,6 +47,11 @@ def account_out(account: Account) -> dict[str, Any]:
     return {
         **public_profile_out(account.profile),
         "updated_at": account.profile.updated_at,
-        "usage": {"photos": account.usage.photos, "bytes": account.usage.bytes, "pending": account.usage.pending},
+        "usage": {
+            "photos": account.usage.photos,
+            "bytes": account.usage.bytes,
+            "pending": account.usage.pending,
+            "trash": {"photos": account.usage.trash_photos, "bytes": account.usage.trash_bytes},
+        },
         "quota": {"photos": account.quota.photos, "bytes": account.quota.bytes, "pending": account.quota.pending},
     }

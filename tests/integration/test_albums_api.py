@@ -190,7 +190,7 @@ def test_a_deleted_photo_leaves_every_album_and_the_cover_moves_to_the_newest(
         add_photos(alice, album_id, first, second, third)
     assert album(alice, albums[0])["cover_photo_id"] == first
 
-    assert alice.call("DELETE", f"/photos/{first}").status_code == 204
+    assert alice.call("DELETE", f"/photos/{first}?permanent=true").status_code == 204
     for album_id in albums:
         shown = album(alice, album_id)
         assert shown["photo_count"] == 2

@@ -64,7 +64,7 @@ def test_no_origin_no_cors_headers(api: Client, alice: User) -> None:
     ("path", "methods"),
     [
         ("/users", "OPTIONS, POST"),
-        ("/users/me", "GET, OPTIONS, PATCH"),
+        ("/users/me", "DELETE, GET, OPTIONS, PATCH"),
         ("/users/abc", "GET, OPTIONS"),
         ("/photos", "GET, OPTIONS, POST"),
         ("/photos/01JD0000000000000000000000", "DELETE, GET, OPTIONS, PATCH"),

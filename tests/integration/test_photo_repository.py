@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 from chalicelib import errors, keys
 from chalicelib.clock import iso_utc
 from chalicelib.ids import new_ulid
-from chalicelib.photos.models import Photo, PhotoStatus
+from chalicelib.photos.models import ListQuery, Photo, PhotoStatus
 from chalicelib.photos.repository import DynamoPhotoRepository, _photo_item
 from chalicelib.users.models import Usage
 from chalicelib.users.repository import DynamoUserRepository
@@ -76,7 +76,7 @@ class Library:
         pages: list[list[str]] = []
         start_key = None
         for _ in range(100):
-            photos, next_key = self.photos.list_page(owner, limit=limit, tag=tag, start_key=start_key)
+            photos, next_key = self.photos.list_page(owner, limit=limit, query=ListQuery(tag=tag), start_key=start_key)
             pages.append([p.photo_id for p in photos])
             if next_key is None:
                 return pages
@@ -175,7 +175,7 @@ def test_listing_is_newest_first_in_pages_and_never_ends_with_an_empty_page(
 def test_listing_returns_whole_photos_and_only_the_owners(library: Library) -> None:
     mine = [library.add(pending(1, tags=("cats",))), library.add(pending(3))]
     library.add(pending(2, owner=OTHER, tags=("cats",)))
-    photos, next_key = library.photos.list_page(OWNER, limit=10, tag=None, start_key=None)
+    photos, next_key = library.photos.list_page(OWNER, limit=10, query=ListQuery(tag=None), start_key=None)
     assert photos == list(reversed(mine))
     assert next_key is None
     assert library.listed(owner=OTHER) == [photo_id(2)]
@@ -193,7 +193,7 @@ def test_tag_listing_pages_newest_first_over_the_tagged_photos_only(library: Lib
     assert library.pages(limit=1, tag="dogs") == [[photo_id(3)], [photo_id(2)]]
     assert library.pages(limit=5, tag="birds") == [[]]
     # A tag listing hands back the photos themselves, as `get` does.
-    photos, _ = library.photos.list_page(OWNER, limit=1, tag="sea", start_key=None)
+    photos, _ = library.photos.list_page(OWNER, limit=1, query=ListQuery(tag="sea"), start_key=None)
     assert photos == [library.photos.get(OWNER, photo_id(6))]
 
 
@@ -207,7 +207,7 @@ def test_tags_added_and_removed_by_replace_appear_in_and_leave_tag_listings(libr
     assert library.listed(tag="cats") == [photo_id(2)]
     assert library.listed(tag="dogs") == [photo_id(1)]
     # A tag it kept lists the photo as it is now, not as it was when tagged.
-    kept, _ = library.photos.list_page(OWNER, limit=5, tag="sea", start_key=None)
+    kept, _ = library.photos.list_page(OWNER, limit=5, query=ListQuery(tag="sea"), start_key=None)
     assert kept == [retagged]
 
     untagged = written(retagged, tags=())
@@ -471,7 +471,7 @@ def test_the_fake_refuses_a_start_key_from_another_listing_as_dynamodb_does(
     ignores the key instead, so only the fake is held to it here."""
     repository = InMemoryPhotoRepository()
     with pytest.raises(errors.Invalid):
-        repository.list_page(OWNER, limit=2, tag=tag, start_key=start_key)
+        repository.list_page(OWNER, limit=2, query=ListQuery(tag=tag), start_key=start_key)
 
 
 # --- DynamoDB's own limits -------------------------------------------------------------------------------------

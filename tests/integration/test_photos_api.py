@@ -23,6 +23,11 @@ from tests.support.cognito import REGION
 ISO_UTC = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"
 NO_URLS = {"original": None, "large": None, "small": None}
 PHOTO_FIELDS = {
+    "favorite",
+    "trashed_at",
+    "purge_at",
+    "sha256",
+    "duplicate_of",
     "photo_id",
     "owner_id",
     "status",
@@ -107,9 +112,18 @@ def all_pages(user: User, **params: Any) -> list[list[str]]:
 
 
 def usage(user: User) -> dict[str, int]:
+    """photos, bytes and pending of the caller's usage (the trash's share is `trash_usage`)."""
     response = user.call("GET", "/users/me")
     assert response.status_code == 200, response.body
-    return body(response)["usage"]
+    counted = dict(body(response)["usage"])
+    del counted["trash"]
+    return counted
+
+
+def trash_usage(user: User) -> dict[str, int]:
+    response = user.call("GET", "/users/me")
+    assert response.status_code == 200, response.body
+    return dict(body(response)["usage"]["trash"])
 
 
 def use_settings(monkeypatch: pytest.MonkeyPatch, **env: str) -> None:
@@ -192,6 +206,11 @@ def test_starting_an_upload_returns_a_pending_photo_with_every_contract_field(al
         "taken_at": None,
         "version": 1,
         "rejection_reason": None,
+        "favorite": False,
+        "trashed_at": None,
+        "purge_at": None,
+        "sha256": None,
+        "duplicate_of": None,
         "urls": NO_URLS,
     }
     assert {name: photo[name] for name in expected} == expected

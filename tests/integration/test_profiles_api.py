@@ -31,7 +31,7 @@ def test_create_then_read_own_profile(alice: User) -> None:
     assert profile["user_id"] == alice.sub
     assert profile["display_name"] == "Alice"
     assert profile["bio"] == "Takes photos of cats."
-    assert profile["usage"] == {"photos": 0, "bytes": 0, "pending": 0}
+    assert profile["usage"] == {"photos": 0, "bytes": 0, "pending": 0, "trash": {"photos": 0, "bytes": 0}}
     assert profile["quota"] == {"photos": 10_000, "bytes": 10 * 1024**3, "pending": 100}
     assert profile["created_at"] == profile["updated_at"]
     import re

@@ -14,7 +14,7 @@ from PIL import Image
 
 from chalicelib import deps, keys
 from chalicelib.photos.ingest import Outcome, UploadProcessor
-from chalicelib.photos.models import NewPhoto, Photo, PhotoChanges, PhotoStatus
+from chalicelib.photos.models import ListQuery, NewPhoto, Photo, PhotoChanges, PhotoStatus
 from chalicelib.photos.repository import DynamoPhotoRepository
 from chalicelib.users.models import Usage
 from tests.integration.conftest import BUCKET, TABLE
@@ -85,7 +85,7 @@ def test_a_good_upload_becomes_ready_with_previews_and_its_original(worker: Uplo
     assert (large.format, large.size) == ("JPEG", (1024, 512))
     assert usage() == Usage(photos=1, bytes=len(data))
     # The tag copy follows the photo, so tag listings show it READY too.
-    tagged, _ = deps.photo_repository().list_page(OWNER, limit=10, tag="cats", start_key=None)
+    tagged, _ = deps.photo_repository().list_page(OWNER, limit=10, query=ListQuery(tag="cats"), start_key=None)
     assert [p.status for p in tagged] == [PhotoStatus.READY]
 
 
@@ -216,7 +216,7 @@ def test_an_edit_racing_the_worker_is_kept_and_the_photo_still_becomes_ready(s3:
     final = stored(photo)
     assert final is not None
     assert (final.status, final.title, final.tags, final.version) == (PhotoStatus.READY, "Named", ("new",), 2)
-    old, _ = deps.photo_repository().list_page(OWNER, limit=10, tag="old", start_key=None)
+    old, _ = deps.photo_repository().list_page(OWNER, limit=10, query=ListQuery(tag="old"), start_key=None)
     assert old == []
 
 

@@ -4,6 +4,7 @@ owns, the invariant checker as an assertion, and faults injected into the app's 
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import threading
 import weakref
@@ -35,9 +36,17 @@ def body(response: Any) -> Any:
     return json.loads(response.body) if response.body else None
 
 
-def jpeg(width: int = 320, height: int = 240, colour: tuple[int, int, int] = (200, 40, 40)) -> bytes:
+_JPEGS_MADE = itertools.count()
+
+
+def jpeg(
+    width: int = 320, height: int = 240, colour: tuple[int, int, int] = (200, 40, 40), *, unique: bool = True
+) -> bytes:
+    """A small JPEG. Each call's bytes differ (a numbered comment), so uploads of them are never duplicates of each
+    other; `unique=False` gives the same bytes for the same arguments."""
     buffer = io.BytesIO()
-    Image.new("RGB", (width, height), colour).save(buffer, "JPEG", quality=85)
+    comment = f"photosky test image {next(_JPEGS_MADE)}".encode() if unique else b""
+    Image.new("RGB", (width, height), colour).save(buffer, "JPEG", quality=85, comment=comment)
     return buffer.getvalue()
 
 

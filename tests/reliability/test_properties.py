@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from chalicelib import errors, validation
 from chalicelib.cursors import CursorCodec
 from chalicelib.photos import schemas
-from chalicelib.photos.models import TAG_MAX, TAGS_MAX
+from chalicelib.photos.models import TAG_MAX, TAGS_MAX, ListQuery
 from tests.integration.conftest import User
 from tests.reliability.support import assert_invariants, body, create_profile, jpeg, start_upload
 
@@ -56,7 +56,7 @@ B64 = string.ascii_letters + string.digits + "-_"
 
 def scope(owner: str, tag: str | None) -> str:
     # What PhotoService.list signs a cursor with.
-    return f"{owner}\x00{tag or ''}"
+    return f"{owner}\x00{ListQuery(tag=tag).scope}"
 
 
 def rejected_as_invalid_cursor(cursor: str, at: str) -> bool:

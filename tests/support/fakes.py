@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from chalicelib import errors, keys
 from chalicelib.albums.directory import DirectoryUser
-from chalicelib.photos.models import Photo, PhotoStatus
+from chalicelib.photos.models import ListQuery, Photo, PhotoStatus
 from chalicelib.users.models import Profile, ProfileChanges, Usage
 
 
@@ -69,6 +69,8 @@ class InMemoryPhotoRepository:
         self.before_write: Callable[[str, Photo], None] | None = None
         self.writes: Counter[str] = Counter()
         self._failures: dict[str, tuple[Exception, int | None]] = {}
+        # (owner, sha256) -> the library photo holding those bytes, as the SHA256# claim items are.
+        self.claims: dict[tuple[str, str], str] = {}
 
     # --- test controls -----------------------------------------------------------------------------------------
 
@@ -123,11 +125,31 @@ class InMemoryPhotoRepository:
         if self.before_write is not None:
             self.before_write(operation, photo)
 
-    def _add_usage(self, owner_id: str, *, photos: int = 0, size: int = 0, pending: int = 0) -> None:
+    def _add_usage(
+        self, owner_id: str, *, photos: int = 0, size: int = 0, pending: int = 0, trash: int = 0, trash_size: int = 0
+    ) -> None:
         usage = self.usage(owner_id)
         self.users.usage[owner_id] = Usage(
-            photos=usage.photos + photos, bytes=usage.bytes + size, pending=usage.pending + pending
+            photos=usage.photos + photos,
+            bytes=usage.bytes + size,
+            pending=usage.pending + pending,
+            trash_photos=usage.trash_photos + trash,
+            trash_bytes=usage.trash_bytes + trash_size,
         )
+
+    def _move_claim(self, previous: Photo, photo: Photo | None) -> None:
+        """The claim on the bytes follows the photo into and out of the library; DuplicatePhoto if another photo of
+        the owner's holds them (checked before anything changes, as the transaction's condition is)."""
+        held = previous.sha256 if previous.in_library else None
+        holds = photo.sha256 if photo is not None and photo.in_library else None
+        if holds is not None and holds != held:
+            holder = self.claims.get((previous.owner_id, holds))
+            if holder is not None and holder != previous.photo_id:
+                raise errors.DuplicatePhoto(holder)
+        if held is not None and held != holds and self.claims.get((previous.owner_id, held)) == previous.photo_id:
+            del self.claims[(previous.owner_id, held)]
+        if holds is not None:
+            self.claims[(previous.owner_id, holds)] = previous.photo_id
 
     # --- reads -------------------------------------------------------------------------------------------------
 
@@ -135,14 +157,29 @@ class InMemoryPhotoRepository:
         self._call("get")
         return self.photos.get((owner_id, photo_id))
 
+    def get_many(self, owner_id: str, photo_ids: Sequence[str]) -> dict[str, Photo]:
+        self._call("get_many")
+        return {pid: self.photos[(owner_id, pid)] for pid in photo_ids if (owner_id, pid) in self.photos}
+
     def list_page(
-        self, owner_id: str, *, limit: int, tag: str | None, start_key: dict[str, Any] | None
+        self, owner_id: str, *, limit: int, query: ListQuery, start_key: dict[str, Any] | None
     ) -> tuple[list[Photo], dict[str, Any] | None]:
+        """Upload order only (what the service tests need); trash never listed, the favourite filter kept."""
         self._call("list_page")
         if limit < 1:
             raise ValueError("limit must be at least 1")
+        if query.sort != "uploaded" or query.from_day or query.to_day:
+            raise NotImplementedError("the in-memory repository lists by upload time, without dates")
+        tag = query.tag
         listed = sorted(
-            (p for (owner, _), p in self.photos.items() if owner == owner_id and (tag is None or tag in p.tags)),
+            (
+                p
+                for (owner, _), p in self.photos.items()
+                if owner == owner_id
+                and (tag is None or tag in p.tags)
+                and not p.trashed
+                and (p.favorite or not query.favorite)
+            ),
             key=lambda p: p.photo_id,
             reverse=True,
         )
@@ -160,6 +197,32 @@ class InMemoryPhotoRepository:
             "GSI1PK": {"S": keys.tag_index_pk(owner_id, tag)},
             "GSI1SK": {"S": keys.photo_sk(last)},
         }
+
+    def timeline(self, owner_id: str) -> list[tuple[str, int]]:
+        counts = Counter(p.month for (owner, _), p in self.photos.items() if owner == owner_id and p.in_library)
+        return sorted(counts.items(), reverse=True)
+
+    def trash_page(
+        self, owner_id: str, *, limit: int, start_key: dict[str, Any] | None
+    ) -> tuple[list[Photo], dict[str, Any] | None]:
+        trashed = sorted(
+            (p for (owner, _), p in self.photos.items() if owner == owner_id and p.trashed),
+            key=lambda p: (p.trashed_at, p.photo_id),
+            reverse=True,
+        )
+        skip = int(start_key["n"]["N"]) if start_key else 0
+        page = trashed[skip : skip + limit]
+        return page, ({"n": {"N": str(skip + limit)}} if len(trashed) > skip + limit else None)
+
+    def trashed_ids(self, owner_id: str) -> list[str]:
+        return [pid for (owner, pid), p in self.photos.items() if owner == owner_id and p.trashed]
+
+    def expired_trash(self, now: str) -> list[tuple[str, str]]:
+        return sorted((owner, pid) for (owner, pid), p in self.photos.items() if p.trashed and (p.purge_at or "") < now)
+
+    def claim_holder(self, owner_id: str, digest: str) -> str | None:
+        self._call("claim_holder")
+        return self.claims.get((owner_id, digest))
 
     @staticmethod
     def _photo_id_after(owner_id: str, tag: str | None, start_key: dict[str, Any]) -> str:
@@ -216,18 +279,60 @@ class InMemoryPhotoRepository:
         current = self.photos.get((photo.owner_id, photo.photo_id))
         if current is None or current.revision != previous.revision:
             return False
+        self._move_claim(previous, photo)
         self.photos[(photo.owner_id, photo.photo_id)] = photo
         settles = previous.status is PhotoStatus.PENDING and photo.status is not PhotoStatus.PENDING
         self._release(previous, release=release_usage, settle=settles)
         return True
+
+    def trash(self, photo: Photo, *, trashed_at: str, purge_at: str, purging: bool = False) -> Photo | None:
+        self._write("trash", photo)
+        current = self.photos.get((photo.owner_id, photo.photo_id))
+        if current is None or current.revision != photo.revision:
+            return None
+        trashed = dataclasses.replace(
+            photo,
+            trashed_at=trashed_at,
+            purge_at=purge_at,
+            purging=purging,
+            updated_at=photo.updated_at if photo.trashed else trashed_at,
+            revision=photo.revision + 1,
+        )
+        self._move_claim(photo, trashed)
+        self.photos[(photo.owner_id, photo.photo_id)] = trashed
+        if not photo.trashed:
+            self._add_usage(photo.owner_id, trash=1, trash_size=photo.size_bytes)
+        return trashed
+
+    def restore(self, photo: Photo, *, now: str) -> Photo | None:
+        self._write("restore", photo)
+        current = self.photos.get((photo.owner_id, photo.photo_id))
+        if current is None or current.revision != photo.revision:
+            return None
+        restored = dataclasses.replace(
+            photo,
+            trashed_at=None,
+            purge_at=None,
+            album_return=(),
+            updated_at=now if photo.trashed else photo.updated_at,
+            revision=photo.revision + 1,
+        )
+        self._move_claim(photo, restored)
+        self.photos[(photo.owner_id, photo.photo_id)] = restored
+        if photo.trashed:
+            self._add_usage(photo.owner_id, trash=-1, trash_size=-photo.size_bytes)
+        return restored
 
     def delete(self, photo: Photo) -> bool:
         self._write("delete", photo)
         current = self.photos.get((photo.owner_id, photo.photo_id))
         if current is None or current.revision != photo.revision:
             return False
+        self._move_claim(photo, None)
         del self.photos[(photo.owner_id, photo.photo_id)]
         self._release(photo, release=photo.counts_against_quota, settle=photo.status is PhotoStatus.PENDING)
+        if photo.trashed:
+            self._add_usage(photo.owner_id, trash=-1, trash_size=-photo.size_bytes)
         return True
 
     def _release(self, photo: Photo, *, release: bool, settle: bool) -> None:

@@ -6,6 +6,7 @@ No image library here: `process_image` is a stand-in that accepts, rejects or cr
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -199,6 +200,7 @@ def test_a_good_upload_becomes_ready_with_previews_and_the_verified_original(
         width=640,
         height=480,
         taken_at="2026-08-01T12:00:00.000Z",
+        sha256=hashlib.sha256(GOOD).hexdigest(),  # of the verified bytes
         updated_at=iso_utc(NOW),
         revision=photo.revision + 1,  # the owner's version is untouched: the worker never makes it stale
     )

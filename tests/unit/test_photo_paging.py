@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from chalicelib import errors
-from chalicelib.photos.models import Photo, PhotoStatus
+from chalicelib.photos.models import ListQuery, Photo, PhotoStatus
 from chalicelib.photos.repository import DynamoPhotoRepository, _photo_item, _tag_item
 
 
@@ -62,7 +62,7 @@ def test_a_page_that_ends_the_listing_has_no_next_cursor(tag: str | None) -> Non
     client = DynamoLikeClient([make_item(p) for p in photos], names, photos)
     repository = DynamoPhotoRepository(client, "table")  # type: ignore[arg-type]
 
-    items, next_key = repository.list_page("owner", limit=2, tag=tag, start_key=None)
+    items, next_key = repository.list_page("owner", limit=2, query=ListQuery(tag=tag), start_key=None)
 
     assert [p.photo_id for p in items] == [p.photo_id for p in photos]
     assert next_key is None
@@ -76,7 +76,7 @@ def test_a_page_with_more_behind_it_continues_after_its_last_item(tag: str | Non
     items_stored = [make_item(p) for p in photos]
     repository = DynamoPhotoRepository(DynamoLikeClient(items_stored, names, photos), "table")  # type: ignore[arg-type]
 
-    items, next_key = repository.list_page("owner", limit=2, tag=tag, start_key=None)
+    items, next_key = repository.list_page("owner", limit=2, query=ListQuery(tag=tag), start_key=None)
 
     assert [p.photo_id for p in items] == [photos[0].photo_id, photos[1].photo_id]
     assert next_key == {name: items_stored[1][name] for name in names}
@@ -87,7 +87,7 @@ def test_a_tag_listing_asks_again_for_photos_dynamodb_left_unprocessed() -> None
     client = DynamoLikeClient([_tag_item(p, "cats") for p in photos], ("PK", "SK", "GSI1PK", "GSI1SK"), photos, 2)
     repository = DynamoPhotoRepository(client, "table")  # type: ignore[arg-type]
 
-    items, _ = repository.list_page("owner", limit=3, tag="cats", start_key=None)
+    items, _ = repository.list_page("owner", limit=3, query=ListQuery(tag="cats"), start_key=None)
 
     assert [p.photo_id for p in items] == [p.photo_id for p in photos]
     assert client.batch_gets == 3
@@ -99,7 +99,7 @@ def test_a_tag_listing_that_dynamodb_keeps_leaving_unprocessed_is_a_503() -> Non
     repository = DynamoPhotoRepository(client, "table")  # type: ignore[arg-type]
 
     with pytest.raises(errors.Unavailable):
-        repository.list_page("owner", limit=3, tag="cats", start_key=None)
+        repository.list_page("owner", limit=3, query=ListQuery(tag="cats"), start_key=None)
 
 
 def test_a_tag_copy_whose_photo_is_gone_or_untagged_is_not_listed() -> None:
@@ -110,6 +110,6 @@ def test_a_tag_copy_whose_photo_is_gone_or_untagged_is_not_listed() -> None:
     )
     repository = DynamoPhotoRepository(client, "table")  # type: ignore[arg-type]
 
-    items, _ = repository.list_page("owner", limit=3, tag="cats", start_key=None)
+    items, _ = repository.list_page("owner", limit=3, query=ListQuery(tag="cats"), start_key=None)
 
     assert [p.photo_id for p in items] == [kept.photo_id]

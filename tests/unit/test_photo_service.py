@@ -16,6 +16,7 @@ from chalicelib.ids import new_ulid
 from chalicelib.photos.models import (
     WRITE_ATTEMPTS,
     DownloadUrls,
+    ListQuery,
     NewPhoto,
     Photo,
     PhotoChanges,
@@ -239,7 +240,7 @@ def follow(service: PhotoService, *, limit: int, tag: str | None = None, owner: 
     pages: list[list[str]] = []
     cursor = None
     for _ in range(100):
-        page = service.list(owner, limit=limit, cursor=cursor, tag=tag)
+        page = service.list(owner, limit=limit, cursor=cursor, query=ListQuery(tag=tag))
         pages.append([p.photo_id for p in page.items])
         if page.next_cursor is None:
             return pages
@@ -263,8 +264,8 @@ def test_a_cursor_is_refused_by_another_owner_or_another_tag(service: PhotoServi
     for _ in range(3):
         upload(service, tags=("cats",))
         upload(service, OTHER, tags=("cats",))
-    untagged = service.list(OWNER, limit=1, cursor=None, tag=None).next_cursor
-    tagged = service.list(OWNER, limit=1, cursor=None, tag="cats").next_cursor
+    untagged = service.list(OWNER, limit=1, cursor=None, query=ListQuery(tag=None)).next_cursor
+    tagged = service.list(OWNER, limit=1, cursor=None, query=ListQuery(tag="cats")).next_cursor
     assert untagged is not None
     assert tagged is not None
     for owner, cursor, tag in [
@@ -276,7 +277,7 @@ def test_a_cursor_is_refused_by_another_owner_or_another_tag(service: PhotoServi
         (OWNER, "not-a-cursor", None),
     ]:
         with pytest.raises(errors.Invalid):
-            service.list(owner, limit=1, cursor=cursor, tag=tag)
+            service.list(owner, limit=1, cursor=cursor, query=ListQuery(tag=tag))
 
 
 # --- editing ---------------------------------------------------------------------------------------------------
@@ -293,7 +294,9 @@ def test_update_changes_what_was_sent_and_moves_version_revision_and_time(
     assert (edited.version, edited.revision) == (2, 2)
     assert edited.updated_at > photo.updated_at
     assert repository.get(OWNER, photo.photo_id) == edited
-    assert [p.photo_id for p in service.list(OWNER, limit=5, cursor=None, tag="dogs").items] == [photo.photo_id]
+    assert [p.photo_id for p in service.list(OWNER, limit=5, cursor=None, query=ListQuery(tag="dogs")).items] == [
+        photo.photo_id
+    ]
 
 
 def test_update_clears_a_field_sent_as_none(service: PhotoService) -> None:
@@ -371,20 +374,47 @@ def test_an_unavailable_repository_fails_the_edit_with_unavailable(
 # --- deleting --------------------------------------------------------------------------------------------------
 
 
-def test_delete_removes_the_item_first_then_every_object_and_releases_quota(
+def test_delete_moves_a_ready_photo_to_the_trash_keeping_its_objects_and_its_quota(
     repository: InMemoryPhotoRepository,
 ) -> None:
-    photos_left_at_delete: list[int] = []
-    storage = RecordingStorage(on_delete=lambda _: photos_left_at_delete.append(len(repository.photos)))
+    storage = RecordingStorage()
     service = make_service(repository, storage)
     photo = upload(service, size=70)
     settle(repository, photo)
 
     service.delete(OWNER, photo.photo_id)
 
+    trashed = repository.get(OWNER, photo.photo_id)
+    assert trashed is not None
+    assert trashed.trashed_at is not None
+    assert trashed.purge_at is not None
+    assert trashed.purge_at > trashed.trashed_at
+    assert storage.deleted == []
+    assert repository.usage(OWNER) == Usage(photos=1, bytes=70, trash_photos=1, trash_bytes=70)
+    service.delete(OWNER, photo.photo_id)  # again: already there, nothing changes
+    assert repository.get(OWNER, photo.photo_id) == trashed
+
+
+def test_a_permanent_delete_marks_the_photo_then_removes_every_object_then_the_item_and_releases_quota(
+    repository: InMemoryPhotoRepository,
+) -> None:
+    marked_at_delete: list[bool] = []
+
+    def objects_deleted(_: object) -> None:
+        stored = repository.get(OWNER, photo.photo_id)
+        marked_at_delete.append(stored is not None and stored.purging)
+
+    storage = RecordingStorage(on_delete=objects_deleted)
+    service = make_service(repository, storage)
+    photo = upload(service, size=70)
+    settle(repository, photo)
+
+    service.delete(OWNER, photo.photo_id, permanent=True)
+
     assert repository.get(OWNER, photo.photo_id) is None
     assert storage.deleted == [keys.photo_objects(OWNER, photo.photo_id)]
-    assert photos_left_at_delete == [0]  # the item went before the objects
+    # The objects went while the photo was marked as being purged (a restore is refused), and the item after them.
+    assert marked_at_delete == [True]
     assert repository.usage(OWNER) == Usage()
 
 

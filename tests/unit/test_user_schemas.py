@@ -119,6 +119,6 @@ def test_public_view_hides_private_fields() -> None:
         "created_at": "2026-01-01T00:00:00.000Z",
     }
     account = schemas.account_out(Account(profile, Usage(2, 300, 1), Quota(10, 1000, 5)))
-    assert account["usage"] == {"photos": 2, "bytes": 300, "pending": 1}
+    assert account["usage"] == {"photos": 2, "bytes": 300, "pending": 1, "trash": {"photos": 0, "bytes": 0}}
     assert account["quota"] == {"photos": 10, "bytes": 1000, "pending": 5}
     assert account["updated_at"] == "2026-01-02T00:00:00.000Z"

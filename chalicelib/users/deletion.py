@@ -1,0 +1,233 @@
+"""Deleting an account: everything of the user's goes (profile, usage, photos and their objects, albums they own,
+their memberships, share links, trash), and nothing of anyone else's (their photos simply leave other people's
+albums).
+
+A library can be far larger than one request can delete, so the work is marked first and then done in steps that
+are each safe to repeat: the request does what its time budget allows and says whether it finished; a retried
+request, or the scheduled job, carries on from wherever it stopped. The mark blocks new uploads at once (the quota
+reservation, which every upload writes, is conditioned on it), and the mark and the usage counters go last.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from chalicelib import errors, keys
+from chalicelib.aws import dependency_errors, query_all, transact
+from chalicelib.clock import iso_utc
+from chalicelib.photos.models import Photo
+from chalicelib.photos.repository import photo_from_item
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+log = logging.getLogger(__name__)
+
+Item = dict[str, Any]
+# BatchWriteItem takes at most this many requests; what DynamoDB leaves unprocessed is sent again this many times.
+_BATCH_WRITE_MAX = 25
+_BATCH_WRITE_ATTEMPTS = 5
+# Photos read (and deleted) per round.
+_PHOTOS_PER_ROUND = 100
+
+
+class DynamoAccountRepository:
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    def begin(self, user_id: str, *, since: str) -> None:
+        """Mark the account as being deleted (idempotent: a later call keeps the first mark), block its uploads and
+        remove its profile, so it is gone to everyone at once."""
+        shard = keys.cleanup_shard(user_id)
+        writes: list[Any] = [
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": {
+                        **keys.account_deletion_key(user_id),
+                        "entity": {"S": "account_deletion"},
+                        "user_id": {"S": user_id},
+                        "since": {"S": since},
+                        "GSI1PK": {"S": keys.cleanup_index_pk(shard)},
+                        "GSI1SK": {"S": keys.cleanup_index_sk(since, user_id, keys.ACCOUNT_WHAT)},
+                    },
+                    "ConditionExpression": "attribute_not_exists(PK)",
+                }
+            },
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": keys.usage_key(user_id),
+                    "UpdateExpression": "SET entity = :usage, deleting_since = if_not_exists(deleting_since, :since)",
+                    "ExpressionAttributeValues": {":usage": {"S": "usage"}, ":since": {"S": since}},
+                }
+            },
+            {"Delete": {"TableName": self._table, "Key": keys.profile_key(user_id)}},
+        ]
+        # Already marked (a retry, or the scheduled job): the first mark stands, and the work goes on.
+        transact(self._client, writes)
+
+    def photos(self, user_id: str, *, limit: int) -> list[Photo]:
+        """Up to `limit` of the user's photos, whatever their state (trashed ones too)."""
+        with dependency_errors("DynamoDB"):
+            response = self._client.query(
+                TableName=self._table,
+                KeyConditionExpression="PK = :pk AND begins_with(SK, :photos)",
+                ExpressionAttributeValues={":pk": {"S": keys.user_pk(user_id)}, ":photos": {"S": keys.PHOTO_PREFIX}},
+                ConsistentRead=True,
+                Limit=limit,
+            )
+        return [photo_from_item(item) for item in response.get("Items", [])]
+
+    def leftover_keys(self, user_id: str) -> list[Item]:
+        """The keys of every item still in the user's partition but the mark and the usage counters."""
+        found = query_all(
+            self._client,
+            {
+                "TableName": self._table,
+                "KeyConditionExpression": "PK = :pk",
+                "ExpressionAttributeValues": {":pk": {"S": keys.user_pk(user_id)}},
+                "ProjectionExpression": "PK, SK",
+                "ConsistentRead": True,
+            },
+        )
+        last = {keys.ACCOUNT_DELETION_SK, keys.USAGE_SK}
+        return [item for item in found if item["SK"]["S"] not in last]
+
+    def remove(self, item_keys: Sequence[Item]) -> None:
+        """Delete the items, 25 per BatchWriteItem, sending again what DynamoDB leaves unprocessed."""
+        for start in range(0, len(item_keys), _BATCH_WRITE_MAX):
+            requests: Any = {
+                self._table: [{"DeleteRequest": {"Key": key}} for key in item_keys[start : start + _BATCH_WRITE_MAX]]
+            }
+            for _ in range(_BATCH_WRITE_ATTEMPTS):
+                with dependency_errors("DynamoDB"):
+                    response = self._client.batch_write_item(RequestItems=requests)
+                requests = response.get("UnprocessedItems") or {}
+                if not requests:
+                    break
+            else:
+                raise errors.Unavailable("DynamoDB is busy; retry shortly")
+
+    def finish(self, user_id: str) -> None:
+        """The last step: the mark and the usage counters go together."""
+        transact(
+            self._client,
+            [
+                {"Delete": {"TableName": self._table, "Key": keys.account_deletion_key(user_id)}},
+                {"Delete": {"TableName": self._table, "Key": keys.usage_key(user_id)}},
+            ],
+        )
+
+    def is_marked(self, user_id: str) -> bool:
+        with dependency_errors("DynamoDB"):
+            item = self._client.get_item(
+                TableName=self._table, Key=keys.account_deletion_key(user_id), ConsistentRead=True
+            ).get("Item")
+        return item is not None
+
+    def marked(self) -> list[str]:
+        """Every account whose deletion has begun and not finished."""
+        found: list[str] = []
+        for shard in range(keys.CLEANUP_SHARDS):
+            for item in query_all(
+                self._client,
+                {
+                    "TableName": self._table,
+                    "IndexName": keys.GSI1,
+                    "KeyConditionExpression": "GSI1PK = :pk",
+                    "FilterExpression": "entity = :deletion",
+                    "ExpressionAttributeValues": {
+                        ":pk": {"S": keys.cleanup_index_pk(shard)},
+                        ":deletion": {"S": "account_deletion"},
+                    },
+                    "ProjectionExpression": "user_id",
+                },
+            ):
+                found.append(item["user_id"]["S"])
+        return found
+
+
+class AccountRepository(Protocol):
+    def begin(self, user_id: str, *, since: str) -> None: ...
+    def photos(self, user_id: str, *, limit: int) -> list[Photo]: ...
+    def leftover_keys(self, user_id: str) -> list[Item]: ...
+    def remove(self, item_keys: Sequence[Item]) -> None: ...
+    def finish(self, user_id: str) -> None: ...
+    def marked(self) -> list[str]: ...
+
+
+class PhotoDeleter(Protocol):
+    def delete(self, photo: Photo) -> bool: ...
+
+
+class AlbumLeaver(Protocol):
+    def forget_user(self, user_id: str) -> None: ...
+
+
+class ObjectStore(Protocol):
+    def keys_under(self, prefix: str, *, limit: int = 1000) -> list[str]: ...
+    def delete(self, *object_keys: str) -> None: ...
+
+
+class AccountDeletion:
+    def __init__(
+        self,
+        repository: AccountRepository,
+        photos: PhotoDeleter,
+        albums: AlbumLeaver,
+        storage: ObjectStore,
+        *,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._repository = repository
+        self._photos = photos
+        self._albums = albums
+        self._storage = storage
+        self._clock = clock
+
+    def delete(self, user_id: str, *, out_of_time: Callable[[], bool]) -> bool:
+        """Delete everything of the user's; True when nothing is left, False when time ran out first (the work is
+        marked, and a retry or the scheduled job goes on from here)."""
+        self._repository.begin(user_id, since=iso_utc(self._clock()))
+        return self._carry_on(user_id, out_of_time)
+
+    def finish_left_behind(self, *, out_of_time: Callable[[], bool]) -> dict[str, int]:
+        """The scheduled job: carry on with every deletion a request did not finish."""
+        counts = {"accounts_deleted": 0, "left_for_next_run": 0}
+        for user_id in self._repository.marked():
+            if out_of_time() or not self._carry_on(user_id, out_of_time):
+                counts["left_for_next_run"] += 1
+            else:
+                counts["accounts_deleted"] += 1
+        return counts
+
+    def _carry_on(self, user_id: str, out_of_time: Callable[[], bool]) -> bool:
+        # Albums first: the ones the user owns go (members' and visitors' access with them), and the user leaves
+        # the others, taking their photos out of them.
+        self._albums.forget_user(user_id)
+        # Photos, each leaving whatever album still holds it and releasing what it counted, as a permanent delete.
+        while photos := self._repository.photos(user_id, limit=_PHOTOS_PER_ROUND):
+            deleted = 0
+            for photo in photos:
+                if out_of_time():
+                    return False
+                deleted += self._photos.delete(photo)
+            if not deleted:
+                return False  # every one changed under us (the worker settling them): the next attempt reads again
+        # Objects: everything under the user's prefixes, including what a failed step left behind.
+        for prefix in keys.user_object_prefixes(user_id):
+            while object_keys := self._storage.keys_under(prefix):
+                if out_of_time():
+                    return False
+                self._storage.delete(*object_keys)
+        # Every other item of the partition (tag and album copies left by a crash, hash claims, month counters,
+        # album access entries, rate-limit counters), then the mark and the usage counters.
+        self._repository.remove(self._repository.leftover_keys(user_id))
+        self._repository.finish(user_id)
+        log.info("account %s deleted", user_id)
+        return True
