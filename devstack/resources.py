@@ -1,7 +1,8 @@
 """The AWS resources PhotoSky needs, created against an emulated AWS (moto) for the dev stack and tests.
 
-The table layout here is the one `chalicelib.keys` writes to: generic `PK`/`SK` keys and a generic `GSI1`
-so new access patterns need no table migration.
+The table layout here is the one `chalicelib.keys` writes to: generic `PK`/`SK` keys and two generic, overloaded
+indexes (`GSI1`, `GSI2`), so most new access patterns need no table migration. infra/resources.yaml declares the
+same table for AWS (a test keeps the two equal).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ TABLE_DEFINITION: dict[str, Any] = {
         {"AttributeName": "SK", "AttributeType": "S"},
         {"AttributeName": "GSI1PK", "AttributeType": "S"},
         {"AttributeName": "GSI1SK", "AttributeType": "S"},
+        {"AttributeName": "GSI2PK", "AttributeType": "S"},
+        {"AttributeName": "GSI2SK", "AttributeType": "S"},
     ],
     "KeySchema": [{"AttributeName": "PK", "KeyType": "HASH"}, {"AttributeName": "SK", "KeyType": "RANGE"}],
     "GlobalSecondaryIndexes": [
@@ -33,7 +36,15 @@ TABLE_DEFINITION: dict[str, Any] = {
                 {"AttributeName": "GSI1SK", "KeyType": "RANGE"},
             ],
             "Projection": {"ProjectionType": "ALL"},
-        }
+        },
+        {
+            "IndexName": "GSI2",
+            "KeySchema": [
+                {"AttributeName": "GSI2PK", "KeyType": "HASH"},
+                {"AttributeName": "GSI2SK", "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "ALL"},
+        },
     ],
     "BillingMode": "PAY_PER_REQUEST",
 }

@@ -4,6 +4,7 @@ cfn-lint on the template and on its SAM-transformed form, PhotoSky's own rules, 
 from __future__ import annotations
 
 import copy
+import fnmatch
 import json
 import zipfile
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from chalicelib import keys
 from chalicelib.web import ALLOWED_REQUEST_HEADERS as APP_ALLOWED_REQUEST_HEADERS
 from infra import checks
 from infra.package import (
@@ -98,7 +100,10 @@ def role_of(template: dict[str, Any], function: str) -> str:
 
 
 TABLE_ARN = "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/photosky-${Stage}"
-INDEX_ARN = f"{TABLE_ARN}/index/GSI1"
+INDEX_ARNS = {f"{TABLE_ARN}/index/GSI1", f"{TABLE_ARN}/index/GSI2"}
+BUCKET_ARN = "arn:${AWS::Partition}:s3:::${PhotoBucket}"
+# The bucket's three folders; nothing else is ever written there.
+PHOTO_PREFIXES = ["uploads/*", "originals/*", "previews/*"]
 
 
 def test_each_function_has_its_own_role_with_only_what_it_uses(packaged: Packaged) -> None:
@@ -118,9 +123,10 @@ def test_each_function_has_its_own_role_with_only_what_it_uses(packaged: Package
     # Without ListBucket, S3 answers 403 instead of 404 for a missing object: the worker and the reconciler
     # would fail on an upload that never arrived instead of releasing it (moto cannot show this).
     assert "s3:ListBucket" in worker & reconciler
-    assert "s3:ListBucket" not in api
+    # The API lists only under the photo folders (account deletion's last sweep): see the test of that statement.
     assert "dynamodb:Query" not in worker  # only the reconciler and the API query
     assert "dynamodb:BatchGetItem" not in worker
+    assert "dynamodb:BatchWriteItem" not in worker  # only account deletion writes in batches
     assert not any(action.startswith("cognito-idp:") for action in worker | reconciler)
 
 
@@ -158,7 +164,13 @@ API_TABLE_ACTIONS = {
     "dynamodb:UpdateItem",
     "dynamodb:DeleteItem",
     "dynamodb:ConditionCheckItem",
+    # Deleting an account removes what is left of it in batches (up to 25 deletes a request).
+    "dynamodb:BatchWriteItem",
 }
+
+
+def index_grants(actions: set[str]) -> dict[str, set[str]]:
+    return dict.fromkeys(INDEX_ARNS, actions)
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -166,7 +178,7 @@ def test_the_api_reads_and_writes_only_the_table_and_queries_its_index(packaged:
     template = packaged[stage][0]
     assert grants_of(template, role_of(template, "APIHandler"), "dynamodb") == {
         TABLE_ARN: API_TABLE_ACTIONS,
-        INDEX_ARN: {"dynamodb:Query"},
+        **index_grants({"dynamodb:Query"}),
     }
 
 
@@ -174,12 +186,43 @@ def test_the_api_reads_and_writes_only_the_table_and_queries_its_index(packaged:
 def test_the_reconciler_may_finish_album_deletions_on_the_table_only(packaged: Packaged, stage: str) -> None:
     # Settling abandoned uploads as before, plus deleting an album's entries, members and links in transactions
     # that check the album (ConditionCheckItem), after finding them (Query, on the index too) and reading the
-    # photos they name (BatchGetItem).
+    # photos they name (BatchGetItem). Purging the trash and finishing account deletions (BatchWriteItem) likewise.
     template = packaged[stage][0]
     assert grants_of(template, role_of(template, "ReleaseAbandonedUploads"), "dynamodb") == {
         TABLE_ARN: API_TABLE_ACTIONS,
-        INDEX_ARN: {"dynamodb:Query"},
+        **index_grants({"dynamodb:Query"}),
     }
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_api_may_list_the_bucket_only_under_the_photo_folders(packaged: Packaged, stage: str) -> None:
+    # Deleting an account ends by listing the user's folders to find anything left behind. Listing is a bucket
+    # action, so the statement names the bucket and a condition keeps it to the three folders: a listing without a
+    # prefix, or of any other one, is refused. (The API never HEADs objects; the worker and the reconciler do, and
+    # keep their unconditional ListBucket so a missing object is a 404, not a 403.)
+    template = packaged[stage][0]
+    statements = [s for s in statements_of(template, role_of(template, "APIHandler")) if "s3:ListBucket" in s["Action"]]
+    assert statements == [
+        {
+            "Sid": "FindWhatADeletedAccountLeftInTheBucket",
+            "Effect": "Allow",
+            "Action": ["s3:ListBucket"],
+            "Resource": {"Fn::Sub": BUCKET_ARN},
+            "Condition": {"StringLike": {"s3:prefix": PHOTO_PREFIXES}},
+        }
+    ]
+    # ... and they cover every prefix the app lists for a user (IAM's StringLike `*` matches `/` too).
+    for prefix in keys.user_object_prefixes("0f1e2d3c-user"):
+        assert any(fnmatch.fnmatchcase(prefix, pattern) for pattern in PHOTO_PREFIXES), prefix
+
+
+@pytest.mark.parametrize("function", ["APIHandler", "ReleaseAbandonedUploads"])
+def test_the_api_and_reconciler_may_delete_every_object_of_a_user(packaged: Packaged, function: str) -> None:
+    # The trash purge and account deletion run in both: each photo's upload, original and previews.
+    template = packaged["dev"][0]
+    grants = grants_of(template, role_of(template, function), "s3")
+    for prefix in PHOTO_PREFIXES:
+        assert "s3:DeleteObject" in grants[f"{BUCKET_ARN}/{prefix}"], prefix
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -206,6 +249,14 @@ def test_functions_are_wired_to_the_stacks_resources(packaged: Packaged) -> None
     assert [e["Properties"]["Queue"] for e in sqs_events] == [{"Fn::GetAtt": ["UploadsQueue", "Arn"]}]
     assert template["Parameters"]["Stage"]["Default"] == "prod"
     assert SENTINEL_POOL_ARN not in json.dumps(template)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_trash_keeps_photos_thirty_days_in_every_stage(packaged: Packaged, stage: str) -> None:
+    # The API dates a trashed photo's purge and the scheduled job purges it: both must read the same setting.
+    resources = packaged[stage][0]["Resources"]
+    for name in ("APIHandler", "ReleaseAbandonedUploads"):
+        assert resources[name]["Properties"]["Environment"]["Variables"]["PHOTOSKY_TRASH_DAYS"] == "30", name
 
 
 def test_memory_and_timeouts_follow_the_measurements(packaged: Packaged) -> None:

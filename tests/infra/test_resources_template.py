@@ -20,7 +20,7 @@ from botocore.config import Config
 from cfnlint.api import ManualArgs, lint_file
 from cfnlint.decode import decode_str
 
-from chalicelib.keys import UPLOADS_PREFIX
+from chalicelib.keys import GSI1, GSI2, UPLOADS_PREFIX
 from devstack.resources import PASSWORD_POLICY, SPA_CLIENT_AUTH_FLOWS, TABLE_DEFINITION, TTL_ATTRIBUTE
 from devstack.web import SECURITY_HEADERS, content_security_policy
 
@@ -191,9 +191,18 @@ def test_table_layout_is_the_dev_stacks(resources: dict[str, dict[str, Any]]) ->
     table = props(resources, "PhotoTable")
     assert {key: table[key] for key in TABLE_DEFINITION} == TABLE_DEFINITION
     assert table["BillingMode"] == "PAY_PER_REQUEST"
-    (gsi,) = table["GlobalSecondaryIndexes"]
-    assert gsi["IndexName"] == "GSI1"
-    assert gsi["Projection"] == {"ProjectionType": "ALL"}
+    # Two overloaded indexes, keyed <name>PK / <name>SK (strings), each projecting whole items.
+    indexes = table["GlobalSecondaryIndexes"]
+    assert [gsi["IndexName"] for gsi in indexes] == [GSI1, GSI2]
+    types = {a["AttributeName"]: a["AttributeType"] for a in table["AttributeDefinitions"]}
+    for gsi in indexes:
+        name = gsi["IndexName"]
+        assert gsi["KeySchema"] == [
+            {"AttributeName": f"{name}PK", "KeyType": "HASH"},
+            {"AttributeName": f"{name}SK", "KeyType": "RANGE"},
+        ]
+        assert types[f"{name}PK"] == types[f"{name}SK"] == "S"
+        assert gsi["Projection"] == {"ProjectionType": "ALL"}
 
 
 def test_table_expires_items_on_the_dev_stacks_ttl_attribute(resources: dict[str, dict[str, Any]]) -> None:

@@ -66,12 +66,19 @@ def test_presigned_upload_expires_when_it_says(aws: boto3.session.Session) -> No
     assert upload.fields["key"] == "uploads/u/p"
 
 
-def test_the_table_expires_pending_photos_and_has_the_overloaded_index(aws: boto3.session.Session) -> None:
+def test_the_table_expires_pending_photos_and_has_the_overloaded_indexes(aws: boto3.session.Session) -> None:
     dynamodb = aws.client("dynamodb")
     ttl = dynamodb.describe_time_to_live(TableName=TABLE)["TimeToLiveDescription"]
     assert ttl["AttributeName"] == resources.TTL_ATTRIBUTE == "expires_at_epoch"
     indexes = dynamodb.describe_table(TableName=TABLE)["Table"]["GlobalSecondaryIndexes"]
-    assert [index["IndexName"] for index in indexes] == [keys.GSI1]
+    assert [index["IndexName"] for index in indexes] == [keys.GSI1, keys.GSI2]
+    for index in indexes:
+        name = index["IndexName"]
+        assert [(k["AttributeName"], k["KeyType"]) for k in index["KeySchema"]] == [
+            (f"{name}PK", "HASH"),
+            (f"{name}SK", "RANGE"),
+        ]
+        assert index["Projection"]["ProjectionType"] == "ALL"
 
 
 def test_the_bucket_clears_debris_under_uploads_and_blocks_public_access(s3: Any) -> None:
