@@ -134,6 +134,9 @@ def _start_moto(port: int) -> Any:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import make_server
 
+    from devstack.moto_gaps import add_cognito_delete_user
+
+    add_cognito_delete_user()
     # Built here rather than with ThreadedMotoServer, whose start() hangs forever when the port is taken.
     app = _SerializedDynamoDB(DomainDispatcherApplication(create_backend_app))
     server = make_server(HOST, port, app, threaded=True, request_handler=MotoRequestHandler)

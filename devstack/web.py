@@ -24,8 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.albums import models as albums
+from chalicelib.config import Settings
 from chalicelib.photos.models import (
     ALLOWED_CONTENT_TYPES,
+    BATCH_PHOTOS_MAX,
     DESCRIPTION_MAX,
     FILENAME_MAX,
     TAG_MAX,
@@ -57,8 +59,9 @@ SECURITY_HEADERS = {
 }
 
 
-def client_limits(max_upload_bytes: int) -> dict[str, Any]:
-    """The limits the API enforces, read from its own constants, so the SPA checks before sending, never a copy."""
+def client_limits(max_upload_bytes: int, trash_days: int = Settings.trash_days) -> dict[str, Any]:
+    """The limits the API enforces, read from its own constants, so the SPA checks before sending, never a copy;
+    `max_upload_bytes` and `trash_days` are the stage's settings (PHOTOSKY_MAX_UPLOAD_BYTES, PHOTOSKY_TRASH_DAYS)."""
     return {
         "max_upload_bytes": max_upload_bytes,
         "content_types": sorted(ALLOWED_CONTENT_TYPES),
@@ -75,19 +78,28 @@ def client_limits(max_upload_bytes: int) -> dict[str, Any]:
         "album_members_max": albums.MEMBERS_MAX,
         "link_password_min": albums.PASSWORD_MIN,
         "link_password_max": albums.PASSWORD_MAX,
+        "batch_photos": BATCH_PHOTOS_MAX,
+        "trash_days": trash_days,
     }
 
 
-def spa_config(outputs: Mapping[str, Any], max_upload_bytes: int | None = None) -> dict[str, Any]:
+def spa_config(
+    outputs: Mapping[str, Any], max_upload_bytes: int | None = None, trash_days: int | None = None
+) -> dict[str, Any]:
     """What the SPA needs to find the API and Cognito, and the API's limits; the keys `infra.publish_web` writes.
 
-    `max_upload_bytes` defaults to the running API's setting (the stack has put the stage's variables in the
-    environment before it serves the web client).
+    Without `max_upload_bytes`, both settings are the running API's (the stack has put the stage's variables in the
+    environment before it serves the web client); `trash_days` otherwise defaults to the API's default.
     """
     if max_upload_bytes is None:
         from chalicelib import deps
 
-        max_upload_bytes = deps.settings().max_upload_bytes
+        settings = deps.settings()
+        max_upload_bytes = settings.max_upload_bytes
+        if trash_days is None:
+            trash_days = settings.trash_days
+    if trash_days is None:
+        trash_days = Settings.trash_days
     return {
         "api_url": outputs["api_url"],
         "region": outputs["region"],
@@ -96,7 +108,7 @@ def spa_config(outputs: Mapping[str, Any], max_upload_bytes: int | None = None) 
         "cognito_endpoint": outputs["aws_endpoint_url"],
         # The emulated Cognito sends no email and accepts any confirmation code; the SPA says so on this stack.
         "environment": "local",
-        "limits": client_limits(max_upload_bytes),
+        "limits": client_limits(max_upload_bytes, trash_days),
     }
 
 

@@ -3,9 +3,9 @@
 Takes the stack's outputs (`aws cloudformation describe-stacks --stack-name photosky-dev --query
 "Stacks[0].Outputs"`), copies web/ (subfolders included) to build/web/ and writes build/web/config.json, which
 points the same SPA the dev stack serves at the stage's API and Cognito user pool, with the limits that stage's API
-enforces (its PHOTOSKY_MAX_UPLOAD_BYTES in .chalice/config.json, and the API's own constants). Nothing is uploaded
-from here: it prints the two AWS CLI commands that publish the folder (`aws s3 sync` to the SPA bucket, a
-CloudFront invalidation).
+enforces (its PHOTOSKY_MAX_UPLOAD_BYTES and PHOTOSKY_TRASH_DAYS in .chalice/config.json, and the API's own
+constants). Nothing is uploaded from here: it prints the two AWS CLI commands that publish the folder (`aws s3 sync`
+to the SPA bucket, a CloudFront invalidation).
 
 For the `chalice deploy` path the resources stack has no API output: pass `--api-url` (the URL `chalice deploy`
 printed).
@@ -48,8 +48,8 @@ def stage_of(outputs: Mapping[str, str]) -> str:
     return match["stage"]
 
 
-def api_max_upload_bytes(stage: str, chalice_config: Path = CHALICE_CONFIG) -> int:
-    """The stage's PHOTOSKY_MAX_UPLOAD_BYTES as `chalice package`/`deploy` hand it to the API, or the default."""
+def _stage_setting(stage: str, name: str, default: int, chalice_config: Path) -> int:
+    """A positive whole-number setting of the stage's API as `chalice package`/`deploy` hand it over, or `default`."""
     from chalice.config import Config
 
     document: dict[str, Any] = json.loads(chalice_config.read_text())
@@ -59,12 +59,22 @@ def api_max_upload_bytes(stage: str, chalice_config: Path = CHALICE_CONFIG) -> i
     environment = Config(
         chalice_stage=stage, function_name="api_handler", config_from_disk=document
     ).environment_variables
-    raw = environment.get("PHOTOSKY_MAX_UPLOAD_BYTES", "").strip()
+    raw = environment.get(name, "").strip()
     if not raw:
-        return Settings.max_upload_bytes
+        return default
     if not raw.isdigit() or int(raw) <= 0:
-        raise PublishError(f"PHOTOSKY_MAX_UPLOAD_BYTES of stage {stage!r} is not a positive number: {raw!r}")
+        raise PublishError(f"{name} of stage {stage!r} is not a positive number: {raw!r}")
     return int(raw)
+
+
+def api_max_upload_bytes(stage: str, chalice_config: Path = CHALICE_CONFIG) -> int:
+    """The stage's PHOTOSKY_MAX_UPLOAD_BYTES as `chalice package`/`deploy` hand it to the API, or the default."""
+    return _stage_setting(stage, "PHOTOSKY_MAX_UPLOAD_BYTES", Settings.max_upload_bytes, chalice_config)
+
+
+def api_trash_days(stage: str, chalice_config: Path = CHALICE_CONFIG) -> int:
+    """The stage's PHOTOSKY_TRASH_DAYS (how long the trash keeps a photo), or the default."""
+    return _stage_setting(stage, "PHOTOSKY_TRASH_DAYS", Settings.trash_days, chalice_config)
 
 
 def spa_config(
@@ -89,7 +99,9 @@ def spa_config(
         "user_pool_client_id": outputs["UserPoolClientId"],
         "cognito_endpoint": f"https://cognito-idp.{region}.amazonaws.com/",
         "environment": "aws",
-        "limits": client_limits(api_max_upload_bytes(stage_of(outputs), chalice_config)),
+        "limits": client_limits(
+            api_max_upload_bytes(stage_of(outputs), chalice_config), api_trash_days(stage_of(outputs), chalice_config)
+        ),
     }
 
 

@@ -88,6 +88,8 @@ export class Api {
       FALLBACK_MESSAGES[response.status] ||
       `Unexpected error (HTTP ${response.status}).`;
     const error = new ApiError(response.status, code, message);
+    // What an error says beyond its message, e.g. a DuplicatePhoto's `photo_id` (the library's copy).
+    if (data && typeof data.photo_id === "string") error.photoId = data.photo_id;
     // Whatever the status (503 throttled, 429 rate limited or over quota), Retry-After says when to try again.
     const retryAfter = retryAfterSeconds(response.headers.get("Retry-After"));
     if (retryAfter !== null) error.retryAfter = retryAfter;
@@ -103,23 +105,49 @@ export class Api {
   updateProfile(changes) {
     return this.request("PATCH", "/users/me", changes);
   }
-  listPhotos({ limit = 24, cursor = null, tag = null } = {}) {
-    const query = new URLSearchParams({ limit: String(limit) });
-    if (cursor) query.set("cursor", cursor);
+  // `sort`: "uploaded" (the API's default) or "taken"; `from`/`to`: YYYY-MM-DD, inclusive, on the sort's time.
+  listPhotos({ limit = 24, cursor = null, tag = null, favorite = false, sort = null, from = null, to = null } = {}) {
+    const query = pageQuery(limit, cursor);
     if (tag) query.set("tag", tag);
+    if (favorite) query.set("favorite", "true");
+    if (sort) query.set("sort", sort);
+    if (from) query.set("from", from);
+    if (to) query.set("to", to);
     return this.request("GET", `/photos?${query}`);
   }
+  getTimeline() {
+    return this.request("GET", "/photos/timeline");
+  }
   getPhoto(id) {
-    return this.request("GET", `/photos/${encodeURIComponent(id)}`);
+    return this.request("GET", photoPath(id));
   }
   startUpload(details) {
     return this.request("POST", "/photos", details);
   }
   updatePhoto(id, changes) {
-    return this.request("PATCH", `/photos/${encodeURIComponent(id)}`, changes);
+    return this.request("PATCH", photoPath(id), changes);
   }
-  deletePhoto(id) {
-    return this.request("DELETE", `/photos/${encodeURIComponent(id)}`);
+  // To the trash (a photo still processing, or rejected, goes for good); `permanent` purges at once.
+  deletePhoto(id, { permanent = false } = {}) {
+    return this.request("DELETE", `${photoPath(id)}${permanent ? "?permanent=true" : ""}`);
+  }
+  restorePhoto(id) {
+    return this.request("POST", `${photoPath(id)}/restore`);
+  }
+  // One action on up to `limits.batch_photos` photos: {results: [{photo_id, status, message?}]}.
+  batchPhotos(action, photoIds, tags = undefined) {
+    return this.request("POST", "/photos/batch", tags === undefined ? { action, photo_ids: photoIds } : { action, photo_ids: photoIds, tags });
+  }
+  listTrash({ limit = 24, cursor = null } = {}) {
+    return this.request("GET", `/trash?${pageQuery(limit, cursor)}`);
+  }
+  // 204 (null) once the trash is empty; 202 {remaining} when the API ran out of time first: call again.
+  emptyTrash() {
+    return this.request("DELETE", "/trash");
+  }
+  // 204 (null) once everything of the caller's is gone; 202 {status: "deleting"} while work goes on: call again.
+  deleteAccount() {
+    return this.request("DELETE", "/users/me");
   }
 
   // Albums (owner and members), their photos, members and share links.
@@ -176,6 +204,10 @@ export class Api {
   unlockPublicAlbum(token, password) {
     return this.publicRequest("POST", `/public/albums/${encodeURIComponent(token)}/unlock`, { body: { password } });
   }
+}
+
+function photoPath(id) {
+  return `/photos/${encodeURIComponent(id)}`;
 }
 
 function albumPath(id) {

@@ -3,13 +3,16 @@
 import { Api } from "./api.js";
 import { Auth } from "./auth.js";
 import { announce, clearError, h, page, showError } from "./dom.js";
+import { renderFarewell } from "./views/account.js";
 import { renderAlbum } from "./views/album.js";
 import { renderAlbums } from "./views/albums.js";
 import { renderConfirm, renderSignIn, renderSignUp } from "./views/auth.js";
-import { renderGallery } from "./views/gallery.js";
+import { renderFavourites, renderGallery } from "./views/gallery.js";
 import { renderPhoto } from "./views/photo.js";
 import { renderProfile } from "./views/profile.js";
 import { renderPublicAlbum } from "./views/public.js";
+import { renderTimeline } from "./views/timeline.js";
+import { renderTrash } from "./views/trash.js";
 
 // Each view is `(session, { ticket, params, query })`; it may be async and throw (shown as an alert).
 const VIEWS = {
@@ -17,14 +20,18 @@ const VIEWS = {
   signup: renderSignUp,
   confirm: renderConfirm,
   gallery: renderGallery,
+  timeline: renderTimeline,
+  favourites: renderFavourites,
+  trash: renderTrash,
   photo: renderPhoto,
   profile: renderProfile,
   albums: renderAlbums,
   album: renderAlbum,
   s: renderPublicAlbum,
+  farewell: renderFarewell,
 };
-// For signed-out visitors only (signed in, they lead to the gallery).
-const PUBLIC_ROUTES = new Set(["signin", "signup", "confirm"]);
+// For signed-out visitors only (signed in, they lead to the gallery); the farewell page follows a deleted account.
+const PUBLIC_ROUTES = new Set(["signin", "signup", "confirm", "farewell"]);
 // For anyone, signed in or not: a share link's album (#/s/<token>) never uses the visitor's own session.
 const OPEN_ROUTES = new Set(["s"]);
 
@@ -37,6 +44,8 @@ const session = {
   auth: null,
   api: null,
   renders: 0,
+  // Where the next sign-out lands instead of the sign-in page (the farewell page after deleting the account).
+  afterSignOut: null,
   isCurrent(ticket) {
     return ticket === this.renders;
   },
@@ -104,8 +113,10 @@ async function start() {
   const auth = new Auth(config, {
     onChange: () => {
       if (wasSignedIn && !auth.signedIn) {
-        session.go("#/signin");
-        announce("You are signed out.");
+        const landing = session.afterSignOut;
+        session.afterSignOut = null;
+        session.go(landing || "#/signin");
+        if (!landing) announce("You are signed out.");
       }
       wasSignedIn = auth.signedIn;
     },

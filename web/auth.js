@@ -170,6 +170,20 @@ export class Auth {
     return this.session.idToken;
   }
 
+  // The access token is Cognito's own (self-service calls such as DeleteUser); it expires with the ID token.
+  async accessToken() {
+    if (!this.session) throw new AuthError("SignedOut", "You are signed out.");
+    if (this.session.expiresAt - Date.now() < REFRESH_MARGIN_MS) await this.refresh();
+    return this.session.accessToken;
+  }
+
+  // Deletes the Cognito user itself (after the API has deleted everything of theirs), then the local session: the
+  // tokens die with the user, so there is nothing left to sign out of.
+  async deleteUser() {
+    await this.call("DeleteUser", { AccessToken: await this.accessToken() });
+    this.forget();
+  }
+
   async signOut() {
     const session = this.session;
     this.forget();

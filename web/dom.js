@@ -55,9 +55,10 @@ export function messageOf(error) {
   return message;
 }
 
-export function showError(error) {
+// `more`: nodes after the message (a link to what the error is about).
+export function showError(error, ...more) {
   const alert = document.getElementById("alert");
-  alert.textContent = messageOf(error);
+  alert.replaceChildren(messageOf(error), ...more);
   alert.hidden = false;
 }
 
@@ -113,6 +114,11 @@ export function formatBytes(bytes) {
 
 export function formatDate(iso) {
   return iso ? new Date(iso).toLocaleString() : "—";
+}
+
+// A day without the time (when the trash removes a photo for good).
+export function formatDay(iso) {
+  return iso ? new Date(iso).toLocaleDateString(undefined, { year: "numeric", month: "long", day: "numeric" }) : "—";
 }
 
 export function formatWait(seconds) {

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.browser.conftest import Account, call_api, id_token
-from tests.support.imaging_samples import encode, marked
+from tests.support.imaging_samples import encode, marked, noise
 
 pytestmark = pytest.mark.browser
 
@@ -141,28 +141,29 @@ def test_demo_user_uploads_edits_filters_and_deletes(page: Any, devstack: dict[s
     tile(page, "meadow.png").wait_for()
     assert page.locator("#photo-grid li").count() == 3
 
-    # Delete, with confirmation: Escape cancels (keyboard), then the dialog's Delete button confirms.
+    # To the trash, with confirmation: Escape cancels (keyboard), then the dialog's button confirms.
     tile(page, "meadow.png").get_by_role("link").click()
     page.get_by_role("heading", name="meadow.png", exact=True).wait_for()
-    page.get_by_role("button", name="Delete photo").click()
-    dialog = page.get_by_role("dialog", name="Delete photo?")
+    page.get_by_role("button", name="Move to trash").click()
+    dialog = page.get_by_role("dialog", name="Move to trash?")
     dialog.wait_for()
     page.keyboard.press("Escape")
     dialog.wait_for(state="hidden")
     assert focused_id(page) == "delete-photo"
     page.get_by_role("heading", name="meadow.png", exact=True).wait_for()
-    page.get_by_role("button", name="Delete photo").click()
-    dialog.get_by_role("button", name="Delete").click()
+    page.get_by_role("button", name="Move to trash").click()
+    dialog.get_by_role("button", name="Move to trash").click()
     page.get_by_role("heading", name="Your photos", exact=True).wait_for()
-    page.get_by_role("status").filter(has_text="Deleted meadow.png.").wait_for()
+    page.get_by_role("status").filter(has_text="Moved meadow.png to the trash.").wait_for()
     tile(page, "Harbour at dawn").wait_for()
     assert tile(page, "meadow.png").count() == 0
     assert page.locator("#photo-grid li").count() == 2
 
-    # Usage counts the one photo left (the rejected file was released, the deleted one too).
+    # Usage counts the photo left and the one in the trash until it is emptied (the rejected file was released).
     page.get_by_role("link", name="Profile").click()
     page.get_by_role("heading", name="Your profile", exact=True).wait_for()
-    assert page.locator("#usage-photos-text").text_content() == "1 of 10,000"
+    assert page.locator("#usage-photos-text").text_content() == "2 of 10,000"
+    assert page.locator("#usage-trash").text_content().startswith("1 photo (")
     assert page.get_by_label("Bio").input_value() == "Clouds, mostly."
 
     # Sign out: back to sign-in, and a reload does not bring the session back.
@@ -459,7 +460,8 @@ def test_retry_after_is_shown_whatever_the_status(
 
 
 def small_png(size: tuple[int, int] = (32, 32)) -> bytes:
-    return encode(marked(size).convert("RGB"), "PNG")
+    """A small PNG no other call returns (random pixels): the same bytes twice would be a duplicate upload."""
+    return encode(noise(size), "PNG")
 
 
 def refuse_first(

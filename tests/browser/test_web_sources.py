@@ -25,6 +25,7 @@ def test_the_client_is_split_into_view_modules() -> None:
     assert {"app.js", "api.js", "auth.js", "dom.js"} <= names
     assert {"views/auth.js", "views/gallery.js", "views/photo.js", "views/profile.js", "views/upload.js"} <= names
     assert {"views/albums.js", "views/album.js", "views/share.js", "views/public.js"} <= names
+    assert {"views/timeline.js", "views/trash.js", "views/tiles.js", "views/bulk.js", "views/account.js"} <= names
     assert max(len(path.read_text().splitlines()) for path in MODULES) < 300
 
 
@@ -48,6 +49,38 @@ def test_no_module_builds_markup_from_strings(module: Path) -> None:
     code = source(module)
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
         assert sink not in code, f"{module.name} uses {sink}: build elements with h()"
+
+
+@pytest.mark.parametrize("module", MODULES, ids=lambda path: path.relative_to(WEB_DIR).as_posix())
+def test_no_module_sets_inline_styles_or_handlers(module: Path) -> None:
+    """The CSP allows styles and scripts from the SPA's own files only: a `style` or `on…` attribute (set with h()
+    or setAttribute) is refused by the browser, so styling goes through classes in styles.css and handlers through
+    addEventListener (h()'s `on…` options are listeners)."""
+    code = source(module)
+    assert not re.search(r"""setAttribute\(\s*["'](style|on\w+)["']""", code), module
+    assert not re.search(r"""[{,]\s*["']?style["']?\s*:""", code), module
+    assert not re.search(r"\.cssText\b|\bsetTimeout\(\s*[\"'`]", code), module
+
+
+def test_index_html_has_no_inline_script_style_or_handler() -> None:
+    html = (WEB_DIR / "index.html").read_text()
+    assert re.findall(r"<script\b[^>]*>", html) == ['<script type="module" src="app.js">']
+    assert "<style" not in html
+    assert not re.search(r"\s(style|on\w+)\s*=", html)
+
+
+def test_batches_are_sized_by_the_servers_limits() -> None:
+    """POST /photos/batch and the album photo routes take a limited number of ids per call: the client splits a
+    selection by config.json's limits (`batch_photos`, `album_photos_per_call`), never by a size of its own."""
+    calls = [(module, line) for module in MODULES for line in source(module).splitlines() if "inBatches(" in line]
+    senders = [(module.name, line) for module, line in calls if "export async function" not in line]
+    assert senders, "nothing sends photos in batches"
+    sized = re.compile(r"inBatches\([^,]+,\s*(session\.)?limits\.(batch_photos|album_photos_per_call)\s*,")
+    for name, line in senders:
+        assert sized.search(line), (name, line)
+    api = source(WEB_DIR / "api.js")
+    assert '"/photos/batch"' in api
+    assert re.search(r"batchPhotos\(action, photoIds", api)
 
 
 @pytest.mark.parametrize("name", ["api.js", "auth.js", "queue.js"])

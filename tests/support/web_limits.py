@@ -6,8 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.albums import models as albums
+from chalicelib.config import Settings
 from chalicelib.photos.models import (
     ALLOWED_CONTENT_TYPES,
+    BATCH_PHOTOS_MAX,
     DESCRIPTION_MAX,
     FILENAME_MAX,
     TAG_MAX,
@@ -17,7 +19,7 @@ from chalicelib.photos.models import (
 from chalicelib.users.models import BIO_MAX, DISPLAY_NAME_MAX
 
 
-def expected_limits(max_upload_bytes: int) -> dict[str, Any]:
+def expected_limits(max_upload_bytes: int, trash_days: int = Settings.trash_days) -> dict[str, Any]:
     return {
         "max_upload_bytes": max_upload_bytes,
         "content_types": sorted(ALLOWED_CONTENT_TYPES),
@@ -34,4 +36,6 @@ def expected_limits(max_upload_bytes: int) -> dict[str, Any]:
         "album_members_max": albums.MEMBERS_MAX,
         "link_password_min": albums.PASSWORD_MIN,
         "link_password_max": albums.PASSWORD_MAX,
+        "batch_photos": BATCH_PHOTOS_MAX,
+        "trash_days": trash_days,
     }

@@ -134,7 +134,7 @@ async function showAlbum(session, ticket, albumId, { notice = null, report = nul
     removeButton.disabled = true;
     const done = (results) => redraw({ notice: "Photos removed.", report: batchReport("Removed from the album", results, REMOVE_OUTCOMES, names) });
     try {
-      await done(await inBatches([...selected], (ids) => api.removeAlbumPhotos(album.album_id, ids)));
+      await done(await inBatches([...selected], session.limits.album_photos_per_call, (ids) => api.removeAlbumPhotos(album.album_id, ids)));
     } catch (error) {
       removeButton.disabled = false;
       if (error.partial && error.partial.length) await done(error.partial);

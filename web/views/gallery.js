@@ -1,103 +1,123 @@
-// The gallery: the caller's photos (optionally one tag's), newest first, with infinite scroll and the uploader.
-import { announce, field, h, page, photoName, showError } from "../dom.js";
+// The library: the caller's photos newest upload first (optionally one tag's) with the uploader, or their
+// favourites; infinite scroll, favourite stars, selection and bulk actions. The timeline is ./timeline.js.
+import { announce, field, h, page } from "../dom.js";
+import { LIBRARY_ACTIONS, bulkBar } from "./bulk.js";
+import { scroller } from "./scroll.js";
+import { TileSet } from "./tiles.js";
 import { uploader } from "./upload.js";
 
 const PAGE_SIZE = 24;
 
-export function photoCard(photo) {
-  const name = photoName(photo);
-  let visual;
-  if (photo.status === "READY" && photo.urls && photo.urls.small) {
-    visual = h("img", { src: photo.urls.small, alt: name, loading: "lazy", width: "256", height: "256" });
-  } else if (photo.status === "REJECTED") {
-    visual = h("span", { class: "placeholder rejected" }, "Rejected");
-  } else {
-    visual = h("span", { class: "placeholder" }, "Processing…");
-  }
-  const badge = photo.status === "READY" ? null : h("span", { class: `badge ${photo.status.toLowerCase()}` }, photo.status);
+const VIEWS = [
+  ["library", "#/gallery", "Library"],
+  ["timeline", "#/timeline", "Timeline"],
+  ["favourites", "#/favourites", "Favourites"],
+];
+
+// Library, Timeline, Favourites: the same photos in three orders.
+export function libraryTabs(current) {
   return h(
-    "li",
-    { dataset: { photoId: photo.photo_id, status: photo.status } },
-    h("a", { class: "tile", href: `#/photo/${encodeURIComponent(photo.photo_id)}` }, visual, h("span", { class: "caption" }, name), badge),
+    "nav",
+    { class: "tabs", "aria-label": "Photo views" },
+    ...VIEWS.map(([name, href, label]) => h("a", { href, "aria-current": name === current ? "page" : null }, label)),
   );
 }
 
-export async function renderGallery(session, { ticket, query }) {
+// What a finished batch changes on a page of the library: photos that left it go, stars follow.
+export function applyBatch(tiles, action, results, { leaves = [] } = {}) {
+  for (const result of results) {
+    if (result.status !== "done") continue;
+    const photo = tiles.photos.get(result.photo_id);
+    if (!photo) continue;
+    if (action === "trash" || leaves.includes(action)) {
+      tiles.remove(result.photo_id);
+    } else if (action === "favorite" || action === "unfavorite") {
+      // The version moved on: a later star click reads the photo again (./tiles.js, setFavorite).
+      tiles.tile({ ...photo, favorite: action === "favorite" });
+    }
+  }
+}
+
+export function renderGallery(session, { ticket, query }) {
+  return showLibrary(session, ticket, { tag: (query.get("tag") || "").trim().toLowerCase(), favourites: false });
+}
+
+export function renderFavourites(session, { ticket }) {
+  return showLibrary(session, ticket, { tag: "", favourites: true });
+}
+
+async function showLibrary(session, ticket, { tag, favourites }) {
   const { api, limits } = session;
-  const tag = (query.get("tag") || "").trim().toLowerCase();
-  const grid = h("ul", { class: "grid", id: "photo-grid", "aria-label": tag ? `Photos tagged ${tag}` : "Your photos" });
-  const empty = h("p", { class: "muted", id: "empty", hidden: true }, tag ? `No photos tagged “${tag}”.` : "No photos yet. Upload some above.");
+  const tiles = new TileSet(session);
+  const label = favourites ? "Your favourites" : tag ? `Photos tagged ${tag}` : "Your photos";
+  const grid = h("ul", { class: "grid", id: "photo-grid", "aria-label": label });
+  tiles.root = grid;
+  let emptyText = "No photos yet. Upload some above.";
+  if (tag) emptyText = `No photos tagged “${tag}”.`;
+  if (favourites) emptyText = "No favourites yet. Star a photo to add it here.";
+  const empty = h("p", { class: "muted", id: "empty", hidden: true }, emptyText);
   const more = h("button", { type: "button", class: "secondary", id: "load-more", hidden: true }, "Load more photos");
   const sentinel = h("div", { class: "sentinel", "aria-hidden": "true" });
-
-  const filterInput = h("input", { name: "tag", value: tag, type: "search", maxlength: limits.tag_max, placeholder: "e.g. beach" });
-  const filter = h(
-    "form",
-    { role: "search", class: "filter", "aria-label": "Filter photos by tag" },
-    field("Filter by tag", filterInput),
-    h("button", { type: "submit", class: "secondary" }, "Filter"),
-    tag ? h("a", { href: "#/gallery", class: "clear-filter" }, "Show all photos") : null,
-  );
-  filter.addEventListener("submit", (event) => {
-    event.preventDefault();
-    const wanted = filterInput.value.trim().toLowerCase();
-    session.go(wanted ? `#/gallery?tag=${encodeURIComponent(wanted)}` : "#/gallery");
-  });
-
-  // A new upload has no tags yet: it shows at once in the unfiltered gallery only, and its card follows its status.
-  const cards = new Map();
-  const uploads = uploader(session, {
-    onCreated(photo) {
-      if (tag) return;
-      const card = photoCard(photo);
-      cards.set(photo.photo_id, card);
-      grid.prepend(card);
-      empty.hidden = true;
-    },
-    onSettled(photo) {
-      const card = cards.get(photo.photo_id);
-      if (!card || !card.isConnected) return;
-      const fresh = photoCard(photo);
-      card.replaceWith(fresh);
-      cards.set(photo.photo_id, fresh);
+  const reportSlot = h("div", {});
+  const showEmpty = () => {
+    empty.hidden = grid.children.length > 0;
+  };
+  const bar = bulkBar(session, tiles, {
+    actions: LIBRARY_ACTIONS,
+    reportSlot,
+    onDone: (action, results) => {
+      applyBatch(tiles, action, results, { leaves: favourites ? ["unfavorite"] : [] });
+      showEmpty();
     },
   });
 
-  page(tag ? `Photos tagged “${tag}”` : "Your photos", uploads, filter, grid, empty, more, sentinel);
+  let filter = null;
+  let uploads = null;
+  if (!favourites) {
+    const filterInput = h("input", { name: "tag", value: tag, type: "search", maxlength: limits.tag_max, placeholder: "e.g. beach" });
+    filter = h(
+      "form",
+      { role: "search", class: "filter", "aria-label": "Filter photos by tag" },
+      field("Filter by tag", filterInput),
+      h("button", { type: "submit", class: "secondary" }, "Filter"),
+      tag ? h("a", { href: "#/gallery", class: "clear-filter" }, "Show all photos") : null,
+    );
+    filter.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const wanted = filterInput.value.trim().toLowerCase();
+      session.go(wanted ? `#/gallery?tag=${encodeURIComponent(wanted)}` : "#/gallery");
+    });
+    // A new upload has no tags yet: it shows at once in the unfiltered library only, and its tile follows its status.
+    uploads = uploader(session, {
+      onCreated(photo) {
+        if (tag) return;
+        grid.prepend(tiles.tile(photo));
+        showEmpty();
+      },
+      onSettled(photo) {
+        if (tiles.has(photo.photo_id) && tiles.items.get(photo.photo_id).isConnected) tiles.tile(photo);
+      },
+    });
+  }
+
+  const heading = favourites ? "Favourites" : tag ? `Photos tagged “${tag}”` : "Your photos";
+  page(heading, libraryTabs(favourites ? "favourites" : "library"), uploads, filter, bar, reportSlot, grid, empty, more, sentinel);
 
   let cursor = null;
-  let loading = false;
-  let done = false;
-  const loadPage = async () => {
-    if (loading || done) return;
-    loading = true;
-    more.disabled = true;
-    const nextPage = cursor !== null;
-    try {
-      const result = await api.listPhotos({ limit: PAGE_SIZE, cursor, tag: tag || null });
-      if (!session.isCurrent(ticket)) return;
-      grid.append(...result.items.filter((p) => !grid.querySelector(`[data-photo-id="${p.photo_id}"]`)).map(photoCard));
+  const load = scroller(session, ticket, {
+    more,
+    sentinel,
+    next: async () => {
+      const nextPage = cursor !== null;
+      const result = await api.listPhotos({ limit: PAGE_SIZE, cursor, tag: tag || null, favorite: favourites });
+      if (!session.isCurrent(ticket)) return false;
+      grid.append(...result.items.filter((photo) => !tiles.has(photo.photo_id)).map((photo) => tiles.tile(photo)));
       cursor = result.next_cursor;
-      done = !cursor;
-      more.hidden = done;
-      empty.hidden = grid.children.length > 0;
-      // Only for later pages: the first page's heading speaks for itself, and must not drown out "Deleted …".
-      if (nextPage) announce(`${grid.children.length} photos shown${done ? "" : "; scroll for more"}.`);
-    } catch (error) {
-      if (session.isCurrent(ticket)) showError(error);
-    } finally {
-      loading = false;
-      more.disabled = false;
-    }
-  };
-  more.addEventListener("click", loadPage);
-  const observer = new IntersectionObserver((entries) => {
-    if (!session.isCurrent(ticket)) {
-      observer.disconnect();
-      return;
-    }
-    if (entries.some((entry) => entry.isIntersecting)) loadPage();
-  }, { rootMargin: "400px" });
-  observer.observe(sentinel);
-  await loadPage();
+      showEmpty();
+      // Only for later pages: the first page's heading speaks for itself, and must not drown out "Moved to trash".
+      if (nextPage) announce(`${grid.children.length} photos shown${cursor ? "; scroll for more" : ""}.`);
+      return Boolean(cursor);
+    },
+  });
+  await load();
 }

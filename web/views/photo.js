@@ -1,7 +1,10 @@
-// One photo: the large preview and metadata, the edit form (title, description, tags; a stale version is
-// explained and the latest copy shown) and delete, after a confirmation.
+// One photo: the large preview and metadata, the favourite star, the edit form (title, description, tags; a stale
+// version is explained and the latest copy shown) and "Move to trash", after a confirmation. A photo in the trash
+// says until when it is kept, and offers restore and delete forever instead.
 import { ApiError } from "../api.js";
-import { announce, busy, clearError, confirmAction, field, formatBytes, formatDate, h, page, photoName, showError } from "../dom.js";
+import { announce, busy, clearError, confirmAction, field, formatBytes, formatDate, formatDay, h, page, photoName, showError } from "../dom.js";
+import { copyLink, favoriteToggle } from "./tiles.js";
+import { deleteForever, restoreOne, retention } from "./trash.js";
 
 export function renderPhoto(session, { ticket, params }) {
   return showPhoto(session, ticket, params[0]);
@@ -20,8 +23,10 @@ async function showPhoto(session, ticket, photoId, notice) {
   if (!session.isCurrent(ticket)) return;
   const name = photoName(photo);
   let visual;
-  if (photo.status === "READY" && photo.urls.large) {
+  if (photo.status === "READY" && photo.urls && photo.urls.large) {
     visual = h("img", { src: photo.urls.large, alt: name, class: "large", id: "large-preview" });
+  } else if (photo.status === "REJECTED" && photo.duplicate_of) {
+    visual = h("p", { class: "placeholder rejected", id: "duplicate-note" }, "Already in your library: this upload is a copy of a photo you have. ", copyLink(photo.duplicate_of, "See the original"));
   } else if (photo.status === "REJECTED") {
     visual = h("p", { class: "placeholder rejected" }, `Rejected: ${photo.rejection_reason || "not a supported image"}`);
   } else {
@@ -38,7 +43,9 @@ async function showPhoto(session, ticket, photoId, notice) {
     ["Uploaded", formatDate(photo.created_at)],
     ["Updated", formatDate(photo.updated_at)],
   ];
+  if (photo.trashed_at) facts.push(["Deleted", formatDate(photo.trashed_at)]);
   const metadata = h("dl", { class: "facts" }, ...facts.flatMap(([term, value]) => [h("dt", {}, term), h("dd", {}, value)]));
+  const star = photo.status === "READY" && !photo.trashed_at ? h("p", { class: "star" }, favoriteToggle(api, photo, (fresh) => announce(fresh.favorite ? `${name} is a favourite.` : `${name} is no longer a favourite.`), { id: "favorite-photo" })) : null;
   const tagLinks = photo.tags.length
     ? h("ul", { class: "tags", "aria-label": "Photo tags" }, ...photo.tags.map((tag) => h("li", {}, h("a", { href: `#/gallery?tag=${encodeURIComponent(tag)}` }, tag))))
     : h("p", { class: "muted" }, "No tags.");
@@ -82,34 +89,66 @@ async function showPhoto(session, ticket, photoId, notice) {
     }
   });
 
-  const remove = h("button", { type: "button", class: "danger", id: "delete-photo" }, "Delete photo");
-  remove.addEventListener("click", async () => {
-    const text = `“${name}” and its previews will be deleted. This cannot be undone.`;
-    if (!(await confirmAction({ title: "Delete photo?", text, action: "Delete" }))) {
-      remove.focus();
+  const back = photo.trashed_at ? h("a", { href: "#/trash" }, "← Trash") : h("a", { href: "#/gallery" }, "← All photos");
+  const side = photo.trashed_at
+    ? [h("section", { class: "card", "aria-labelledby": "about-title" }, h("h2", { id: "about-title" }, "About"), metadata, tagLinks), trashedCard(session, photo)]
+    : [h("section", { class: "card", "aria-labelledby": "about-title" }, h("h2", { id: "about-title" }, "About"), star, metadata, tagLinks), form, h("div", { class: "card danger-zone" }, trashButton(session, photo))];
+  page(
+    name,
+    h("p", {}, back),
+    h("div", { class: "photo-view" }, h("figure", {}, visual, photo.description ? h("figcaption", {}, photo.description) : null), h("div", { class: "side" }, ...side)),
+  );
+  if (notice) announce(notice);
+}
+
+// A READY photo goes to the trash; one still processing, or rejected, has nothing to keep and is deleted for good.
+function trashButton(session, photo) {
+  const name = photoName(photo);
+  const toTrash = photo.status === "READY";
+  const button = h("button", { type: "button", class: "danger", id: "delete-photo" }, toTrash ? "Move to trash" : "Delete photo");
+  button.addEventListener("click", async () => {
+    const text = toTrash
+      ? `“${name}” leaves your library, albums and share links now. ${retention(session.limits)} You can restore it from the trash until then.`
+      : `“${name}” is deleted. This cannot be undone.`;
+    const title = toTrash ? "Move to trash?" : "Delete photo?";
+    if (!(await confirmAction({ title, text, action: toTrash ? "Move to trash" : "Delete" }))) {
+      button.focus();
       return;
     }
     clearError();
-    remove.disabled = true;
+    button.disabled = true;
     try {
-      await api.deletePhoto(photo.photo_id);
+      await session.api.deletePhoto(photo.photo_id);
       session.go("#/gallery");
-      announce(`Deleted ${name}.`);
+      announce(toTrash ? `Moved ${name} to the trash.` : `Deleted ${name}.`);
     } catch (error) {
-      remove.disabled = false;
+      button.disabled = false;
       showError(error);
     }
   });
+  return button;
+}
 
-  page(
-    name,
-    h("p", {}, h("a", { href: "#/gallery" }, "← All photos")),
-    h(
-      "div",
-      { class: "photo-view" },
-      h("figure", {}, visual, photo.description ? h("figcaption", {}, photo.description) : null),
-      h("div", { class: "side" }, h("section", { class: "card", "aria-labelledby": "about-title" }, h("h2", { id: "about-title" }, "About"), metadata, tagLinks), form, h("div", { class: "card danger-zone" }, remove)),
-    ),
+function trashedCard(session, photo) {
+  const restore = h("button", { type: "button", class: "primary", id: "restore-photo" }, "Restore");
+  const remove = h("button", { type: "button", class: "danger", id: "delete-forever" }, "Delete forever");
+  restore.addEventListener("click", async () => {
+    clearError();
+    restore.disabled = true;
+    if (await restoreOne(session.api, photo)) await showPhoto(session, session.nextTicket(), photo.photo_id);
+    else restore.disabled = false;
+  });
+  remove.addEventListener("click", async () => {
+    clearError();
+    remove.disabled = true;
+    if (await deleteForever(session.api, photo)) session.go("#/trash");
+    else remove.disabled = false;
+  });
+  return h(
+    "section",
+    { class: "card note-card", id: "trashed", "aria-labelledby": "trashed-title" },
+    h("h2", { id: "trashed-title" }, "In the trash"),
+    h("p", {}, `Deleted ${formatDate(photo.trashed_at)}; it will be removed for good on ${formatDay(photo.purge_at)}.`),
+    h("div", { class: "actions" }, remove, restore),
   );
-  if (notice) announce(notice);
 }

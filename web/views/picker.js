@@ -80,7 +80,7 @@ export function photoPicker(session, ticket, album, { onDone, onCancel }) {
     }
     busy(form, true);
     try {
-      const results = await inBatches([...selected], (ids) => api.addAlbumPhotos(album.album_id, ids));
+      const results = await inBatches([...selected], session.limits.album_photos_per_call, (ids) => api.addAlbumPhotos(album.album_id, ids));
       if (!session.isCurrent(ticket)) return;
       await onDone(results, names);
     } catch (error) {

@@ -1,6 +1,8 @@
-// The caller's profile: usage against quota and the edit form, or the form that creates the profile.
+// The caller's profile: usage against quota (the trash's share too), the edit form and the account's danger zone
+// (./account.js), or the form that creates the profile.
 import { ApiError } from "../api.js";
 import { announce, busy, clearError, field, formatBytes, formatDate, h, page, showError } from "../dom.js";
+import { dangerZone } from "./account.js";
 
 export async function renderProfile(session, { ticket, query }) {
   const { api, limits } = session;
@@ -21,6 +23,7 @@ export async function renderProfile(session, { ticket, query }) {
     h("h2", { id: "usage-title" }, "Usage"),
     usageMeter("Photos", profile.usage.photos, profile.quota.photos, (n) => n.toLocaleString(), "usage-photos"),
     usageMeter("Storage", profile.usage.bytes, profile.quota.bytes, formatBytes, "usage-bytes"),
+    trashUsage(profile.usage.trash),
   );
   const displayName = h("input", { name: "display_name", required: true, maxlength: limits.display_name_max, value: profile.display_name });
   const bio = h("textarea", { name: "bio", maxlength: limits.bio_max, rows: "4" }, profile.bio || "");
@@ -51,6 +54,20 @@ export async function renderProfile(session, { ticket, query }) {
     "Your profile",
     h("p", { class: "muted" }, `Member since ${formatDate(profile.created_at)}`),
     h("div", { class: "columns" }, usage, form),
+    dangerZone(session),
+  );
+}
+
+// Trashed photos still count against the quota until the trash is emptied (or they are purged).
+function trashUsage(trash) {
+  if (!trash) return null;
+  if (trash.photos === 0) return h("p", { class: "hint", id: "usage-trash" }, "The trash is empty.");
+  const photos = trash.photos === 1 ? "1 photo" : `${trash.photos.toLocaleString()} photos`;
+  return h(
+    "p",
+    { class: "hint", id: "usage-trash" },
+    `${photos} (${formatBytes(trash.bytes)}) in the trash, counting against your quota until emptied. `,
+    h("a", { href: "#/trash" }, "Open the trash"),
   );
 }
 
@@ -96,5 +113,6 @@ function renderCreateProfile(session, isNew) {
       showError(error);
     }
   });
-  page("Create your profile", form);
+  // Without a profile the account may still be deleted (or its deletion finished, if Cognito's step failed).
+  page("Create your profile", form, isNew ? null : dangerZone(session));
 }

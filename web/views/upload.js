@@ -4,9 +4,13 @@
 // A drop of hundreds of files goes through a queue: a few at a time hold a slot from the declaration until their
 // bytes are in S3 (the rest wait, "Waiting…"), and a declaration refused with a short Retry-After (the API's cap on
 // uploads in progress, its write rate limit, AWS throttling) is waited out and sent again.
+// Each file's SHA-256 goes with its declaration: a photo already in the library is not uploaded again (409
+// DuplicatePhoto names the copy); the worker checks the bytes anyway, and a copy it finds ends REJECTED with
+// `duplicate_of`. Both say "Already in your library" with a link to the photo there.
 import { ApiError, uploadToStorage } from "../api.js";
 import { announce, formatBytes, formatTypes, formatWait, h, messageOf } from "../dom.js";
 import { Slots } from "../queue.js";
+import { copyLink, isDuplicate } from "./tiles.js";
 
 // Browsers open about six connections per host: four uploads leave room for the gallery and the polling. One
 // queue per tab, so uploads started from an earlier visit of the gallery count too.
@@ -91,6 +95,13 @@ async function uploadOne(session, file, place, { onCreated, onSettled }) {
     item.classList.add("failed");
     announce(`${file.name} could not be uploaded: ${message}`);
   };
+  const duplicate = (photoId) => {
+    progress.hidden = true;
+    state.replaceChildren("Already in your library. ", copyLink(photoId));
+    item.dataset.status = "DUPLICATE";
+    item.classList.add("duplicate");
+    announce(`${file.name} is already in your library.`);
+  };
   if (file.size > limits.max_upload_bytes) {
     fail(`Too large (${formatBytes(file.size)}): photos can be up to ${formatBytes(limits.max_upload_bytes)} each.`);
     return;
@@ -100,6 +111,8 @@ async function uploadOne(session, file, place, { onCreated, onSettled }) {
   try {
     set("Starting…", "STARTING");
     const details = { filename: file.name, content_type: file.type || "application/octet-stream", size_bytes: file.size };
+    const sha256 = await sha256Of(file);
+    if (sha256) details.sha256 = sha256;
     const declared = await declare(api, details, (text) => set(text, "WAITING"));
     photo = declared.photo;
     onCreated(photo);
@@ -108,7 +121,8 @@ async function uploadOne(session, file, place, { onCreated, onSettled }) {
       progress.value = fraction;
     });
   } catch (error) {
-    fail(messageOf(error));
+    if (isDuplicate(error) && error.photoId) duplicate(error.photoId);
+    else fail(messageOf(error));
     return;
   } finally {
     release(); // the bytes are in S3 (or the file failed): the next file may start while this one is processed
@@ -120,6 +134,8 @@ async function uploadOne(session, file, place, { onCreated, onSettled }) {
     if (settled.status === "READY") {
       set("Ready", "READY");
       announce(`${file.name} is ready.`);
+    } else if (settled.status === "REJECTED" && settled.duplicate_of) {
+      duplicate(settled.duplicate_of);
     } else if (settled.status === "REJECTED") {
       set(`Rejected: ${settled.rejection_reason || "not a supported image"}`, "REJECTED");
       item.classList.add("failed");
@@ -129,6 +145,18 @@ async function uploadOne(session, file, place, { onCreated, onSettled }) {
     }
   } catch (error) {
     fail(messageOf(error));
+  }
+}
+
+// The file's SHA-256 in lower-case hex, or null where the browser cannot tell (no Web Crypto outside a secure
+// context, or the file cannot be read): the worker's own check still catches a copy.
+async function sha256Of(file) {
+  if (!(globalThis.crypto && crypto.subtle)) return null;
+  try {
+    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", await file.arrayBuffer()));
+    return Array.from(digest, (byte) => byte.toString(16).padStart(2, "0")).join("");
+  } catch {
+    return null;
   }
 }
 
