@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from chalice.app import Chalice, CloudWatchEvent, CognitoUserPoolAuthorizer, Rate, Request, Response, SQSEvent
@@ -186,7 +187,10 @@ def list_trash() -> dict[str, Any]:
 @web.http_errors
 def empty_trash() -> Response:
     owner_id = _writer(app.current_request)
-    remaining = deps.photo_service().empty_trash(owner_id, budget_seconds=WORK_BUDGET_SECONDS)
+    started = time.monotonic()
+    remaining = deps.photo_service().empty_trash(
+        owner_id, out_of_time=lambda: time.monotonic() - started > WORK_BUDGET_SECONDS
+    )
     if remaining:
         return Response(body={"remaining": remaining}, status_code=202)
     return Response(body="", status_code=204)
@@ -412,21 +416,29 @@ def process_uploads(event: SQSEvent) -> None:
 
 @app.schedule(Rate(15, unit=Rate.MINUTES))
 def release_abandoned_uploads(event: CloudWatchEvent) -> None:
-    started = time.perf_counter()
+    run_started = time.perf_counter()
     counts = deps.upload_processor().release_abandoned()
-    logs.emit("reconcile", outcomes=counts, latency_ms=logs.elapsed_ms(started))
-    # Album deletions and departures whose request was cut short, finished in what is left of the run.
-    started = time.perf_counter()
+    logs.emit("reconcile", outcomes=counts, latency_ms=logs.elapsed_ms(run_started))
+    # The other jobs follow in what is left of the run: each stops at half the reconciler's budget, and all of them
+    # by one and a half times it from the start (270 s of the function's 300 s); the next run carries on.
     budget = deps.settings().reconcile_budget_seconds
-    finished = deps.album_service().finish_left_behind(deadline=lambda: time.perf_counter() - started > budget / 3)
+
+    def out_of_time_after(job_started: float) -> Callable[[], bool]:
+        def out_of_time() -> bool:
+            now = time.perf_counter()
+            return now - job_started > budget / 2 or now - run_started > budget * 1.5
+
+        return out_of_time
+
+    # Album deletions and departures whose request was cut short.
+    started = time.perf_counter()
+    finished = deps.album_service().finish_left_behind(deadline=out_of_time_after(started))
     logs.emit("album_cleanup", outcomes=finished, latency_ms=logs.elapsed_ms(started))
     # Photos whose time in the trash is up.
     started = time.perf_counter()
-    purged = deps.photo_service().purge_expired(budget_seconds=budget / 3)
+    purged = deps.photo_service().purge_expired(out_of_time=out_of_time_after(started))
     logs.emit("trash_purge", outcomes=purged, latency_ms=logs.elapsed_ms(started))
     # Account deletions a request did not finish.
     started = time.perf_counter()
-    accounts = deps.account_deletion().finish_left_behind(
-        out_of_time=lambda: time.perf_counter() - started > budget / 3
-    )
+    accounts = deps.account_deletion().finish_left_behind(out_of_time=out_of_time_after(started))
     logs.emit("account_deletion", outcomes=accounts, latency_ms=logs.elapsed_ms(started))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
-import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -71,7 +70,6 @@ class PhotoService:
         download_url_seconds: int,
         trash_days: int = 30,
         new_id: Callable[[], str] | None = None,
-        elapsed: Callable[[], float] = time.monotonic,
     ) -> None:
         self._repository = repository
         self._storage = storage
@@ -82,7 +80,6 @@ class PhotoService:
         self._download_url_seconds = download_url_seconds
         self._trash_days = trash_days
         self._new_id = new_id
-        self._elapsed = elapsed
 
     def start_upload(self, owner_id: str, new: NewPhoto) -> tuple[Photo, PresignedUpload]:
         """Reserve quota for a PENDING photo and hand back a presigned POST for exactly its upload key."""
@@ -200,24 +197,22 @@ class PhotoService:
                 return restored
         raise errors.Unavailable("the photo is changing too fast to restore; retry")
 
-    def empty_trash(self, owner_id: str, *, budget_seconds: float) -> int:
-        """Purge everything in the caller's trash, for as long as the budget lasts; how many are left (0: empty)."""
-        started = self._elapsed()
+    def empty_trash(self, owner_id: str, *, out_of_time: Callable[[], bool]) -> int:
+        """Purge everything in the caller's trash until `out_of_time`; how many are left (0: it is empty)."""
         trashed = self._repository.trashed_ids(owner_id)
         for done, photo_id in enumerate(trashed):
-            if self._elapsed() - started >= budget_seconds:
+            if out_of_time():
                 return len(trashed) - done
             self._purge_if_trashed(owner_id, photo_id, before=None)
         return 0
 
-    def purge_expired(self, *, budget_seconds: float) -> dict[str, int]:
-        """The scheduled job: purge every photo whose time in the trash is up, within the budget."""
-        started = self._elapsed()
+    def purge_expired(self, *, out_of_time: Callable[[], bool]) -> dict[str, int]:
+        """The scheduled job: purge every photo whose time in the trash is up, until `out_of_time`."""
         now = iso_utc(self._clock())
         counts = {"purged": 0, "failed": 0, "left": 0}
         expired = self._repository.expired_trash(now)
         for done, (owner_id, photo_id) in enumerate(expired):
-            if self._elapsed() - started >= budget_seconds:
+            if out_of_time():
                 counts["left"] = len(expired) - done
                 break
             try:

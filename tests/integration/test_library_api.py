@@ -237,7 +237,7 @@ def test_the_scheduled_job_purges_only_photos_whose_time_in_the_trash_is_up(
     monkeypatch.setattr(deps.clock, "now", lambda: tomorrow)
     deps.reset()
 
-    counts = deps.photo_service().purge_expired(budget_seconds=60)
+    counts = deps.photo_service().purge_expired(out_of_time=lambda: False)
 
     assert counts == {"purged": 1, "failed": 0, "left": 0}
     assert trash_ids(alice) == [fresh]
