@@ -61,6 +61,9 @@ class Photo:
     # Set (with the photo in the trash, purge due now) while it is deleted for good: its objects go, then the item;
     # a restore is refused, and a crash in between leaves it to the scheduled purge.
     purging: bool = False
+    # Written by this version or later, so counted in its month and placed in the indexes by its state. A photo
+    # stored before the library existed is not, until `python -m ops.backfill` (or its next write) makes it so.
+    indexed: bool = True
 
     @property
     def counts_against_quota(self) -> bool:

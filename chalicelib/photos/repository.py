@@ -61,6 +61,8 @@ def _photo_item(photo: Photo) -> Item:
         "duplicate_of": _optional_s(photo.duplicate_of),
         "album_return": {"L": [{"S": entry} for entry in photo.album_return]} if photo.album_return else None,
         "purging": {"BOOL": True} if photo.purging else None,
+        # Every write places the photo by its state and counts it: see Photo.indexed.
+        "indexed": {"BOOL": True},
     }
     attributes.update(_index_attributes(photo))
     return {name: value for name, value in attributes.items() if value is not None}
@@ -139,6 +141,7 @@ def photo_from_item(item: Item) -> Photo:
         duplicate_of=_optional_str(item, "duplicate_of"),
         album_return=tuple(entry["S"] for entry in item.get("album_return", {}).get("L", [])),
         purging=item.get("purging", {}).get("BOOL", False),
+        indexed="indexed" in item,
     )
 
 
@@ -543,10 +546,12 @@ class DynamoPhotoRepository:
         if usage is not None:
             writes.append(usage)
         was_in, now_in = previous.in_library, photo is not None and photo.in_library
-        moved = photo is not None and was_in and now_in and photo.month != previous.month
-        if was_in and (not now_in or moved):
+        # A photo stored before the library existed was never counted: its first write here counts it.
+        was_counted = was_in and previous.indexed
+        moved = photo is not None and was_counted and now_in and photo.month != previous.month
+        if was_counted and (not now_in or moved):
             writes.append(self._month_change(previous, -1))
-        if photo is not None and now_in and (not was_in or moved):
+        if photo is not None and now_in and (not was_counted or moved):
             writes.append(self._month_change(photo, +1))
         claim_at: int | None = None
         held = previous.sha256 if was_in else None
