@@ -86,7 +86,12 @@ def test_concurrent_uploads_keep_usage_exact(devstack: dict[str, Any]) -> None:
             photos = list(pool.map(upload, FILES))
         assert [p["status"] for p in photos] == ["READY", "REJECTED", "READY"]
         ready = [p for p in photos if p["status"] == "READY"]
-        expected = {"photos": len(ready), "bytes": sum(p["size_bytes"] for p in ready), "pending": 0}
+        expected = {
+            "photos": len(ready),
+            "bytes": sum(p["size_bytes"] for p in ready),
+            "pending": 0,
+            "trash": {"photos": 0, "bytes": 0},
+        }
         usage = api("GET", "/users/me")[1]["usage"]
         if usage != expected:
             mismatches.append((usage, expected))

@@ -130,7 +130,12 @@ def test_each_supported_format_becomes_ready_with_previews(
         assert photo["taken_at"] == "2024-05-01T10:30:00.000Z"
     owner, photo_id = photo["owner_id"], photo["photo_id"]
     assert f"uploads/{owner}/{photo_id}" not in bucket_keys()
-    assert api_as("GET", "/users/me").body["usage"] == {"photos": 1, "bytes": len(data), "pending": 0}
+    assert api_as("GET", "/users/me").body["usage"] == {
+        "photos": 1,
+        "bytes": len(data),
+        "pending": 0,
+        "trash": {"photos": 0, "bytes": 0},
+    }
 
 
 HOSTILE: dict[str, tuple[bytes, str]] = {
@@ -156,7 +161,12 @@ def test_hostile_uploads_are_rejected_removed_and_released(
     while any(photo["photo_id"] in key for key in bucket_keys()) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(photo["photo_id"] in key for key in bucket_keys())
-    assert api_as("GET", "/users/me").body["usage"] == {"photos": 0, "bytes": 0, "pending": 0}
+    assert api_as("GET", "/users/me").body["usage"] == {
+        "photos": 0,
+        "bytes": 0,
+        "pending": 0,
+        "trash": {"photos": 0, "bytes": 0},
+    }
 
 
 def test_library_flow_list_tag_edit_delete(api_as: Callable[..., Reply], bucket_keys: Callable[[], set[str]]) -> None:
@@ -177,7 +187,12 @@ def test_library_flow_list_tag_edit_delete(api_as: Callable[..., Reply], bucket_
     assert stale.status == 409
     assert api_as("GET", "/photos?tag=family").body["items"] == []
 
-    assert api_as("DELETE", f"/photos/{first['photo_id']}").status == 204
+    assert api_as("DELETE", f"/photos/{first['photo_id']}").status == 204  # to the trash
+    assert api_as("GET", f"/photos/{first['photo_id']}").body["trashed_at"] is not None
+    assert first["photo_id"] not in [photo["photo_id"] for photo in api_as("GET", "/photos").body["items"]]
+    assert [photo["photo_id"] for photo in api_as("GET", "/trash").body["items"]] == [first["photo_id"]]
+    assert api_as("GET", "/users/me").body["usage"]["trash"]["photos"] == 1
+    assert api_as("DELETE", f"/photos/{first['photo_id']}?permanent=true").status == 204
     assert api_as("GET", f"/photos/{first['photo_id']}").status == 404
     assert not any(first["photo_id"] in key for key in bucket_keys())
     assert api_as("GET", "/users/me").body["usage"]["photos"] == 1
@@ -221,5 +236,6 @@ def test_the_invariant_checker_passes_on_the_running_stack_and_catches_a_leak(
             "detail": f"missing ['previews/{owner}/{photo_id}/small.jpg']",
         }
     ]
-    assert api_as("DELETE", f"/photos/{photo_id}").status == 204  # leave the stack consistent for later tests
+    # Leave the stack consistent for later tests.
+    assert api_as("DELETE", f"/photos/{photo_id}?permanent=true").status == 204
     assert invariants().returncode == 0
