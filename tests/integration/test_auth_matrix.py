@@ -37,10 +37,16 @@ PROTECTED = [
     ("PATCH", "/users/me", "/users/me", b'{"display_name": "Mallory"}'),
     ("GET", "/users/{user_id}", f"/users/{SUB}", b""),
     ("POST", "/photos", "/photos", b'{"filename": "a.jpg", "content_type": "image/jpeg", "size_bytes": 10}'),
-    ("GET", "/photos", "/photos?limit=5", b""),
+    ("GET", "/photos", "/photos?limit=5&favorite=true&sort=taken&from=2024-01-01&to=2024-12-31", b""),
     ("GET", "/photos/{photo_id}", f"/photos/{PHOTO_ID}", b""),
     ("PATCH", "/photos/{photo_id}", f"/photos/{PHOTO_ID}", b'{"title": "x", "version": 1}'),
-    ("DELETE", "/photos/{photo_id}", f"/photos/{PHOTO_ID}", b""),
+    ("DELETE", "/photos/{photo_id}", f"/photos/{PHOTO_ID}?permanent=true", b""),
+    ("GET", "/photos/timeline", "/photos/timeline", b""),
+    ("POST", "/photos/batch", "/photos/batch", f'{{"action": "delete", "photo_ids": ["{PHOTO_ID}"]}}'.encode()),
+    ("POST", "/photos/{photo_id}/restore", f"/photos/{PHOTO_ID}/restore", b""),
+    ("GET", "/trash", "/trash?limit=5", b""),
+    ("DELETE", "/trash", "/trash", b""),
+    ("DELETE", "/users/me", "/users/me", b""),
     ("POST", "/albums", "/albums", b'{"title": "Mallory\'s"}'),
     ("GET", "/albums", "/albums?limit=5", b""),
     ("GET", "/albums/{album_id}", ALBUM, b""),
@@ -116,6 +122,20 @@ def test_a_rejected_token_writes_nothing(guarded_api: Client) -> None:
     guarded_api.http.post("/users", headers={"Authorization": forged}, body=b'{"display_name": "M"}')
     me = guarded_api.http.get("/users/me", headers={"Authorization": POOL.id_token(SUB)})
     assert me.status_code == 404
+
+
+def test_a_rejected_token_deletes_no_account(guarded_api: Client) -> None:
+    # The one route that removes everything a user has: no kind of bad token may reach it.
+    sub = "b0b00000-0000-4000-8000-000000000002"
+    created = guarded_api.http.post(
+        "/users", headers={"Authorization": POOL.id_token(sub)}, body=b'{"display_name": "B"}'
+    )
+    assert created.status_code == 201, created.body
+    for kind, token in bad_tokens(POOL, sub).items():  # each forged for this very user
+        headers = {} if token is None else {"Authorization": token}
+        assert guarded_api.http.delete("/users/me", headers=headers).status_code == 401, kind
+    me = guarded_api.http.get("/users/me", headers={"Authorization": POOL.id_token(sub)})
+    assert me.status_code == 200, me.body
 
 
 @pytest.mark.parametrize(("method", "route", "path", "payload"), PUBLIC, ids=[f"{m} {r}" for m, r, _, _ in PUBLIC])

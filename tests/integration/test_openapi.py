@@ -7,6 +7,8 @@ field lists and limits, and the body of every status a realistic session produce
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import io
 import json
 import re
@@ -27,6 +29,7 @@ from PIL import Image
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+import app as app_module
 from app import app
 from chalicelib import deps, errors, ids, keys, web
 from chalicelib.albums import links as album_links
@@ -135,10 +138,21 @@ PUBLIC_401 = {
 }
 
 
+# The 409s that may name the caller's copy of the same file: a DuplicatePhoto error (with `photo_id`), or a plain
+# conflict.
+DUPLICATE_409 = {("POST", "/photos"), ("POST", "/photos/{photo_id}/restore")}
+DUPLICATE_OR_CONFLICT = {
+    "oneOf": [{"$ref": "#/components/schemas/DuplicatePhotoError"}, {"$ref": "#/components/schemas/Error"}]
+}
+
+
 def test_every_error_response_uses_the_contract_shapes() -> None:
     for path, method, operation in operations():
         for status, declared in operation["responses"].items():
             if not status.startswith(("4", "5")):
+                continue
+            if status == "409" and (method, path) in DUPLICATE_409:
+                assert declared["content"]["application/json"]["schema"] == DUPLICATE_OR_CONFLICT, f"{method} {path}"
                 continue
             public_401 = PUBLIC_401.get((method, path)) if status == "401" else None
             response = declared
@@ -181,6 +195,23 @@ def test_the_error_codes_are_the_ones_the_api_sends() -> None:
     assert set(schema("Error")["properties"]["Code"]["enum"]) == {code for _, code in web.ERROR_STATUS.values()}
 
 
+def test_the_duplicate_photo_error_is_the_one_the_api_sends() -> None:
+    duplicate = schema("DuplicatePhotoError")
+    error = errors.DuplicatePhoto("01JD0000000000000000000000")
+    body = json.loads(web.error_response(error).to_dict()["body"])
+    assert web.error_response(error).status_code == 409
+    assert set(body) == set(duplicate["properties"]) == set(duplicate["required"])
+    assert duplicate["additionalProperties"] is False
+    assert _validator_for(duplicate).is_valid(body), body
+    # An operation that may send it says so; no other operation does.
+    sending = {
+        (method, path)
+        for path, method, operation in operations()
+        if "DuplicatePhotoError" in json.dumps(operation["responses"].get("409", {}))
+    }
+    assert sending == DUPLICATE_409
+
+
 # --- request schemas against the parsers ------------------------------------------------------------------------
 
 
@@ -208,16 +239,125 @@ def test_photo_request_fields_and_limits_match_the_parser() -> None:
     assert set(schema("Photo")["properties"]["content_type"]["enum"]) == photo_models.ALLOWED_CONTENT_TYPES
     assert new["properties"]["size_bytes"]["maximum"] == Settings.max_upload_bytes
     assert set(schema("Photo")["properties"]["status"]["enum"]) == {s.value for s in photo_models.PhotoStatus}
+    assert [branch["required"] for branch in changes["anyOf"]] == [[field] for field in photo_schemas._EDITABLE_FIELDS]
+    assert changes["properties"]["favorite"] == {**changes["properties"]["favorite"], "type": "boolean"}
+    assert schema("Sha256")["pattern"] == photo_schemas._SHA256.pattern.replace("\\Z", "$")
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["0" * 64, "0123456789abcdef" * 4, "A" * 64, "0" * 63, "0" * 65, "g" * 64, "0" * 64 + "\n", "", None, 5],
+)
+def test_the_sha256_schema_agrees_with_the_api(value: Any) -> None:
+    body = {**_NEW_PHOTO, "sha256": value}
+    spec_accepts = _validator_for(schema("NewPhoto")).is_valid(body)
+    assert spec_accepts is _api_accepts(lambda b: photo_schemas.parse_new_photo(b, max_upload_bytes=100), body)
+
+
+@pytest.mark.parametrize("value", [True, False, None, "true", 1, 0])
+def test_the_favorite_schema_agrees_with_the_api(value: Any) -> None:
+    body = {"favorite": value, "version": 1}
+    assert _validator_for(schema("PhotoChanges")).is_valid(body) is _api_accepts(
+        photo_schemas.parse_photo_changes, body
+    )
 
 
 def test_list_parameters_match_the_parser() -> None:
     parameters = {p["name"]: p["schema"] for p in spec()["paths"]["/photos"]["get"]["parameters"]}
-    assert set(parameters) == {"limit", "cursor", "tag"}
+    assert set(parameters) == {"limit", "cursor", "tag", "favorite", "sort", "from", "to"}
     assert parameters["limit"]["maximum"] == photo_schemas.LIST_LIMIT_MAX
     assert parameters["limit"]["default"] == photo_schemas.LIST_LIMIT_DEFAULT
+    assert parameters["sort"]["default"] == photo_models.ListQuery().sort
+    assert schema("Day")["pattern"] == photo_schemas._DAY.pattern.replace("\\Z", "$")
+    with pytest.raises(errors.Invalid):
+        photo_schemas.parse_list_query({"starred": "true"})  # any parameter but these is a 400
 
 
-@pytest.mark.parametrize("path", ["/albums", "/albums/{album_id}/photos", "/public/albums/{token}"])
+def _query_accepted_by_the_spec(path: str, method: str, params: dict[str, str]) -> bool:
+    """Whether each query parameter, as sent on the wire, fits its schema (and none is unknown)."""
+    declared = {name: p["schema"] for (where, name), p in parameters_of(path, method).items() if where == "query"}
+    if set(params) - set(declared):
+        return False
+    for name, raw in params.items():
+        typed: Any = raw
+        kind = declared[name].get("type")
+        if kind == "boolean":
+            typed = {"true": True, "false": False}.get(raw, raw)
+        elif kind == "integer" and re.fullmatch(r"[0-9]+", raw):
+            typed = int(raw)
+        if not _validator_for(declared[name]).is_valid(typed):
+            return False
+    return True
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"favorite": "true"},
+        {"favorite": "false"},
+        {"favorite": "1"},
+        {"favorite": ""},
+        {"sort": "uploaded"},
+        {"sort": "taken"},
+        {"sort": "TAKEN"},
+        {"sort": ""},
+        {"sort": "taken", "favorite": "true", "limit": "5"},
+        {"tag": "sky", "sort": "uploaded", "favorite": "true"},
+        {"from": "2024-02-29"},
+        {"from": "2023-02-29"},
+        {"to": "2024-13-01"},
+        {"from": "2024-2-1"},
+        {"from": "2024-02-01T00:00:00Z"},
+        {"from": "0001-01-01", "to": "9999-12-31"},
+        {"from": "0000-01-01"},
+        {"to": "2024-01-01\n"},
+        {"to": "\u0662\u0660\u0662\u0664-01-01"},
+        {"from": "2024-01-31", "to": "2024-01-31"},
+        {"from": "2024-01-31", "to": "2024-02-01", "sort": "taken"},
+        {"from": ""},
+    ],
+)
+def test_list_query_schemas_agree_with_the_api(params: dict[str, str]) -> None:
+    spec_accepts = _query_accepted_by_the_spec("/photos", "GET", params)
+    assert spec_accepts is _api_accepts(photo_schemas.parse_list_query, params), params
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"tag": "sky", "sort": "taken"}, {"from": "2024-02-01", "to": "2024-01-31"}],
+    ids=["tag-taken", "from>to"],
+)
+def test_the_list_rules_the_spec_states_in_words_are_refused(params: dict[str, str]) -> None:
+    # Each parameter fits its schema; the combination is what the descriptions rule out.
+    assert _query_accepted_by_the_spec("/photos", "GET", params)
+    assert not _api_accepts(photo_schemas.parse_list_query, params)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"permanent": "true"},
+        {"permanent": "false"},
+        {"permanent": "True"},
+        {"permanent": "1"},
+        {"permanent": ""},
+        {"purge": "true"},
+    ],
+)
+def test_the_permanent_parameter_agrees_with_the_api(params: dict[str, str]) -> None:
+    spec_accepts = _query_accepted_by_the_spec("/photos/{photo_id}", "DELETE", params)
+    assert spec_accepts is _api_accepts(photo_schemas.parse_permanent, params), params
+
+
+def test_the_timeline_takes_no_query_parameters() -> None:
+    assert not [key for key in parameters_of("/photos/timeline", "GET") if key[0] == "query"]
+    assert _api_accepts(photo_schemas.parse_no_query, {})
+    assert not _api_accepts(photo_schemas.parse_no_query, {"limit": "5"})
+
+
+@pytest.mark.parametrize("path", ["/albums", "/albums/{album_id}/photos", "/public/albums/{token}", "/trash"])
 def test_album_list_parameters_match_the_parser(path: str) -> None:
     query = {name: p["schema"] for (where, name), p in parameters_of(path, "GET").items() if where == "query"}
     assert set(query) == {"limit", "cursor"}  # parse_page_query refuses any other
@@ -226,6 +366,120 @@ def test_album_list_parameters_match_the_parser(path: str) -> None:
     assert query["limit"]["default"] == photo_schemas.LIST_LIMIT_DEFAULT
     with pytest.raises(errors.Invalid):
         album_schemas.parse_page_query({"tag": "x"})
+    with pytest.raises(errors.Invalid):
+        photo_schemas.parse_page({"tag": "x"})  # what GET /trash parses its query with
+
+
+# --- the batch -----------------------------------------------------------------------------------------------------
+
+
+def _batch_branches() -> list[dict[str, Any]]:
+    branches: list[dict[str, Any]] = schema("PhotoBatch")["oneOf"]
+    return branches
+
+
+def test_batch_request_fields_and_limits_match_the_parser() -> None:
+    branches = _batch_branches()
+    actions = [action for branch in branches for action in branch["properties"]["action"]["enum"]]
+    assert sorted(actions) == sorted(action.value for action in photo_models.BatchAction)
+    tagging = next(branch for branch in branches if "tags" in branch["properties"])
+    assert set(tagging["properties"]["action"]["enum"]) == {action.value for action in photo_schemas._TAGGING_ACTIONS}
+    for branch in branches:
+        assert branch["additionalProperties"] is False
+        assert set(branch["properties"]) <= set(photo_schemas._BATCH_FIELDS)
+        assert set(branch["required"]) == set(branch["properties"])  # tags: required where allowed, else refused
+    photo_ids = schema("BatchPhotoIds")
+    assert (photo_ids["minItems"], photo_ids["maxItems"]) == (1, photo_models.BATCH_PHOTOS_MAX)
+    assert photo_ids["uniqueItems"] is True
+    assert schema("BatchResults")["properties"]["results"]["maxItems"] == photo_models.BATCH_PHOTOS_MAX
+
+
+_ULID = "01JD0000000000000000000000"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"action": "trash", "photo_ids": [_ULID]},
+        {"action": "delete", "photo_ids": [_ULID, "01JD0000000000000000000001"]},
+        {"action": "favorite", "photo_ids": ["not-a-ulid"]},  # answered not_found, not refused
+        {"action": "trash", "photo_ids": [_ULID], "tags": ["sky"]},
+        {"action": "trash", "photo_ids": [_ULID], "tags": None},
+        {"action": "add_tags", "photo_ids": [_ULID]},
+        {"action": "add_tags", "photo_ids": [_ULID], "tags": []},
+        {"action": "add_tags", "photo_ids": [_ULID], "tags": None},
+        {"action": "add_tags", "photo_ids": [_ULID], "tags": ["sky", "Sky"]},
+        {"action": "remove_tags", "photo_ids": [_ULID], "tags": ["sky"]},
+        {"action": "add_tags", "photo_ids": [_ULID], "tags": [f"t{i}" for i in range(21)]},
+        {"action": "add_tags", "photo_ids": [_ULID], "tags": ["#sky"]},
+        {"action": "explode", "photo_ids": [_ULID]},
+        {"action": None, "photo_ids": [_ULID]},
+        {"photo_ids": [_ULID]},
+        {"action": "trash"},
+        {"action": "trash", "photo_ids": []},
+        {"action": "trash", "photo_ids": [ids.new_ulid() for _ in range(50)]},
+        {"action": "trash", "photo_ids": [ids.new_ulid() for _ in range(51)]},
+        {"action": "trash", "photo_ids": [_ULID, _ULID]},
+        {"action": "trash", "photo_ids": [""]},
+        {"action": "trash", "photo_ids": ["x" * 64]},
+        {"action": "trash", "photo_ids": ["x" * 65]},
+        {"action": "trash", "photo_ids": [5]},
+        {"action": "trash", "photo_ids": _ULID},
+        {"action": "trash", "photo_ids": [_ULID], "owner_id": "x"},
+        [],
+    ],
+)
+def test_the_batch_schema_agrees_with_the_api(body: Any) -> None:
+    assert _validator_for(schema("PhotoBatch")).is_valid(body) is _api_accepts(photo_schemas.parse_batch, body), body
+
+
+def test_every_batch_status_the_service_writes_is_documented() -> None:
+    source = (PROJECT_DIR / "chalicelib" / "photos" / "service.py").read_text()
+    written = set(re.findall(r'BatchResult\(\s*photo_id,\s*"(\w+)"', source))
+    assert {"not_found", "invalid", "conflict"} <= written  # the scan still finds them
+    documented = schema("BatchResults")["properties"]["results"]["items"]["properties"]["status"]["enum"]
+    assert written | {"done"} == set(documented)
+    shown = photo_schemas.batch_out(
+        [photo_models.BatchResult(_ULID, "done"), photo_models.BatchResult(_ULID, "conflict", "in the trash")]
+    )
+    assert _validator_for(schema("BatchResults")).is_valid(shown), shown
+
+
+def test_photo_and_account_response_fields_are_the_ones_the_api_sends() -> None:
+    now = "2030-01-01T00:00:00.000Z"
+    photo = photo_models.Photo(
+        photo_id=_ULID,
+        owner_id="owner",
+        status=photo_models.PhotoStatus.READY,
+        filename="a.jpg",
+        content_type="image/jpeg",
+        size_bytes=1,
+        created_at=now,
+        updated_at=now,
+        upload_expires_at=now,
+        sha256="0" * 64,
+    )
+    shown = photo_schemas.photo_out(photo, photo_models.DownloadUrls(original="o", large="l", small="s"))
+    documented = schema("Photo")
+    assert set(shown) == set(documented["properties"]) == set(documented["required"])
+    assert _validator_for(documented).is_valid(shown), shown
+    trashed = photo_schemas.photo_out(
+        dataclasses.replace(photo, trashed_at=now, purge_at=now), photo_models.DownloadUrls(None, None, None)
+    )
+    assert _validator_for(schema("TrashedPhoto")).is_valid(trashed), trashed
+    assert not _validator_for(schema("TrashedPhoto")).is_valid(shown)  # not in the trash
+    account = user_models.Account(
+        profile=user_models.Profile("u", "Name", None, now, now),
+        usage=user_models.Usage(photos=2, bytes=3, pending=0, trash_photos=1, trash_bytes=1),
+        quota=user_models.Quota(photos=10, bytes=10, pending=10),
+    )
+    shown_account = user_schemas.account_out(account)
+    assert set(shown_account) == set(schema("Account")["properties"])
+    usage = schema("Usage")
+    assert set(shown_account["usage"]) == set(usage["properties"]) == set(usage["required"])
+    assert set(shown_account["usage"]["trash"]) == set(usage["properties"]["trash"]["required"])
+    assert set(shown_account["quota"]) == set(schema("Quota")["properties"]) == set(schema("Quota")["required"])
+    assert _validator_for(schema("Account")).is_valid(shown_account), shown_account
 
 
 def test_album_request_fields_and_limits_match_the_parser() -> None:
@@ -718,10 +972,14 @@ class Checked:
         return response
 
 
-def _ready_photo(checked: Checked, s3: Any) -> dict[str, Any]:
+def _jpeg(colour: tuple[int, int, int] = (20, 120, 200)) -> bytes:
     image = io.BytesIO()
-    Image.new("RGB", (320, 240), (20, 120, 200)).save(image, "JPEG")
-    data = image.getvalue()
+    Image.new("RGB", (320, 240), colour).save(image, "JPEG")
+    return image.getvalue()
+
+
+def _uploaded(checked: Checked, s3: Any, data: bytes, outcome: str = "ready") -> dict[str, Any]:
+    """A photo started, its file sent and taken in by the worker, which must answer `outcome`."""
     started = json.loads(
         checked.call(
             "POST",
@@ -730,11 +988,15 @@ def _ready_photo(checked: Checked, s3: Any) -> dict[str, Any]:
             {"filename": "sky.jpg", "content_type": "image/jpeg", "size_bytes": len(data), "tags": ["Sky"]},
         ).body
     )
-    photo = started["photo"]
+    photo: dict[str, Any] = started["photo"]
     key = keys.upload_object(photo["owner_id"], photo["photo_id"])
     s3.put_object(Bucket=BUCKET, Key=key, Body=data, ContentType="image/jpeg")
-    assert str(deps.upload_processor().ingest(key)) == "ready"
+    assert str(deps.upload_processor().ingest(key)) == outcome
     return photo
+
+
+def _ready_photo(checked: Checked, s3: Any) -> dict[str, Any]:
+    return _uploaded(checked, s3, _jpeg())
 
 
 def test_real_responses_fit_the_documented_schemas(alice: User, bob: User, aws: boto3.session.Session) -> None:
@@ -787,6 +1049,132 @@ def test_a_throttled_dependency_answers_the_documented_503(alice: User, aws: bot
     reply = json.loads(response.body)
     assert reply["Code"] == "ServiceUnavailableError"
     assert "retry" in reply["Message"]
+
+
+def test_real_library_responses_fit_the_documented_schemas(
+    alice: User, aws: boto3.session.Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Favourites, the timeline, sorting and day ranges, duplicates, the trash, batches and deleting the account."""
+    a, s3 = Checked(alice), aws.client("s3")
+    a.call("POST", "/users", "/users", {"display_name": "Alice"})
+    data = _jpeg((200, 40, 40))
+    photo = _uploaded(a, s3, data)
+    path = f"/photos/{photo['photo_id']}"
+    other = _uploaded(a, s3, _jpeg((40, 200, 40)))
+
+    # Favourites, the timeline, and the listing's new parameters.
+    a.call("PATCH", "/photos/{photo_id}", path, {"favorite": True, "version": 1})
+    favorites = json.loads(a.call("GET", "/photos", "/photos?favorite=true").body)
+    assert [item["photo_id"] for item in favorites["items"]] == [photo["photo_id"]]
+    assert favorites["items"][0]["favorite"] is True
+    taken = json.loads(a.call("GET", "/photos", "/photos?sort=taken&from=2000-01-01&to=2999-12-31&limit=1").body)
+    assert len(taken["items"]) == 1
+    assert taken["next_cursor"]
+    a.call("GET", "/photos", f"/photos?sort=taken&from=2000-01-01&to=2999-12-31&limit=1&cursor={taken['next_cursor']}")
+    a.call("GET", "/photos", "/photos?sort=taken&tag=sky")  # 400
+    a.call("GET", "/photos", "/photos?favorite=false")  # 400
+    a.call("GET", "/photos", "/photos?from=2024-02-30")  # 400
+    a.call("GET", "/photos", "/photos?from=2024-02-02&to=2024-02-01")  # 400
+    timeline = json.loads(a.call("GET", "/photos/timeline", "/photos/timeline").body)
+    assert sum(bucket["count"] for bucket in timeline["buckets"]) == 2
+    a.call("GET", "/photos/timeline", "/photos/timeline?limit=5")  # 400
+
+    # Duplicates: refused before the upload when the client sends the hash, rejected by the worker when not.
+    sha256 = hashlib.sha256(data).hexdigest()
+    new = {"filename": "again.jpg", "content_type": "image/jpeg", "size_bytes": len(data)}
+    refused = json.loads(a.call("POST", "/photos", "/photos", {**new, "sha256": sha256}).body)  # 409
+    assert (refused["Code"], refused["photo_id"]) == ("DuplicatePhoto", photo["photo_id"])
+    a.call("POST", "/photos", "/photos", {**new, "sha256": sha256.upper()})  # 400
+    copy = _uploaded(a, s3, data, outcome="duplicate")
+    rejected = json.loads(a.call("GET", "/photos/{photo_id}", f"/photos/{copy['photo_id']}").body)
+    assert (rejected["status"], rejected["duplicate_of"]) == ("REJECTED", photo["photo_id"])
+    ready = json.loads(a.call("GET", "/photos/{photo_id}", path).body)
+    assert ready["sha256"] == sha256
+
+    # The trash.
+    a.call("DELETE", "/photos/{photo_id}", f"{path}?permanent=maybe")  # 400
+    a.call("DELETE", "/photos/{photo_id}", path)
+    trashed = json.loads(a.call("GET", "/photos/{photo_id}", path).body)
+    assert trashed["trashed_at"]
+    assert trashed["purge_at"]
+    a.call("DELETE", "/photos/{photo_id}", path)  # 204 again
+    a.call("PATCH", "/photos/{photo_id}", path, {"title": "x", "version": trashed["version"]})  # 409
+    listed = json.loads(a.call("GET", "/trash", "/trash?limit=1").body)
+    assert [item["photo_id"] for item in listed["items"]] == [photo["photo_id"]]
+    a.call("GET", "/trash", "/trash?limit=0")  # 400
+    a.call("GET", "/trash", "/trash?cursor=forged")  # 400
+    usage = json.loads(a.call("GET", "/users/me", "/users/me").body)["usage"]
+    assert usage["trash"] == {"photos": 1, "bytes": len(data)}
+    assert photo["photo_id"] not in {
+        item["photo_id"] for item in json.loads(a.call("GET", "/photos", "/photos").body)["items"]
+    }
+
+    # A copy of the trashed photo enters the library: restoring the original is refused, naming the copy.
+    second = _uploaded(a, s3, data)
+    blocked = json.loads(a.call("POST", "/photos/{photo_id}/restore", f"{path}/restore").body)  # 409
+    assert (blocked["Code"], blocked["photo_id"]) == ("DuplicatePhoto", second["photo_id"])
+    a.call("DELETE", "/photos/{photo_id}", f"/photos/{second['photo_id']}?permanent=true")
+    restored = json.loads(a.call("POST", "/photos/{photo_id}/restore", f"{path}/restore").body)
+    assert restored["trashed_at"] is None
+    assert restored["purge_at"] is None
+    a.call("POST", "/photos/{photo_id}/restore", f"{path}/restore")  # not in the trash: 200 unchanged
+    a.call("POST", "/photos/{photo_id}/restore", f"/photos/{ids.new_ulid()}/restore")  # 404
+
+    # Batches.
+    batch = {"action": "unfavorite", "photo_ids": [photo["photo_id"], ids.new_ulid(), "not-an-id"]}
+    results = json.loads(a.call("POST", "/photos/batch", "/photos/batch", batch).body)["results"]
+    assert [result["status"] for result in results] == ["done", "not_found", "not_found"]
+    a.call("POST", "/photos/batch", "/photos/batch", {"action": "trash", "photo_ids": [other["photo_id"]]})
+    tagging = {"action": "add_tags", "photo_ids": [other["photo_id"], photo["photo_id"]], "tags": ["dusk"]}
+    results = json.loads(a.call("POST", "/photos/batch", "/photos/batch", tagging).body)["results"]
+    assert [result["status"] for result in results] == ["conflict", "done"]
+    too_many = {"action": "add_tags", "photo_ids": [photo["photo_id"]], "tags": [f"t{i}" for i in range(19)]}
+    results = json.loads(a.call("POST", "/photos/batch", "/photos/batch", too_many).body)["results"]
+    assert [result["status"] for result in results] == ["invalid"]
+    a.call(
+        "POST", "/photos/batch", "/photos/batch", {"action": "trash", "photo_ids": [photo["photo_id"]], "tags": ["x"]}
+    )  # 400
+    a.call("POST", "/photos/batch", "/photos/batch", {"action": "trash", "photo_ids": [photo["photo_id"]] * 2})  # 400
+
+    # Emptying the trash: out of time at once (202 and what is left), then done (204).
+    monkeypatch.setattr(app_module, "WORK_BUDGET_SECONDS", 0)
+    remaining = json.loads(a.call("DELETE", "/trash", "/trash").body)
+    assert remaining == {"remaining": 1}
+    monkeypatch.setattr(app_module, "WORK_BUDGET_SECONDS", 20)
+    a.call("DELETE", "/trash", "/trash")
+    assert json.loads(a.call("GET", "/trash", "/trash").body)["items"] == []
+
+    # Deleting the account: out of time at once (202), then finished by the retry (204); the profile is gone.
+    monkeypatch.setattr(app_module, "WORK_BUDGET_SECONDS", -1)
+    assert json.loads(a.call("DELETE", "/users/me", "/users/me").body) == {"status": "deleting"}
+    monkeypatch.setattr(app_module, "WORK_BUDGET_SECONDS", 20)
+    a.call("DELETE", "/users/me", "/users/me")
+    a.call("GET", "/users/me", "/users/me")  # 404
+    a.call("DELETE", "/users/me", "/users/me")  # nothing left: 204 again
+    a.call("GET", "/trash", "/trash", Authorization="forged")  # 401
+
+    library = {
+        ("GET", "/photos/timeline"),
+        ("POST", "/photos/batch"),
+        ("POST", "/photos/{photo_id}/restore"),
+        ("GET", "/trash"),
+        ("DELETE", "/trash"),
+        ("DELETE", "/users/me"),
+    }
+    assert library <= {(method, path) for method, path, _ in a.covered}
+    covered = {(method, path, status) for method, path, status in a.covered}
+    for expected in [
+        ("DELETE", "/trash", 202),
+        ("DELETE", "/trash", 204),
+        ("DELETE", "/users/me", 202),
+        ("DELETE", "/users/me", 204),
+        ("POST", "/photos", 409),
+        ("POST", "/photos/{photo_id}/restore", 409),
+        ("PATCH", "/photos/{photo_id}", 409),
+        ("DELETE", "/photos/{photo_id}", 400),
+        ("POST", "/photos/batch", 400),
+    ]:
+        assert expected in covered, expected
 
 
 class Visitor:
