@@ -159,6 +159,11 @@ _ID_TIME_MARGIN_MS = 60_000
 _RESTORE_ROOM = (100 - 4) // 4
 
 
+def _returns(album_ids: list[str], added: dict[str, str]) -> tuple[str, ...]:
+    """Where the photo is in each album ("<album_id>#<added_at>"), to put it back there on a restore."""
+    return tuple(f"{album_id}#{added[album_id]}" for album_id in album_ids if album_id in added)
+
+
 def _day_ms(day: str, *, end: bool) -> int:
     moment = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC)
     if end:
@@ -607,10 +612,10 @@ class DynamoPhotoRepository:
         its albums when it was trashed (and cannot be added to one), so they are not read again.
         """
         in_albums = [] if photo.trashed else self._albums_holding(photo)
-        albums = self._albums(in_albums)
+        albums, _ = self._albums(photo, in_albums)
         # A transaction holds 100 items: the photo, its tags, usage, month and claim, then up to 4 per album.
         room = (100 - 4 - len(photo.tags)) // 4
-        left = self._leave_in_chunks(photo, in_albums, albums, room=room, remember=False)
+        left = self._leave_in_chunks(photo, in_albums, albums, room=room, added=None)
         if left is None:
             return False
         photo, in_albums = left
@@ -642,9 +647,9 @@ class DynamoPhotoRepository:
         meanwhile (read again). With `purging`, it is marked as being deleted for good (also when already in the
         trash)."""
         in_albums = [] if photo.trashed else self._albums_holding(photo)
-        albums = self._albums(in_albums)
+        albums, added = self._albums(photo, in_albums)
         # The photo, usage, month and claim, then up to 4 per album.
-        left = self._leave_in_chunks(photo, in_albums, albums, room=(100 - 4) // 4, remember=True)
+        left = self._leave_in_chunks(photo, in_albums, albums, room=(100 - 4) // 4, added=added)
         if left is None:
             return None
         photo, in_albums = left
@@ -655,7 +660,7 @@ class DynamoPhotoRepository:
             purging=purging,
             updated_at=photo.updated_at if photo.trashed else trashed_at,
             revision=photo.revision + 1,
-            album_return=photo.album_return + self._returns(photo, in_albums),
+            album_return=photo.album_return + _returns(in_albums, added),
         )
         writes: list[Any] = [
             {
@@ -784,14 +789,21 @@ class DynamoPhotoRepository:
         return writes
 
     def _leave_in_chunks(
-        self, photo: Photo, in_albums: list[str], albums: dict[str, Album], *, room: int, remember: bool
+        self,
+        photo: Photo,
+        in_albums: list[str],
+        albums: dict[str, Album],
+        *,
+        room: int,
+        added: dict[str, str] | None,
     ) -> tuple[Photo, list[str]] | None:
         """Take the photo out of the albums that do not fit in the caller's last transaction (`room` of them do),
-        a transaction at a time, each giving the photo a new revision (and, to `remember`, recording where it was
-        for a restore). The photo as it now is and the albums left for the last transaction; None if it changed."""
+        a transaction at a time, each giving the photo a new revision (and, given when it was `added` to each,
+        recording where it was for a restore). The photo as it now is and the albums left for the last
+        transaction; None if it changed."""
         while len(in_albums) > room:
             chunk, in_albums = in_albums[:room], in_albums[room:]
-            returns = self._returns(photo, chunk) if remember else ()
+            returns = _returns(chunk, added) if added is not None else ()
             update: dict[str, Any] = {
                 "TableName": self._table,
                 "Key": keys.photo_key(photo.owner_id, photo.photo_id),
@@ -810,19 +822,6 @@ class DynamoPhotoRepository:
             photo = dataclasses.replace(photo, revision=photo.revision + 1, album_return=photo.album_return + returns)
         return photo, in_albums
 
-    def _returns(self, photo: Photo, album_ids: list[str]) -> tuple[str, ...]:
-        """Where the photo is in each album ("<album_id>#<added_at>"), to put it back there on a restore."""
-        if not album_ids:
-            return ()
-        wanted: list[Any] = [keys.album_photo_key(album_id, photo.photo_id) for album_id in album_ids]
-        found = {
-            entry.album_id: entry
-            for entry in map(
-                album_items.album_photo_from_item, batch_get(self._client, self._table, wanted, consistent=True)
-            )
-        }
-        return tuple(f"{album_id}#{found[album_id].added_at}" for album_id in album_ids if album_id in found)
-
     def _albums_holding(self, photo: Photo) -> list[str]:
         """The albums the photo is in, from the copies beside it: read strongly consistently, in its partition."""
         found = query_all(
@@ -839,10 +838,25 @@ class DynamoPhotoRepository:
         )
         return [album_items.album_id_of_photo_album(item) for item in found]
 
-    def _albums(self, album_ids: Iterable[str]) -> dict[str, Album]:
-        wanted: list[Any] = [keys.album_key(album_id) for album_id in album_ids]
-        found = batch_get(self._client, self._table, wanted, consistent=True) if wanted else []
-        return {album.album_id: album for album in map(album_items.album_from_item, found)}
+    def _albums(self, photo: Photo, album_ids: list[str]) -> tuple[dict[str, Album], dict[str, str]]:
+        """The albums holding the photo, and when it was added to each (its place, for a restore): one read."""
+        if not album_ids:
+            return {}, {}
+        wanted: list[Any] = []
+        for album_id in album_ids:
+            wanted += [keys.album_key(album_id), keys.album_photo_key(album_id, photo.photo_id)]
+        found = batch_get(self._client, self._table, wanted, consistent=True)
+        albums = {
+            album.album_id: album
+            for album in map(album_items.album_from_item, (item for item in found if item["SK"]["S"] == keys.ALBUM_SK))
+        }
+        added = {
+            entry.album_id: entry.added_at
+            for entry in map(
+                album_items.album_photo_from_item, (item for item in found if item["SK"]["S"] != keys.ALBUM_SK)
+            )
+        }
+        return albums, added
 
     def _leave_albums(self, photo: Photo, album_ids: list[str], albums: dict[str, Album]) -> list[Any]:
         writes: list[Any] = []

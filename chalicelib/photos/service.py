@@ -117,6 +117,9 @@ class PhotoService:
         )
         return photo, upload
 
+    def _get_if_id(self, owner_id: str, photo_id: str) -> Photo | None:
+        return self._repository.get(owner_id, photo_id) if is_ulid(photo_id) else None
+
     def get(self, owner_id: str, photo_id: str) -> Photo:
         photo = self._repository.get(owner_id, photo_id) if is_ulid(photo_id) else None
         if photo is None:
@@ -165,11 +168,12 @@ class PhotoService:
                 return edited
         raise errors.Unavailable("the photo is changing too fast to edit; retry")
 
-    def delete(self, owner_id: str, photo_id: str, *, permanent: bool = False) -> None:
+    def delete(self, owner_id: str, photo_id: str, *, permanent: bool = False, read: Photo | None = None) -> None:
         """Move a READY photo to the trash; delete anything else (an upload not yet settled, a rejected one, or
-        with `permanent` any photo) for good at once. Trashing a photo already in the trash changes nothing."""
-        for _ in range(WRITE_ATTEMPTS):
-            photo = self._repository.get(owner_id, photo_id) if is_ulid(photo_id) else None
+        with `permanent` any photo) for good at once. Trashing a photo already in the trash changes nothing.
+        `read` is the photo as the caller just read it (tried first; read again only if it changed)."""
+        for attempt in range(WRITE_ATTEMPTS):
+            photo = read if attempt == 0 and read is not None else self._get_if_id(owner_id, photo_id)
             if photo is None:
                 if is_ulid(photo_id):
                     # An earlier DELETE may have removed the item and then failed on S3 (its client got a 503 and
@@ -184,10 +188,10 @@ class PhotoService:
                 return
         raise errors.Unavailable("the photo is changing too fast to delete; retry")
 
-    def restore(self, owner_id: str, photo_id: str) -> Photo:
+    def restore(self, owner_id: str, photo_id: str, *, read: Photo | None = None) -> Photo:
         """Take a photo out of the trash, back into its albums; a photo not in the trash is returned as it is."""
-        for _ in range(WRITE_ATTEMPTS):
-            photo = self.get(owner_id, photo_id)
+        for attempt in range(WRITE_ATTEMPTS):
+            photo = read if attempt == 0 and read is not None else self.get(owner_id, photo_id)
             if photo.purging:
                 raise errors.Conflict("the photo is being deleted for good")
             if not photo.trashed and not photo.album_return:
@@ -261,12 +265,13 @@ class PhotoService:
 
     def _apply(self, photo: Photo, action: BatchAction, tags: tuple[str, ...]) -> None:
         owner_id, photo_id = photo.owner_id, photo.photo_id
+        # The batch's one read of every photo serves each first attempt.
         if action is BatchAction.TRASH:
-            self.delete(owner_id, photo_id)
+            self.delete(owner_id, photo_id, read=photo)
         elif action is BatchAction.DELETE:
-            self.delete(owner_id, photo_id, permanent=True)
+            self.delete(owner_id, photo_id, permanent=True, read=photo)
         elif action is BatchAction.RESTORE:
-            self.restore(owner_id, photo_id)
+            self.restore(owner_id, photo_id, read=photo)
         else:
             self._edit(photo, action, tags)
 

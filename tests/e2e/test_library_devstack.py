@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -100,3 +101,17 @@ def test_deleting_an_account_on_the_dev_stack_leaves_nothing_of_it(
         ExpressionAttributeValues={":pk": {"S": f"USER#{owner}"}},
     )["Items"]
     assert all(item["SK"]["S"].startswith("RATE#") for item in left), left  # rate counters expire by TTL
+
+
+def test_copies_uploaded_at_the_same_moment_leave_exactly_one_in_the_library(
+    api_as: Callable[..., Reply],  # noqa: F811
+) -> None:
+    data = encode(noise((400, 300)), "JPEG")
+    with ThreadPoolExecutor(4) as pool:
+        started = list(pool.map(lambda _: upload(api_as, data, "image/jpeg")["photo_id"], range(4)))
+    photos = [settled(api_as, photo_id) for photo_id in started]
+    ready = [photo for photo in photos if photo["status"] == "READY"]
+    assert len(ready) == 1, photos
+    copies = [photo for photo in photos if photo is not ready[0]]
+    assert {(photo["status"], photo["duplicate_of"]) for photo in copies} == {("REJECTED", ready[0]["photo_id"])}
+    assert api_as("GET", "/users/me").body["usage"]["photos"] == 1
