@@ -38,20 +38,43 @@ PUBLIC_PROFILE_FIELDS = {"user_id", "display_name", "bio", "created_at"}
 
 
 class Library:
-    """One user's profile and photos: READY, PENDING and REJECTED, two of them tagged, and cursors to their pages."""
+    """One user's profile and photos: READY (two of them favourites), in the trash, PENDING and REJECTED, some
+    tagged, and cursors to the second page of every listing (plain, by tag, favourites, by taken time, between two
+    days, and the trash)."""
 
     def __init__(self, api: Client, s3: Any, user: User, name: str) -> None:
         self.user = user
         create_profile(user, name)
         self.photos = {
             "READY": upload_ready(api, s3, user, tags=["shared", name.lower()])["photo_id"],
+            "FAVORITE": upload_ready(api, s3, user)["photo_id"],
+            "TRASHED": upload_ready(api, s3, user, tags=["shared"])["photo_id"],
+            "TRASHED EARLIER": upload_ready(api, s3, user)["photo_id"],
             "PENDING": start_upload(user, jpeg(), tags=["shared"])["photo"]["photo_id"],
             "REJECTED": upload_rejected(api, s3, user)["photo_id"],
         }
+        for state in ("READY", "FAVORITE"):
+            favourite = user.call("PATCH", f"/photos/{self.photos[state]}", {"favorite": True, "version": 1})
+            assert favourite.status_code == 200, favourite.body
+        for state in ("TRASHED EARLIER", "TRASHED"):
+            assert user.call("DELETE", f"/photos/{self.photos[state]}").status_code == 204
+        today = datetime.now(UTC).date()
+        self.days = {"from": (today - timedelta(days=1)).isoformat(), "to": (today + timedelta(days=1)).isoformat()}
         self.cursor = listing(user, limit=1)["next_cursor"]
         self.tag_cursor = listing(user, limit=1, tag="shared")["next_cursor"]
-        assert self.cursor
-        assert self.tag_cursor
+        self.favorite_cursor = listing(user, limit=1, favorite="true")["next_cursor"]
+        self.taken_cursor = listing(user, limit=1, sort="taken")["next_cursor"]
+        self.between_cursor = listing(user, limit=1, **self.days)["next_cursor"]
+        self.trash_cursor = trash(user, limit=1)["next_cursor"]
+        assert all((self.cursor, self.tag_cursor, self.favorite_cursor, self.taken_cursor, self.between_cursor)), (
+            "every listing has a second page"
+        )
+        assert self.trash_cursor
+
+    @property
+    def listed(self) -> set[str]:
+        """The photos GET /photos lists: all but the trashed."""
+        return {photo_id for state, photo_id in self.photos.items() if not state.startswith("TRASHED")}
 
 
 def listing(user: User, **params: Any) -> dict[str, Any]:
@@ -61,8 +84,18 @@ def listing(user: User, **params: Any) -> dict[str, Any]:
 
 
 def list_photos(user: User, **params: Any) -> Any:
+    return get(user, "/photos", **params)
+
+
+def get(user: User, path: str, **params: Any) -> Any:
     query = "&".join(f"{name}={quote(str(value), safe='')}" for name, value in params.items())
-    return user.call("GET", "/photos" + (f"?{query}" if query else ""))
+    return user.call("GET", path + (f"?{query}" if query else ""))
+
+
+def trash(user: User, **params: Any) -> dict[str, Any]:
+    response = get(user, "/trash", **params)
+    assert response.status_code == 200, response.body
+    return body(response)
 
 
 @pytest.fixture
@@ -70,9 +103,20 @@ def libraries(api: Client, s3: Any, alice: User, bob: User) -> dict[str, Library
     return {"alice": Library(api, s3, alice, "Alice"), "bob": Library(api, s3, bob, "Bob")}
 
 
-def attempts(method: str, photo_id: str) -> tuple[str, str, Any]:
-    edit = {"title": "mine now", "tags": ["stolen"], "version": 1}
-    return method, f"/photos/{photo_id}", edit if method == "PATCH" else None
+ATTEMPTS = ("GET", "PATCH", "PATCH favorite", "DELETE", "DELETE permanent", "RESTORE")
+
+
+def attempts(attempt: str, photo_id: str) -> tuple[str, str, Any]:
+    """The request for one of ATTEMPTS on a photo."""
+    path = f"/photos/{photo_id}"
+    return {
+        "GET": ("GET", path, None),
+        "PATCH": ("PATCH", path, {"title": "mine now", "tags": ["stolen"], "version": 1}),
+        "PATCH favorite": ("PATCH", path, {"favorite": False, "version": 2}),
+        "DELETE": ("DELETE", path, None),
+        "DELETE permanent": ("DELETE", f"{path}?permanent=true", None),
+        "RESTORE": ("POST", f"{path}/restore", None),
+    }[attempt]
 
 
 def test_another_users_photo_in_any_state_is_a_404_identical_to_a_missing_one(
@@ -82,10 +126,10 @@ def test_another_users_photo_in_any_state_is_a_404_identical_to_a_missing_one(
     for attacker, victim in (("bob", "alice"), ("alice", "bob")):
         caller = libraries[attacker].user
         for status, photo_id in libraries[victim].photos.items():
-            for method in ("GET", "PATCH", "DELETE"):
-                with subtests.test(attacker=attacker, status=status, method=method):
-                    foreign = caller.call(*attempts(method, photo_id))
-                    missing = caller.call(*attempts(method, UNKNOWN_PHOTO_ID))
+            for attempt in ATTEMPTS:
+                with subtests.test(attacker=attacker, status=status, attempt=attempt):
+                    foreign = caller.call(*attempts(attempt, photo_id))
+                    missing = caller.call(*attempts(attempt, UNKNOWN_PHOTO_ID))
                     assert foreign.status_code == 404, foreign.body
                     assert body(foreign) == body(missing) == {"Code": "NotFoundError", "Message": "no such photo"}
                     assert dict(foreign.headers) == dict(missing.headers)
@@ -93,11 +137,16 @@ def test_another_users_photo_in_any_state_is_a_404_identical_to_a_missing_one(
     assert_invariants(aws)
     # The control: the same calls by the owner work, so the 404s are about ownership, not about the calls.
     alice = libraries["alice"]
-    ready = alice.photos["READY"]
+    ready, favourite = alice.photos["READY"], alice.photos["FAVORITE"]
     assert alice.user.call("GET", f"/photos/{ready}").status_code == 200
-    edited = alice.user.call(*attempts("PATCH", ready))
+    edited = alice.user.call("PATCH", f"/photos/{ready}", {"title": "mine now", "version": 2})
     assert edited.status_code == 200, edited.body
+    unfavourite = alice.user.call(*attempts("PATCH favorite", favourite))
+    assert unfavourite.status_code == 200, unfavourite.body
+    restored = alice.user.call(*attempts("RESTORE", alice.photos["TRASHED"]))
+    assert (restored.status_code, body(restored)["trashed_at"]) == (200, None), restored.body
     assert alice.user.call("DELETE", f"/photos/{alice.photos['PENDING']}").status_code == 204
+    assert alice.user.call(*attempts("DELETE permanent", alice.photos["TRASHED EARLIER"])).status_code == 204
     assert_invariants(aws)
 
 
@@ -106,28 +155,73 @@ def test_listings_show_only_the_callers_photos_and_another_users_cursor_is_a_400
 ) -> None:
     before = snapshot(aws)
     for name, library in libraries.items():
-        own = set(library.photos.values())
-        for params in ({}, {"tag": "shared"}, {"tag": "alice"}, {"tag": "bob"}, {"limit": 100}):
+        own, days = library.listed, library.days
+        ready = own - {library.photos["PENDING"], library.photos["REJECTED"]}
+        favourites = {library.photos["READY"], library.photos["FAVORITE"]}
+        expected: list[tuple[dict[str, Any], set[str] | None]] = [
+            ({}, own),
+            ({"tag": "shared"}, None),
+            ({"tag": "alice"}, None),
+            ({"tag": "bob"}, None),
+            ({"limit": 100}, own),
+            ({"favorite": "true"}, favourites),
+            ({"sort": "taken"}, ready),
+            (days, own),
+            ({"sort": "taken", "favorite": "true", **days}, favourites),
+            ({"tag": "shared", "favorite": "true", **days}, None),
+        ]
+        for params, exactly in expected:
             with subtests.test(lister=name, params=params):
-                items = listing(library.user, **params)["items"]
+                items = listing(library.user, **{"limit": 100, **params})["items"]
                 assert {photo["photo_id"] for photo in items} <= own
                 assert all(photo["owner_id"] == library.user.sub for photo in items)
+                if exactly is not None:
+                    assert {photo["photo_id"] for photo in items} == exactly
+        with subtests.test(lister=name, listing="trash and timeline"):
+            trashed = trash(library.user, limit=100)["items"]
+            assert {photo["photo_id"] for photo in trashed} == set(library.photos.values()) - own
+            assert all(photo["owner_id"] == library.user.sub for photo in trashed)
+            timeline = get(library.user, "/photos/timeline")
+            assert timeline.status_code == 200, timeline.body
+            assert sum(bucket["count"] for bucket in body(timeline)["buckets"]) == len(ready)
         foreign_tag = "bob" if name == "alice" else "alice"
         assert listing(library.user, tag=foreign_tag)["items"] == []
     alice, bob = libraries["alice"], libraries["bob"]
+    days = alice.days
     borrowed = {
-        "alices-cursor-in-bobs-listing": (bob.user, {"cursor": alice.cursor}),
-        "alices-tag-cursor-in-bobs-tag-listing": (bob.user, {"cursor": alice.tag_cursor, "tag": "shared"}),
-        "alices-tag-cursor-in-bobs-listing": (bob.user, {"cursor": alice.tag_cursor}),
-        "alices-cursor-in-bobs-tag-listing": (bob.user, {"cursor": alice.cursor, "tag": "shared"}),
-        # The caller's own cursors, reused with another filter, are not valid either.
-        "own-cursor-with-a-tag": (alice.user, {"cursor": alice.cursor, "tag": "shared"}),
-        "own-tag-cursor-without-the-tag": (alice.user, {"cursor": alice.tag_cursor}),
-        "own-tag-cursor-with-another-tag": (alice.user, {"cursor": alice.tag_cursor, "tag": "alice"}),
+        "alices-cursor-in-bobs-listing": (bob.user, "/photos", {"cursor": alice.cursor}),
+        "alices-tag-cursor-in-bobs-tag-listing": (bob.user, "/photos", {"cursor": alice.tag_cursor, "tag": "shared"}),
+        "alices-tag-cursor-in-bobs-listing": (bob.user, "/photos", {"cursor": alice.tag_cursor}),
+        "alices-cursor-in-bobs-tag-listing": (bob.user, "/photos", {"cursor": alice.cursor, "tag": "shared"}),
+        "alices-favorite-cursor-in-bobs-favorites": (
+            bob.user,
+            "/photos",
+            {"cursor": alice.favorite_cursor, "favorite": "true"},
+        ),
+        "alices-taken-cursor-in-bobs-taken-listing": (
+            bob.user,
+            "/photos",
+            {"cursor": alice.taken_cursor, "sort": "taken"},
+        ),
+        "alices-between-cursor-in-bobs-same-days": (bob.user, "/photos", {"cursor": alice.between_cursor, **days}),
+        "alices-trash-cursor-in-bobs-trash": (bob.user, "/trash", {"cursor": alice.trash_cursor}),
+        # The caller's own cursors, reused with another filter or in another listing, are not valid either.
+        "own-cursor-with-a-tag": (alice.user, "/photos", {"cursor": alice.cursor, "tag": "shared"}),
+        "own-tag-cursor-without-the-tag": (alice.user, "/photos", {"cursor": alice.tag_cursor}),
+        "own-tag-cursor-with-another-tag": (alice.user, "/photos", {"cursor": alice.tag_cursor, "tag": "alice"}),
+        "own-favorite-cursor-without-the-filter": (alice.user, "/photos", {"cursor": alice.favorite_cursor}),
+        "own-taken-cursor-sorted-by-upload": (alice.user, "/photos", {"cursor": alice.taken_cursor}),
+        "own-between-cursor-on-other-days": (
+            alice.user,
+            "/photos",
+            {"cursor": alice.between_cursor, "from": days["from"], "to": days["from"]},
+        ),
+        "own-trash-cursor-in-the-library": (alice.user, "/photos", {"cursor": alice.trash_cursor}),
+        "own-library-cursor-in-the-trash": (alice.user, "/trash", {"cursor": alice.cursor}),
     }
-    for name, (caller, params) in borrowed.items():
+    for name, (caller, path, params) in borrowed.items():
         with subtests.test(case=name):
-            response = list_photos(caller, **params)
+            response = get(caller, path, **params)
             assert response.status_code == 400, response.body
             assert body(response) == {
                 "Code": "BadRequestError",
@@ -166,6 +260,7 @@ def test_body_fields_that_name_another_user_or_photo_are_400_and_change_nothing(
         "PATCH /photos/{own}": ("PATCH", f"/photos/{bobs_ready}", {"title": "t", "version": 1}),
         "POST /users": ("POST", "/users", {"display_name": "Mallory"}),
         "PATCH /users/me": ("PATCH", "/users/me", {"display_name": "Mallory"}),
+        "POST /photos/batch": ("POST", "/photos/batch", {"action": "favorite", "photo_ids": [bobs_ready]}),
     }
     before = snapshot(aws)
     for route, (method, path, valid) in requests.items():
