@@ -683,7 +683,12 @@ class DynamoPhotoRepository:
         Raises DuplicatePhoto if a copy of the same bytes entered the library while this one was in the trash.
 
         Also finishes a restore cut short: a photo already out of the trash that still has albums to return to."""
-        returning = [entry.split("#", 1) for entry in photo.album_return]
+        # Once per album: a photo trashed again before a restore cut short was finished may list one twice.
+        places: dict[str, str] = {}
+        for entry in photo.album_return:
+            album_id, added_at = entry.split("#", 1)
+            places.setdefault(album_id, added_at)
+        returning = list(places.items())
         joinable = self._joinable(photo, [album_id for album_id, _ in returning])
         back = [(album_id, added_at) for album_id, added_at in returning if album_id in joinable]
         # The photo, usage, month and claim, then up to 4 per album (entry, copy, album, membership).

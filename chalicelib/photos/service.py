@@ -35,7 +35,7 @@ class PhotoRepository(Protocol):
     def list_page(
         self, owner_id: str, *, limit: int, query: ListQuery, start_key: dict[str, Any] | None
     ) -> tuple[list[Photo], dict[str, Any] | None]: ...
-    def timeline(self, owner_id: str) -> builtins.list[tuple[str, int]]: ...
+    def timeline(self, owner_id: str) -> list[tuple[str, int]]: ...
     def trash_page(
         self, owner_id: str, *, limit: int, start_key: dict[str, Any] | None
     ) -> tuple[list[Photo], dict[str, Any] | None]: ...
@@ -121,7 +121,7 @@ class PhotoService:
         return self._repository.get(owner_id, photo_id) if is_ulid(photo_id) else None
 
     def get(self, owner_id: str, photo_id: str) -> Photo:
-        photo = self._repository.get(owner_id, photo_id) if is_ulid(photo_id) else None
+        photo = self._get_if_id(owner_id, photo_id)
         if photo is None:
             # Also what another user's photo looks like: its existence is not revealed.
             raise errors.NotFound("no such photo")

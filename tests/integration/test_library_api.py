@@ -505,3 +505,43 @@ def test_an_account_deletion_cut_short_is_202_blocks_uploads_and_is_finished_by_
     assert objects_of(s3, alice) == []
     monkeypatch.setattr(photosky, "WORK_BUDGET_SECONDS", 20)
     assert alice.call("DELETE", "/users/me").status_code == 204
+
+
+def test_a_restore_into_more_albums_than_one_transaction_holds_cut_short_is_finished_even_after_a_new_trash(
+    api: Client, s3: Any, alice: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib.photos import repository as photo_repository
+
+    monkeypatch.setattr(photo_repository, "_RESTORE_ROOM", 1)
+    photo_id = upload_ready(api, s3, alice)["photo_id"]
+    albums = [create_album(alice, f"A{n}")["album_id"] for n in range(3)]
+    for album_id in albums:
+        add_photos(alice, album_id, photo_id)
+    assert alice.call("DELETE", f"/photos/{photo_id}").status_code == 204
+
+    # The restore's first transaction lands (the photo and one album); the process dies before the next.
+    real_transact = photo_repository.DynamoPhotoRepository._transact
+    calls = []
+
+    def die_on_the_second(self: Any, writes: list[Any]) -> list[str]:
+        calls.append(len(writes))
+        if len(calls) == 2:
+            raise RuntimeError("the function was stopped")
+        return real_transact(self, writes)
+
+    monkeypatch.setattr(photo_repository.DynamoPhotoRepository, "_transact", die_on_the_second)
+    with pytest.raises(RuntimeError):
+        deps.photo_service().restore(alice.sub, photo_id)
+    monkeypatch.setattr(photo_repository.DynamoPhotoRepository, "_transact", real_transact)
+    assert sum(photo_id in album_photo_ids(alice, album_id) for album_id in albums) == 1
+
+    # Its owner adds it by hand to an album it was still to return to, and trashes it again before anyone retried:
+    # that album is now listed twice among those to return to. One restore settles all.
+    missing = next(album_id for album_id in albums if photo_id not in album_photo_ids(alice, album_id))
+    add_photos(alice, missing, photo_id)
+    assert alice.call("DELETE", f"/photos/{photo_id}").status_code == 204
+    assert alice.call("POST", f"/photos/{photo_id}/restore").status_code == 200
+    for album_id in albums:
+        assert album_photo_ids(alice, album_id) == [photo_id]
+        assert body(alice.call("GET", f"/albums/{album_id}"))["photo_count"] == 1
+    assert deps.photo_repository().get(alice.sub, photo_id).album_return == ()  # type: ignore[union-attr]
