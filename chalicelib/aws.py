@@ -121,6 +121,26 @@ def query_all(client: Any, query: dict[str, Any]) -> list[dict[str, Any]]:
         query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
 
+def query_index_partitions(
+    client: Any, table: str, index: str, partition_keys: list[str], *, before: str | None = None
+) -> list[dict[str, Any]]:
+    """Every item of `index` under any of `partition_keys` (the shards of one sharded access pattern), with a sort
+    key before `before` if given; the index is GSI1-shaped (`<index>PK`, `<index>SK`)."""
+    found: list[dict[str, Any]] = []
+    for partition_key in partition_keys:
+        query: dict[str, Any] = {
+            "TableName": table,
+            "IndexName": index,
+            "KeyConditionExpression": f"{index}PK = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": partition_key}},
+        }
+        if before is not None:
+            query["KeyConditionExpression"] += f" AND {index}SK < :before"
+            query["ExpressionAttributeValues"][":before"] = {"S": before}
+        found.extend(query_all(client, query))
+    return found
+
+
 def query_page(client: Any, query: dict[str, Any], start_key: dict[str, Any] | None) -> dict[str, Any]:
     """One page of a listing's Query, continuing from a cursor's key. A start key that does not fit this query
     passed the cursor's signature, so it is ours but from another listing: a 400 naming the cursor, not a 500."""

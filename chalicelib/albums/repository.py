@@ -22,7 +22,15 @@ from chalicelib.albums.models import (
     Membership,
     Role,
 )
-from chalicelib.aws import batch_get, dependency_errors, error_code, query_all, query_page, transact
+from chalicelib.aws import (
+    batch_get,
+    dependency_errors,
+    error_code,
+    query_all,
+    query_index_partitions,
+    query_page,
+    transact,
+)
 from chalicelib.photos.models import Photo, PhotoStatus
 from chalicelib.photos.repository import photo_from_item
 
@@ -528,22 +536,11 @@ class DynamoAlbumRepository:
     def left_behind(self, cutoff: str) -> list[tuple[str, str]]:
         """(album_id, "ALBUM" or a user id) of every deletion or departure begun before `cutoff` and not finished."""
         found: list[tuple[str, str]] = []
-        for shard in range(keys.CLEANUP_SHARDS):
-            for item in query_all(
-                self._client,
-                {
-                    "TableName": self._table,
-                    "IndexName": keys.GSI1,
-                    "KeyConditionExpression": "GSI1PK = :pk AND GSI1SK < :cutoff",
-                    "ExpressionAttributeValues": {
-                        ":pk": {"S": keys.cleanup_index_pk(shard)},
-                        ":cutoff": {"S": cutoff},
-                    },
-                },
-            ):
-                _, album_id, what = item["GSI1SK"]["S"].rsplit("#", 2)
-                if what != keys.ACCOUNT_WHAT:  # account deletions share the index; theirs is another job
-                    found.append((album_id, what))
+        shards = [keys.cleanup_index_pk(shard) for shard in range(keys.CLEANUP_SHARDS)]
+        for item in query_index_partitions(self._client, self._table, keys.GSI1, shards, before=cutoff):
+            _, album_id, what = item["GSI1SK"]["S"].rsplit("#", 2)
+            if what != keys.ACCOUNT_WHAT:  # account deletions share the index; theirs is another job
+                found.append((album_id, what))
         return found
 
     # --- share links -----------------------------------------------------------------------------------------------

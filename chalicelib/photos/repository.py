@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from chalicelib import clock, errors, keys
-from chalicelib.aws import batch_get, dependency_errors, query_all, query_page, transact
+from chalicelib.aws import batch_get, dependency_errors, query_all, query_index_partitions, query_page, transact
 from chalicelib.ids import new_ulid
 from chalicelib.lazy import lazy_import
 from chalicelib.photos.models import ListQuery, Photo, PhotoStatus
@@ -186,6 +186,10 @@ def _uploaded_range(sort_key: str, query: ListQuery, values: dict[str, Any]) -> 
 def _uploaded_within(photo: Photo, query: ListQuery) -> bool:
     day = photo.created_at[:10]
     return (query.from_day is None or day >= query.from_day) and (query.to_day is None or day <= query.to_day)
+
+
+def _gsi1_sort_key(item: Item) -> str:
+    return str(item["GSI1SK"]["S"])
 
 
 def _photo_id_of_tag_copy(item: Item) -> str:
@@ -387,44 +391,16 @@ class DynamoPhotoRepository:
 
     def expired_trash(self, now: str) -> list[tuple[str, str]]:
         """(owner_id, photo_id) of every trashed photo whose purge time has come, earliest first."""
-        found: list[tuple[str, str, str]] = []
-        for shard in range(keys.PURGE_SHARDS):
-            for item in query_all(
-                self._client,
-                {
-                    "TableName": self._table,
-                    "IndexName": keys.GSI1,
-                    "KeyConditionExpression": "GSI1PK = :pk AND GSI1SK < :now",
-                    "ExpressionAttributeValues": {":pk": {"S": keys.purge_index_pk(shard)}, ":now": {"S": now}},
-                    "ProjectionExpression": "GSI1SK, owner_id, photo_id",
-                },
-            ):
-                found.append((item["GSI1SK"]["S"], item["owner_id"]["S"], item["photo_id"]["S"]))
-        return [(owner_id, photo_id) for _, owner_id, photo_id in sorted(found)]
+        shards = [keys.purge_index_pk(shard) for shard in range(keys.PURGE_SHARDS)]
+        found = query_index_partitions(self._client, self._table, keys.GSI1, shards, before=now)
+        return [(item["owner_id"]["S"], item["photo_id"]["S"]) for item in sorted(found, key=_gsi1_sort_key)]
 
     def stale_pending(self, cutoff: str) -> list[tuple[str, str]]:
         """(owner_id, photo_id) of every PENDING photo whose upload deadline is before `cutoff`, however old,
         earliest deadline first."""
-        found: list[tuple[str, str, str]] = []
-        for shard in range(keys.PENDING_SHARDS):
-            query: dict[str, Any] = {
-                "TableName": self._table,
-                "IndexName": keys.GSI1,
-                "KeyConditionExpression": "GSI1PK = :pk AND GSI1SK < :cutoff",
-                "ExpressionAttributeValues": {
-                    ":pk": {"S": keys.pending_index_pk(shard)},
-                    ":cutoff": {"S": cutoff},
-                },
-            }
-            while True:
-                with dependency_errors("DynamoDB"):
-                    response = self._client.query(**query)
-                for item in response.get("Items", []):
-                    found.append((item["GSI1SK"]["S"], item["owner_id"]["S"], item["photo_id"]["S"]))
-                if "LastEvaluatedKey" not in response:
-                    break
-                query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-        return [(owner_id, photo_id) for _, owner_id, photo_id in sorted(found)]
+        shards = [keys.pending_index_pk(shard) for shard in range(keys.PENDING_SHARDS)]
+        found = query_index_partitions(self._client, self._table, keys.GSI1, shards, before=cutoff)
+        return [(item["owner_id"]["S"], item["photo_id"]["S"]) for item in sorted(found, key=_gsi1_sort_key)]
 
     # --- writes --------------------------------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from chalicelib import errors, keys
-from chalicelib.aws import dependency_errors, query_all, transact
+from chalicelib.aws import dependency_errors, query_all, query_index_partitions, transact
 from chalicelib.clock import iso_utc
 from chalicelib.photos.models import Photo
 from chalicelib.photos.repository import photo_from_item
@@ -132,24 +132,14 @@ class DynamoAccountRepository:
 
     def marked(self) -> list[str]:
         """Every account whose deletion has begun and not finished."""
-        found: list[str] = []
-        for shard in range(keys.CLEANUP_SHARDS):
-            for item in query_all(
-                self._client,
-                {
-                    "TableName": self._table,
-                    "IndexName": keys.GSI1,
-                    "KeyConditionExpression": "GSI1PK = :pk",
-                    "FilterExpression": "entity = :deletion",
-                    "ExpressionAttributeValues": {
-                        ":pk": {"S": keys.cleanup_index_pk(shard)},
-                        ":deletion": {"S": "account_deletion"},
-                    },
-                    "ProjectionExpression": "user_id",
-                },
-            ):
-                found.append(item["user_id"]["S"])
-        return found
+        shards = [keys.cleanup_index_pk(shard) for shard in range(keys.CLEANUP_SHARDS)]
+        found = query_index_partitions(self._client, self._table, keys.GSI1, shards)
+        # The index also holds album clean-ups: an account's entry ends in its own mark.
+        return [
+            item["GSI1SK"]["S"].rsplit("#", 2)[1]
+            for item in found
+            if item["GSI1SK"]["S"].endswith(f"#{keys.ACCOUNT_WHAT}")
+        ]
 
 
 class AccountRepository(Protocol):
