@@ -16,7 +16,7 @@ from typing import Any
 from bench import common, cost, report
 
 DEFAULT_OUTPUT = common.PROJECT_DIR / "docs" / "PERFORMANCE.md"
-SECTIONS = ("coldstart", "warm", "roundtrips", "albums", "previews", "devstack")
+SECTIONS = ("coldstart", "warm", "roundtrips", "albums", "library", "previews", "devstack")
 
 
 @dataclass(frozen=True)
@@ -138,6 +138,10 @@ def run(settings: Settings, sections: tuple[str, ...], *, quick: bool, label: st
             from bench import albums
 
             results[section] = albums.measure(log=log)
+        elif section == "library":
+            from bench import library
+
+            results[section] = library.measure(log=log)
         elif section == "previews":
             from bench import previews
 
@@ -199,7 +203,10 @@ def main(argv: list[str] | None = None) -> int:
         "--only",
         nargs="+",
         choices=SECTIONS,
-        help="run only these sections (the report is not rewritten, except its cold-start parts by a cold-start run)",
+        help=(
+            "run only these sections (the report is not rewritten, except its cold-start parts by a cold-start run "
+            "and sections 7 and 8 by an albums or library run)"
+        ),
     )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where to write the report")
     parser.add_argument("--no-write", action="store_true", help="print the report without writing it")
@@ -216,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(text)
         log(f"[bench] wrote {args.output} ({results['total_seconds']:.0f} s)")
-    elif "coldstart" in results:
+        return 0
+    if "coldstart" in results:
         # Every cold-start run is reported: a cold-start-only run replaces the report's cold-start parts (and adds
         # itself to their run log), leaving every other section as the whole run that wrote them left it.
         updated = report.with_cold_start(previous, results) if previous else None
@@ -224,7 +232,17 @@ def main(argv: list[str] | None = None) -> int:
             log(f"[bench] {args.output} has no cold-start section to replace: run the whole bench")
         else:
             args.output.write_text(updated)
+            previous = updated
             log(f"[bench] replaced the cold-start parts of {args.output}")
+    spliced = [name for name in report.SPLICED_SECTIONS if name in results]
+    if spliced:
+        # A run of the call-count sections alone writes them in place (each says so in its first paragraph).
+        updated = report.with_sections(previous, results) if previous else None
+        if updated is None:
+            log(f"[bench] {args.output} has no place for {', '.join(spliced)}: run the whole bench")
+        else:
+            args.output.write_text(updated)
+            log(f"[bench] wrote {', '.join(spliced)} into {args.output}")
     return 0
 
 

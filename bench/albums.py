@@ -84,7 +84,10 @@ ADD_NAME = f"POST /albums/{{id}}/photos ({PAGE})"
 REMOVE_NAME = f"POST /albums/{{id}}/photos/remove ({PAGE}, the cover among them)"
 LEAVE_NAME = f"DELETE /albums/{{id}}/members/{{own id}} (leave, {LEAVER_PHOTOS} photos, one the cover)"
 DELETE_ALBUM_NAME = f"DELETE /albums/{{id}} ({PHOTOS} photos, {MEMBERS_N} members, {LINKS} link)"
-DELETE_PHOTO_NAME = f"DELETE /photos/{{id}} (in {PHOTO_IN_ALBUMS} albums, the cover of 1)"
+# Issue 13: a READY photo's DELETE moves it to the trash, out of its albums; `?permanent=true` deletes it for good.
+DELETE_PHOTO_NAME = f"DELETE /photos/{{id}} (to the trash: in {PHOTO_IN_ALBUMS} albums, the cover of 1)"
+PURGE_PHOTO_NAME = f"DELETE /photos/{{id}}?permanent=true (in {PHOTO_IN_ALBUMS} albums, the cover of 1)"
+TRASH_ALONE_NAME = "DELETE /photos/{id} (to the trash: in no album)"
 
 # (operation, the fewest calls any implementation needs, why). A caller's right can ride in a write's conditions
 # (owner_id = :caller, a ConditionCheck of a membership) or in a read the route makes anyway, so a minimal route
@@ -182,14 +185,18 @@ MINIMUM: dict[str, tuple[str, str]] = {
         f"{2 * (PHOTOS + MEMBERS_N + LINKS) + 2} items, the album in the last",
     ),
     DELETE_PHOTO_NAME: (
+        "5 DynamoDB",
+        "the photo; its album copies (Query); those albums and its entries in them (one BatchGetItem: counts, covers, "
+        "its place in each for a restore); the newest photo of the album it was the cover of (Query); one transaction",
+    ),
+    PURGE_PHOTO_NAME: (
         "5 DynamoDB + 1 S3",
         "the photo; its album copies (Query); those albums (BatchGetItem: counts, covers); the newest photo of the "
         "album it was the cover of (Query); one transaction; one S3 batch delete",
     ),
-    "DELETE /photos/{id} (in no album)": (
-        "2 DynamoDB + 1 S3",
-        "the photo, if it said whether it was ever put in an album (adding rewrites it anyway); one transaction; one "
-        "S3 batch delete",
+    TRASH_ALONE_NAME: (
+        "2 DynamoDB",
+        "the photo, if it said whether it was ever put in an album (adding rewrites it anyway); one transaction",
     ),
 }
 
@@ -254,7 +261,8 @@ BY_DESIGN: dict[str, tuple[int, str]] = {
         "the deletion mark first (UpdateItem): gone for everyone at once; the sweeper finishes a cut-short clean-up",
     ),
     DELETE_PHOTO_NAME: design(WRITE_TOKEN_CALL),
-    "DELETE /photos/{id} (in no album)": design(WRITE_TOKEN_CALL),
+    PURGE_PHOTO_NAME: design(WRITE_TOKEN_CALL, roundtrips.PURGING_MARK),
+    TRASH_ALONE_NAME: design(WRITE_TOKEN_CALL),
 }
 
 
@@ -705,27 +713,23 @@ def measure(*, log: Callable[[str], None]) -> dict[str, Any]:  # noqa: PLR0915 -
         h.setup("POST", "/albums/{album_id}/links", 201, **on(doomed, body={}))
         h.call(DELETE_ALBUM_NAME, "DELETE", "/albums/{album_id}", 204, **on(doomed))
 
-        # A photo in K albums (the cover of the first), and one in none, deleted.
-        data = roundtrips.small_jpeg()
-        in_albums, alone = h.uploaded_photo(data), h.uploaded_photo(data)
-        for index in range(PHOTO_IN_ALBUMS):
-            # Added first to the first album (its cover), after two others to the rest.
-            others = photos[PAGE : PAGE + 2]
-            h.new_album(f"Holds it {index}", [in_albums, *others] if index == 0 else [*others, in_albums])
-        h.call(
-            DELETE_PHOTO_NAME,
-            "DELETE",
-            "/photos/{photo_id}",
-            204,
-            path_parameters={"photo_id": in_albums},
-        )
-        h.call(
-            "DELETE /photos/{id} (in no album)",
-            "DELETE",
-            "/photos/{photo_id}",
-            204,
-            path_parameters={"photo_id": alone},
-        )
+        # Two photos in K albums each (the cover of the first), one trashed and one deleted for good, and one in no
+        # album trashed. Each upload has bytes of its own (a copy of a library photo is rejected).
+        trashed, purged, alone = (h.uploaded_photo(roundtrips.photo_bytes(variant)) for variant in (1, 2, 3))
+        for photo_id in (trashed, purged):
+            for index in range(PHOTO_IN_ALBUMS):
+                # Added first to the first album (its cover), after two others to the rest.
+                others = photos[PAGE : PAGE + 2]
+                h.new_album(f"Holds it {index}", [photo_id, *others] if index == 0 else [*others, photo_id])
+        for name, photo_id, query in (
+            (DELETE_PHOTO_NAME, trashed, None),
+            (PURGE_PHOTO_NAME, purged, {"permanent": "true"}),
+            (TRASH_ALONE_NAME, alone, None),
+        ):
+            h.call(name, "DELETE", "/photos/{photo_id}", 204, query=query, path_parameters={"photo_id": photo_id})
+        in_trash = {item["photo_id"] for item in h.request("GET", "/trash", 200, query={"limit": "100"})["items"]}
+        if in_trash != {trashed, alone}:
+            raise AssertionError(f"the trash holds {in_trash}, not the two photos trashed")
 
         # GET /albums for a caller with N albums (each with a cover: two signed preview URLs each on the page). The
         # albums beyond those above are written straight into the table (moto's transactions slow down as it grows).
@@ -801,11 +805,12 @@ OVER_BUDGET: dict[str, str] = {
         "after the last chunk, though that chunk had room for them (it held "
         f"{(2 * (PHOTOS + MEMBERS_N + LINKS)) % 96 or 96} of 100 items here): still last if appended to it"
     ),
-    "DELETE /photos/{id} (in no album)": (
-        "every photo delete now Queries the photo's album copies (`PHOTOALBUM#<id>#`), also for a photo that was "
-        "never in an album (most photos). Adding a photo to an album already updates the photo item (its revision); "
-        "also setting a flag there (`SET in_albums = :yes`) would let a delete skip the Query when the flag is absent. "
-        "Section 3's DELETE /photos/{id} is the same route: since issue 12 it makes this Query too"
+    TRASH_ALONE_NAME: (
+        "every photo leaving the library (to the trash, or for good when not yet in it) Queries the photo's album "
+        "copies (`PHOTOALBUM#<id>#`), also for a photo that was never in an album (most photos). Adding a photo to an "
+        "album already updates the photo item (its revision); also setting a flag there (`SET in_albums = :yes`) "
+        "would let a delete skip the Query when the flag is absent. Section 3's DELETE /photos/{id} and section 8's "
+        "trash are the same route: they make this Query too"
     ),
 }
 
@@ -889,8 +894,10 @@ def section(results: dict[str, Any]) -> str:
         f"(created; 1 then {sizes['page']} of the owner's READY photos added; edited; a page of {sizes['page']} "
         "read; a contributor and a viewer added; links made and opened; photos removed; the viewer removed; the "
         f"contributor leaving with their {sizes['leaver_photos']} photos); then an album with {deleted['photos']} "
-        f"photos, {deleted['members']} members and {deleted['links']} link is deleted, a photo in "
-        f"{sizes['photo_in_albums']} albums and one in none are deleted, and the owner lists "
+        f"photos, {deleted['members']} members and {deleted['links']} link is deleted; of two photos in "
+        f"{sizes['photo_in_albums']} albums each (the cover of one) one goes to the trash (a READY photo's DELETE, "
+        "since issue 13) and one is deleted for good (`?permanent=true`), and a photo in no album goes to the trash; "
+        "and the owner lists "
         + " and ".join(str(n) for n in sizes["list_sizes"])
         + " albums (each with a cover). URLs signed: S3 presigned GETs in the reply (covers, and 3 per photo to "
         "members: original, large, small; 2 to link visitors, 3 when the link allows downloads). *Minimum possible* "

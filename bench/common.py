@@ -250,3 +250,20 @@ def timed(function: Callable[[], Any]) -> tuple[Any, float]:
 
 def python() -> str:
     return sys.executable
+
+
+def jpeg_bytes(image: Any, variant: int = 0) -> bytes:
+    """`image` (a PIL image) saved as a JPEG at quality 85; a `variant` above 0 changes one pixel first, on a copy.
+
+    Every upload in a bench needs bytes of its own: since issue 13 the worker rejects a second upload of the same
+    bytes into a library as a duplicate (REJECTED, `duplicate_of`), which is not what an upload bench measures."""
+    import io
+
+    if variant:
+        image = image.copy()
+        width, height = image.size
+        position = (width // 2 + variant % (width // 2), height // 2 + variant // (width // 2) % (height // 2))
+        image.putpixel(position, (variant % 256, variant // 256 % 256, 255 - variant % 256))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=85)
+    return buffer.getvalue()

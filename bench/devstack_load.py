@@ -12,7 +12,7 @@ throughput, and a few users making many requests would otherwise measure the lim
 from __future__ import annotations
 
 import http.client
-import io
+import itertools
 import json
 import os
 import signal
@@ -94,13 +94,26 @@ def post_form(url: str, fields: dict[str, str], data: bytes, content_type: str) 
         connection.close()
 
 
-def sample_jpeg() -> bytes:
-    """A 2 MP photo-like JPEG (a phone photo's resolution would make this a test of the image pipeline)."""
-    from bench.previews import photo_like
+class Samples:
+    """The files the upload phase sends: 2 MP photo-like JPEGs (a phone photo's resolution would make this a test of
+    the image pipeline), each with bytes of its own, since the worker rejects a second upload of the same bytes as a
+    duplicate (issue 13). `count` are made before the clock starts; more only if failed uploads need them. Not
+    thread-safe: take and give back under the caller's lock."""
 
-    buffer = io.BytesIO()
-    photo_like((1600, 1200)).save(buffer, format="JPEG", quality=85)
-    return buffer.getvalue()
+    def __init__(self, count: int) -> None:
+        from bench.previews import photo_like
+
+        self._image = photo_like((1600, 1200))
+        self._ready = [common.jpeg_bytes(self._image, variant) for variant in range(count)]
+        self._more = itertools.count(count)
+        self.file_bytes = len(self._ready[0])
+
+    def take(self) -> bytes:
+        return self._ready.pop() if self._ready else common.jpeg_bytes(self._image, next(self._more))
+
+    def give_back(self, data: bytes) -> None:
+        """An upload's bytes that were never sent (its declaration failed): another upload may send them."""
+        self._ready.append(data)
 
 
 def _epoch(iso: str) -> float:
@@ -161,10 +174,10 @@ def sign_up_users(outputs: dict[str, Any], count: int) -> list[str]:
     return tokens
 
 
-def upload_phase(
+def upload_phase(  # noqa: PLR0915 - one scripted phase: clients, then the settle wait, then its figures
     outputs: dict[str, Any], tokens: list[str], *, clients: int, seconds: float, max_uploads: int
 ) -> tuple[dict[str, Any], dict[str, list[str]]]:
-    data = sample_jpeg()
+    samples = Samples(max_uploads)
     submitted: list[tuple[str, str, float]] = []  # (token, photo id, declared at, epoch)
     claimed = [0]  # uploads in flight, so no more than max_uploads are started
     failures: list[str] = []
@@ -179,6 +192,7 @@ def upload_phase(
                 if len(submitted) + claimed[0] >= max_uploads:
                     return
                 claimed[0] += 1
+                data = samples.take()
             declared = time.time()
             status, body = api.call(
                 "POST", "/photos", {"filename": "bench.jpg", "content_type": "image/jpeg", "size_bytes": len(data)}
@@ -187,6 +201,7 @@ def upload_phase(
                 with lock:
                     failures.append(f"POST /photos {status}")
                     claimed[0] -= 1
+                    samples.give_back(data)
                 continue
             sent = post_form(body["upload"]["url"], body["upload"]["fields"], data, "image/jpeg")
             with lock:
@@ -237,7 +252,7 @@ def upload_phase(
         "ready_per_second": len(ready) / span if span > 0 else 0.0,
         "declare_to_ready_p50_ms": common.percentile(latencies, 0.5) if latencies else None,
         "declare_to_ready_p99_ms": common.percentile(latencies, 0.99) if latencies else None,
-        "file_bytes": len(data),
+        "file_bytes": samples.file_bytes,
         # The busiest user's uploads in the phase (each one write, and at most that many pending at once).
         "busiest_user_uploads": max((sum(1 for t, _p, _d in submitted if t == token) for token in tokens), default=0),
     }, by_user

@@ -7,7 +7,7 @@ import itertools
 import re
 from typing import Any
 
-from bench import albums, common, cost, roundtrips
+from bench import albums, common, cost, library, roundtrips
 from bench.coldstart import GOAL as COLD_GOAL
 from bench.common import fmt_num, fmt_ratio, table, verdict
 
@@ -28,6 +28,7 @@ def render(results: dict[str, Any], previous: str | None = None) -> str:
         ("devstack", devstack_section),
         ("cost", cost_section),
         ("albums", albums.section),
+        ("library", library.section),
     ):
         if name in results:
             parts.append(function(results))
@@ -453,7 +454,9 @@ def roundtrips_section(results: dict[str, Any]) -> str:
             "",
             "Through the real handlers (`app.app(event, context)`, the worker's SQS handler) on in-process "
             "`moto.mock_aws`, counted with botocore's `before-call` hook on the app's own clients. The library "
-            "holds 10 photos (1 READY with previews, 9 PENDING), so lists sign URLs for the READY one only. PhotoSky "
+            "holds 10 photos (1 READY with previews, 9 PENDING), so lists sign URLs for the READY one only; the "
+            "READY one is edited, deleted (to the trash, since issue 13) and then deleted for good from the trash "
+            "(`?permanent=true`), its objects with it. PhotoSky "
             "does not request ReturnConsumedCapacity, and moto's figure is not size-based (asked directly for a "
             f"GetItem it answered `{probe}`), so RRU/WRU are computed from the items' sizes with DynamoDB's rules: "
             "reads per 4 KB (½ if eventually consistent), writes per 1 KB of the larger of the item before and "
@@ -461,7 +464,7 @@ def roundtrips_section(results: dict[str, Any]) -> str:
             "nothing (GET /users/me asks for the usage item, which a user has once they upload). *Minimum possible* "
             "is the fewest calls any implementation of the route "
             "needs; *above it by design* is what PhotoSky spends on top on purpose (explained below), and a total "
-            "in bold is above both.",
+            "in bold is above both (explained below too, with what would save the calls).",
             "",
             table(
                 [
@@ -505,6 +508,18 @@ def roundtrips_design_notes(data: dict[str, Any]) -> list[str]:
             + f" per write request (${per_million:.3g} per million in on-demand at section 6's price) and one "
             "round trip."
         )
+    purge, trash = ops.get(roundtrips.DELETE_FOR_GOOD), ops.get(roundtrips.DELETE_TO_TRASH)
+    if purge is not None and trash is not None:
+        notes.append(
+            "- **Deleting a photo (issue 13).** A READY photo's DELETE moves it to the trash: "
+            f"{sum(trash['calls'].values())} calls and {fmt_num(trash['wru'], 1)} WRU, no S3 call (its objects stay "
+            "for a restore). `?permanent=true` deletes it for good; from the trash it makes "
+            f"{sum(purge['calls'].values())} calls ({', '.join(purge['calls'])}), two above its minimum by design: "
+            "the write-rate token, and the purging mark: the photo is first marked in the trash as being purged (a "
+            "transaction of its own), then its objects go, then its item, so a crash anywhere leaves a photo whose "
+            "purge the retry or the scheduled job finishes, never objects without their photo, and a restore cannot "
+            f"race the purge ({fmt_num(purge['wru'], 1)} WRU in all, the mark's included)."
+        )
     tagged, listed = ops.get("GET /photos?tag="), ops.get("GET /photos")
     if tagged and "GET /photos?tag=" in data["by_design"]:
         notes.append(
@@ -520,6 +535,14 @@ def roundtrips_design_notes(data: dict[str, Any]) -> list[str]:
             "where a Query charges the summed size of what it returns. Copies holding whole photos would answer in "
             "one Query, at the price of rewriting every copy whenever its photo is edited or settled by the worker."
         )
+    for operation, entry in ops.items():
+        if operation not in data["minimum"]:
+            continue
+        total = sum(entry["calls"].values())
+        allowed = roundtrips.budget(operation, data["minimum"], data["by_design"])
+        if total > allowed:
+            why = roundtrips.OVER_BUDGET.get(operation, "not explained yet: look at the calls in the table")
+            notes.append(f"- **{operation}: {total} calls against a budget of {allowed}.** {why[0].upper()}{why[1:]}.")
     return notes
 
 
@@ -712,6 +735,8 @@ def analysis(results: dict[str, Any]) -> str:
         lines.append(roundtrips_analysis(results["roundtrips"]))
     if "albums" in results:
         lines.append(albums.analysis(results["albums"]))
+    if "library" in results:
+        lines.append(library.analysis(results["library"]))
     if "previews" in results:
         lines.extend(previews_analysis(results))
     if "devstack" in results:
@@ -769,7 +794,7 @@ def roundtrips_analysis(data: dict[str, Any]) -> str:
         for route in ops
         if route in minimum and total(route) > roundtrips.budget(route, minimum, by_design)
     ]
-    token_routes = [route for route, (_extra, reason) in by_design.items() if "write-rate token" in reason]
+    token_routes = [route for route, design in by_design.items() if design == roundtrips.WRITE_RATE_TOKEN]
 
     def calls(route: str) -> str:
         return " + ".join(name.removeprefix("DynamoDB ") for name in ops[route]["calls"])
@@ -782,16 +807,26 @@ def roundtrips_analysis(data: dict[str, Any]) -> str:
         )
     if token_routes and "POST /photos" in ops:
         parts.append(
-            f"Every write route ({', '.join(token_routes)}) makes one call more than its minimum, the write-rate "
+            f"Every write route ({', '.join(token_routes)}) spends one call above its minimum on the write-rate "
             f"token: POST /photos makes {total('POST /photos')} ({calls('POST /photos')})."
         )
     if "GET /photos?tag=" in by_design and "GET /photos?tag=" in ops:
         parts.append(
             f"A tag listing makes {total('GET /photos?tag=')} ({calls('GET /photos?tag=')}) for its key-only copies."
         )
+    purge = roundtrips.DELETE_FOR_GOOD
+    if purge in ops and roundtrips.PURGING_MARK in by_design.get(purge, (0, ""))[1]:
+        parts.append(
+            f"A permanent delete of a photo in the trash makes {total(purge)} ({calls(purge)}): the token, and the "
+            "purging mark before its objects go."
+        )
     if len(parts) > 1 + bool(at_minimum):
         parts.append("These are by design (section 3).")
-    parts.append(f"Above their budget: {', '.join(over_budget)}." if over_budget else "No route is above its budget.")
+    parts.append(
+        f"Above their budget (explained under section 3's table): {', '.join(over_budget)}."
+        if over_budget
+        else "No route is above its budget."
+    )
     sentence = " ".join(parts)
     worker = ops["upload worker"]
     s3_calls = sum(count for name, count in worker["calls"].items() if name.startswith("S3"))
@@ -977,3 +1012,34 @@ def with_cold_start(previous: str, results: dict[str, Any]) -> str | None:
     lines = [line for line in text.split("\n") if not line.startswith(COLD_NOTE)]
     at = lines.index(written) + 1
     return "\n".join([*lines[:at], "", note, *lines[at:]]).replace("\n\n\n", "\n\n")
+
+
+# Sections a run of their own (`--only albums`, `--only library`) writes into the report in place: each says in its
+# own first paragraph that it comes from such a run, and nothing else in the report changes.
+SPLICED_SECTIONS = {
+    "albums": (albums.SECTION_HEADING, albums.section),
+    "library": (library.SECTION_HEADING, library.section),
+}
+ANALYSIS_HEADING = "## Analysis"
+
+
+def with_sections(previous: str, results: dict[str, Any]) -> str | None:
+    """`previous` with each of SPLICED_SECTIONS this run measured replaced by the fresh one (or, new, put before the
+    Analysis heading); None if `previous` has neither the section nor that heading."""
+    text = previous
+    for name, (heading, render_section) in SPLICED_SECTIONS.items():
+        if name not in results:
+            continue
+        fresh = render_section(results).rstrip("\n")
+        start = text.find("\n" + heading + "\n")
+        if start >= 0:
+            start += 1
+            end = text.find("\n## ", start)
+            end = len(text) if end < 0 else end
+            text = text[:start] + fresh + "\n" + text[end:]
+            continue
+        anchor = text.find("\n\n" + ANALYSIS_HEADING)
+        if anchor < 0:
+            return None
+        text = text[:anchor] + "\n\n" + fresh + text[anchor:]
+    return text

@@ -13,7 +13,7 @@ from mangum import Mangum
 from bench.peers.shared import NewPhotoIn, error_status
 from chalicelib import deps, errors, logs
 from chalicelib.photos import schemas as photo_schemas
-from chalicelib.photos.models import DownloadUrls
+from chalicelib.photos.models import DownloadUrls, ListQuery
 
 app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
 
@@ -103,9 +103,8 @@ def list_photos(
     tag: Annotated[str | None, Query(max_length=40)] = None,
 ) -> dict[str, Any]:
     service = deps.photo_service()
-    page = service.list(
-        owner_id, limit=limit, cursor=cursor, tag=photo_schemas.normalize_tag(tag, "tag") if tag is not None else None
-    )
+    query = ListQuery(tag=photo_schemas.normalize_tag(tag, "tag") if tag is not None else None)
+    page = service.list(owner_id, limit=limit, cursor=cursor, query=query)
     items = [photo_schemas.photo_out(photo, service.download_urls(photo)) for photo in page.items]
     return {"items": items, "next_cursor": page.next_cursor}
 

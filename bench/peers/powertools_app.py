@@ -12,7 +12,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from bench.peers.shared import NewPhotoIn, error_status
 from chalicelib import deps, errors, logs
 from chalicelib.photos import schemas as photo_schemas
-from chalicelib.photos.models import DownloadUrls
+from chalicelib.photos.models import DownloadUrls, ListQuery
 
 app = APIGatewayRestResolver(enable_validation=True)
 
@@ -73,9 +73,8 @@ def list_photos(
 ) -> dict[str, Any]:
     owner_id = current_user_id()
     service = deps.photo_service()
-    page = service.list(
-        owner_id, limit=limit, cursor=cursor, tag=photo_schemas.normalize_tag(tag, "tag") if tag is not None else None
-    )
+    query = ListQuery(tag=photo_schemas.normalize_tag(tag, "tag") if tag is not None else None)
+    page = service.list(owner_id, limit=limit, cursor=cursor, query=query)
     items = [photo_schemas.photo_out(photo, service.download_urls(photo)) for photo in page.items]
     return {"items": items, "next_cursor": page.next_cursor}
 
