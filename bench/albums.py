@@ -423,16 +423,8 @@ class Harness:
                 }
             )
 
-    def uploaded_photo(self, data: bytes) -> str:
-        """A photo through the real flow (declared, uploaded, settled by the worker): it has objects to delete."""
-        created = self.setup(
-            "POST",
-            "/photos",
-            201,
-            body={"filename": "harbour.jpg", "content_type": "image/jpeg", "size_bytes": len(data), "tags": ["sea"]},
-        )
-        key = created["upload"]["fields"]["key"]
-        self.session.client("s3").put_object(Bucket=self.settings.bucket_name, Key=key, Body=data)
+    def run_worker(self, key: str) -> None:
+        """The worker's handler, with the SQS event S3 sends for an object created at `key`."""
         from devstack.events import sqs_lambda_event
 
         notification = {
@@ -450,6 +442,18 @@ class Harness:
             ),
             self.context,
         )
+
+    def uploaded_photo(self, data: bytes) -> str:
+        """A photo through the real flow (declared, uploaded, settled by the worker): it has objects to delete."""
+        created = self.setup(
+            "POST",
+            "/photos",
+            201,
+            body={"filename": "harbour.jpg", "content_type": "image/jpeg", "size_bytes": len(data), "tags": ["sea"]},
+        )
+        key = created["upload"]["fields"]["key"]
+        self.session.client("s3").put_object(Bucket=self.settings.bucket_name, Key=key, Body=data)
+        self.run_worker(key)
         self.meter.reset()
         return str(created["photo"]["photo_id"])
 

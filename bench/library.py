@@ -11,8 +11,6 @@ issue 13's GSI2 (every READY photo) and favourites' GSI1 entries shows.
 from __future__ import annotations
 
 import hashlib
-import json
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -125,23 +123,7 @@ def upload(h: albums.Harness, data: bytes, *, sub: str = OWNER, sha256: str | No
 
 
 def run_worker(h: albums.Harness, key: str) -> None:
-    from devstack.events import sqs_lambda_event
-
-    notification = {
-        "Records": [
-            {
-                "eventSource": "aws:s3",
-                "eventName": "ObjectCreated:Post",
-                "s3": {"bucket": {"name": h.settings.bucket_name}, "object": {"key": key}},
-            }
-        ]
-    }
-    h.app_module.process_uploads(
-        sqs_lambda_event(
-            {"Body": json.dumps(notification), "MessageId": str(uuid.uuid4())}, "arn:aws:sqs:q", "us-east-1"
-        ),
-        h.context,
-    )
+    h.run_worker(key)
 
 
 def measure_worker(h: albums.Harness, name: str, key: str) -> None:
