@@ -420,14 +420,13 @@ OVER_BUDGET: dict[str, str] = {
         "photo) removes the filter"
     ),
     EMPTY_TRASH: (
-        "`empty_trash` takes only the trashed photos' ids (`trashed_ids`: `ProjectionExpression photo_id`, though "
-        "the index projects whole photos and DynamoDB charges the whole items anyway), then purges each on its own: "
-        "GetItem, the purging mark (a transaction), its own S3 DeleteObjects, the delete (a transaction): 4 calls and "
-        "2 usage updates per photo. Keeping the Query's items (the marks' revision conditions catch a photo restored "
-        "meanwhile), marking the photos in one transaction, deleting all their objects in one DeleteObjects and the "
-        "items in transactions of up to 100 items (usage once each), one photo at a time only after a cancelled "
-        f"transaction, makes it the budget's calls for up to {(100 - 1) // PURGE_ITEMS} photos with {len(TAGS)} tags "
-        "each, and fewer write units (usage written once per transaction, not twice per photo)"
+        "`empty_trash` reads the trash once (the index's whole photos serve each first attempt: the marks' "
+        "revision conditions catch a photo restored meanwhile), then purges each photo on its own: the purging mark "
+        "(a transaction), its own S3 DeleteObjects, the delete (a transaction): 3 calls and 2 usage updates per "
+        "photo. Marking the photos in one transaction, deleting all their objects in one DeleteObjects and the items "
+        "in transactions of up to 100 items (usage once each), one photo at a time only after a cancelled "
+        f"transaction, would make it the budget's calls for up to {(100 - 1) // PURGE_ITEMS} photos with "
+        f"{len(TAGS)} tags each, and fewer write units (usage written once per transaction, not twice per photo)"
     ),
     BATCH_TRASH: (
         "`batch` reads the photos in one BatchGetItem, whose read serves each photo's first attempt (no GetItem per "

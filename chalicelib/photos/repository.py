@@ -367,8 +367,9 @@ class DynamoPhotoRepository:
         raw, next_key = self._filtered_page(request, limit, start_key, ("PK", "SK", "GSI2PK", "GSI2SK"))
         return [photo_from_item(item) for item in raw], next_key
 
-    def trashed_ids(self, owner_id: str) -> list[str]:
-        """Every photo in the owner's trash (ids only), for emptying it."""
+    def trashed(self, owner_id: str) -> list[Photo]:
+        """Every photo in the owner's trash, as the index has them (it holds whole photos: DynamoDB charges the
+        whole item whatever is projected), for emptying it."""
         found = query_all(
             self._client,
             {
@@ -376,10 +377,9 @@ class DynamoPhotoRepository:
                 "IndexName": keys.GSI2,
                 "KeyConditionExpression": "GSI2PK = :pk",
                 "ExpressionAttributeValues": {":pk": {"S": keys.trash_index_pk(owner_id)}},
-                "ProjectionExpression": "photo_id",
             },
         )
-        return [item["photo_id"]["S"] for item in found]
+        return [photo_from_item(item) for item in found]
 
     def claim_holder(self, owner_id: str, digest: str) -> str | None:
         """The id of the owner's library photo with these bytes, if there is one."""

@@ -39,7 +39,7 @@ class PhotoRepository(Protocol):
     def trash_page(
         self, owner_id: str, *, limit: int, start_key: dict[str, Any] | None
     ) -> tuple[list[Photo], dict[str, Any] | None]: ...
-    def trashed_ids(self, owner_id: str) -> list[str]: ...
+    def trashed(self, owner_id: str) -> list[Photo]: ...
     def expired_trash(self, now: str) -> list[tuple[str, str]]: ...
     def claim_holder(self, owner_id: str, digest: str) -> str | None: ...
     def add_reserving_quota(self, photo: Photo, *, max_photos: int, max_bytes: int, max_pending: int) -> None: ...
@@ -203,11 +203,12 @@ class PhotoService:
 
     def empty_trash(self, owner_id: str, *, out_of_time: Callable[[], bool]) -> int:
         """Purge everything in the caller's trash until `out_of_time`; how many are left (0: it is empty)."""
-        trashed = self._repository.trashed_ids(owner_id)
-        for done, photo_id in enumerate(trashed):
+        trashed = self._repository.trashed(owner_id)
+        for done, photo in enumerate(trashed):
             if out_of_time():
                 return len(trashed) - done
-            self._purge_if_trashed(owner_id, photo_id, before=None)
+            # The index's copy serves the first attempt; a photo changed since fails its write and is read again.
+            self._purge_if_trashed(owner_id, photo.photo_id, before=None, read=photo)
         return 0
 
     def purge_expired(self, *, out_of_time: Callable[[], bool]) -> dict[str, int]:
@@ -226,10 +227,12 @@ class PhotoService:
                 counts["failed"] += 1
         return counts
 
-    def _purge_if_trashed(self, owner_id: str, photo_id: str, *, before: str | None) -> bool:
+    def _purge_if_trashed(
+        self, owner_id: str, photo_id: str, *, before: str | None, read: Photo | None = None
+    ) -> bool:
         """Purge the photo if it is (still) in the trash, and its purge time is before `before` if given."""
-        for _ in range(WRITE_ATTEMPTS):
-            photo = self._repository.get(owner_id, photo_id)
+        for attempt in range(WRITE_ATTEMPTS):
+            photo = read if attempt == 0 and read is not None else self._repository.get(owner_id, photo_id)
             if photo is None or not photo.trashed:
                 return False  # purged or restored meanwhile
             if before is not None and (photo.purge_at or "") >= before:

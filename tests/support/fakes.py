@@ -214,8 +214,8 @@ class InMemoryPhotoRepository:
         page = trashed[skip : skip + limit]
         return page, ({"n": {"N": str(skip + limit)}} if len(trashed) > skip + limit else None)
 
-    def trashed_ids(self, owner_id: str) -> list[str]:
-        return [pid for (owner, pid), p in self.photos.items() if owner == owner_id and p.trashed]
+    def trashed(self, owner_id: str) -> list[Photo]:
+        return [p for (owner, _), p in self.photos.items() if owner == owner_id and p.trashed]
 
     def expired_trash(self, now: str) -> list[tuple[str, str]]:
         return sorted((owner, pid) for (owner, pid), p in self.photos.items() if p.trashed and (p.purge_at or "") < now)

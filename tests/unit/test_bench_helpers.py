@@ -788,7 +788,7 @@ def test_the_library_section_flags_and_explains_the_calls_above_budget() -> None
     assert f"| {library.LIST} | 1× DynamoDB Query | 1 | 1 DynamoDB (one Query" in section  # at budget: not bold
     assert f"| {library.EMPTY_TRASH} | 1× DynamoDB UpdateItem, 1× DynamoDB Query, 10× DynamoDB GetItem, " in section
     assert "| **42** |" in section
-    assert f"- **{library.EMPTY_TRASH}: 42 calls against a budget of 5.** `empty_trash` takes only" in section
+    assert f"- **{library.EMPTY_TRASH}: 42 calls against a budget of 5.** `empty_trash` reads the trash once" in section
     assert "| 101.0 | 70.0 |" in section  # table and index write units in their own columns
     # Issue 13's share of a settle, from the measured split: 5 before, the month, the claim, GSI2.
     assert "The worker's settle writes 10.0 WRU: 5.0 for what it wrote before issue 13" in section
