@@ -227,9 +227,7 @@ class PhotoService:
                 counts["failed"] += 1
         return counts
 
-    def _purge_if_trashed(
-        self, owner_id: str, photo_id: str, *, before: str | None, read: Photo | None = None
-    ) -> bool:
+    def _purge_if_trashed(self, owner_id: str, photo_id: str, *, before: str | None, read: Photo | None = None) -> bool:
         """Purge the photo if it is (still) in the trash, and its purge time is before `before` if given."""
         for attempt in range(WRITE_ATTEMPTS):
             photo = read if attempt == 0 and read is not None else self._repository.get(owner_id, photo_id)
