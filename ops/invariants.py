@@ -8,14 +8,41 @@ What must always hold, whatever crashed, was retried or raced (each violation na
 - ``stale-upload``: an object under ``uploads/`` older than the grace window belongs to a PENDING photo. Younger
   ones may be in flight (the photo was deleted while the client was still uploading, the event is queued).
 - ``usage-mismatch``: each user's usage counters equal the count and the byte sum of their photos that count
-  against the quota (all but REJECTED), and the number of their PENDING photos; a user with no such photo has zero
-  usage.
+  against the quota (all but REJECTED, so trashed ones too), the number of their PENDING photos, and the count and
+  byte sum of their trashed photos (``trash_photos``, ``trash_bytes``); a user with no such photo has zero usage.
 - ``quota-exceeded``: usage never passes the quota (when quotas are given).
 - ``tag-copy-mismatch``: each photo has exactly one tag copy per tag, holding the keys of the tag index and
   nothing else (a listing reads the photo itself), and no tag copy outlives its photo.
 - ``unreachable-pending``: every PENDING photo is in the pending index under its shard and upload deadline (the
   reconciler finds it however old it is), no other photo is, and no photo carries the TTL attribute (TTL would
   remove it without releasing its usage).
+- ``photo-index-mismatch``: each photo is in the indexes its state puts it in, and in no other: a READY photo out of
+  the trash in its owner's timeline (GSI2 ``USER#<sub>#TAKEN``, by taken time, else upload time) and, if a favourite,
+  in their favourites (GSI1 ``USER#<sub>#FAV``); a trashed photo in the purge index (GSI1 ``PURGE#<shard>``, by purge
+  time) and its owner's trash (GSI2 ``USER#<sub>#TRASH``, by time trashed); a REJECTED photo in none (a PENDING
+  photo's GSI1 is ``unreachable-pending``'s).
+- ``unindexed-photo``: every photo carries the ``indexed`` mark. A photo stored before the library features is in
+  none of their indexes and counted in no month until ``python -m ops.backfill`` (or its next write) rewrites it; it
+  is judged by neither ``photo-index-mismatch`` nor ``month-count-mismatch`` meanwhile.
+- ``photo-state-mismatch``: a trashed photo is READY, with ``trashed_at`` and a ``purge_at`` not before it; nothing
+  outside the trash has ``purge_at`` or the ``purging`` mark; only a READY photo has a ``sha256`` (64 lower-case hex
+  digits); only a REJECTED photo has ``duplicate_of``, and one rejected as a copy names the photo it copies.
+- ``month-count-mismatch``: each ``MONTH#<YYYY-MM>`` counter equals the number of its owner's READY photos out of
+  the trash taken that month (``taken_at``, else ``created_at``); none is negative (a zero counter may remain).
+- ``hash-claim-mismatch``: each ``SHA256#<hex>`` claim names a READY photo out of the trash, of the same owner,
+  whose ``sha256`` is that hex; every such photo with a ``sha256`` holds its claim.
+- ``duplicate-in-library``: no two of one owner's READY photos out of the trash have the same ``sha256``.
+- ``trashed-photo-in-album``: a photo in the trash is in no album (no entry in it, no copy beside the photo): it
+  left them, and every share link showing them, when it was trashed.
+- ``unfinished-album-return``: a photo out of the trash has no albums left to return to (``album_return``) for
+  longer than the clean-up grace (counted from its ``updated_at``). Within it, a restore (or a trash of a photo in
+  more albums than one transaction holds) may be between its transactions; past it, the photo is missing from
+  albums it was in, and only the owner's retry (a restore) puts it back: nothing scheduled finishes it.
+- ``overdue-purge``: no trashed photo (being purged or not) is still there longer than the clean-up grace after its
+  ``purge_at``: the scheduled purge should have removed it. A photo being purged (``purging``) may have lost some
+  of its objects meanwhile: it is not ``ready-missing-object``.
+- ``account-deletion-mismatch``: while an account is being deleted (``ACCOUNT_DELETION``), its usage carries the
+  same ``deleting_since`` (no upload can start) and it has no profile; usage carries ``deleting_since`` only then.
 - ``album-count-mismatch``: an album's ``photo_count`` equals its photo entries and ``member_count`` its members
   that are not leaving (not judged while the album is being deleted: its clean-up removes them without counting).
 - ``album-photo-copy-mismatch``: every photo entry of an album has its copy beside the photo (keys only) and every
@@ -30,12 +57,17 @@ What must always hold, whatever crashed, was retried or raced (each violation na
   role, nobody else has one; the owner is no member; a member's role is contributor or viewer.
 - ``link-pair-mismatch``: a share link is two items, the album's ``LINK#<id>`` and the token's ``LINK#<hash>``,
   holding the same fields.
-- ``unreachable-cleanup``: an album being deleted and a member leaving are in the clean-up index under their shard
-  and start time (the sweeper finds them however old), and nothing else is.
-- ``overdue-cleanup``: no deletion or departure began longer ago than the clean-up grace: the sweeper (which takes
-  those older than ``CLEANUP_GRACE``) should have finished it.
+- ``unreachable-cleanup``: an album being deleted, a member leaving and an account being deleted are in the clean-up
+  index under their shard and start time (the scheduled job finds them however old), and nothing else is.
+- ``overdue-cleanup``: no deletion or departure (an album's, a member's, an account's) began longer ago than the
+  clean-up grace: the scheduled job (which takes album clean-ups older than ``CLEANUP_GRACE``, and every account
+  deletion) should have finished it. While an account is being deleted, its objects may outlive its photos (they
+  go in a later step): they are not ``orphan-object`` or ``stale-upload``.
 - ``unparseable-item`` / ``unknown-object``: anything in the table or bucket that PhotoSky would not have written
   (a write-rate counter and a share link's wrong-password counter must carry their expiry).
+
+``remains_of`` lists whatever of one user is left anywhere (items in their partition but write-rate counters, album
+items naming them, objects under their prefixes): after their account's deletion finished, nothing.
 
 It reads everything (a Scan and a full listing): a tool for the dev stack, tests and an operator's audit, never for
 a request path. Against the dev stack: ``python -m ops.invariants`` (reads ``.devstack/outputs.json``); against any
@@ -47,8 +79,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -127,9 +160,29 @@ class Quota:
     pending: int | None = None
 
 
+@dataclass(frozen=True)
+class _Usage:
+    photos: int = 0
+    bytes: int = 0
+    pending: int = 0
+    trash_photos: int = 0
+    trash_bytes: int = 0
+
+    def __str__(self) -> str:
+        return (
+            f"{self.photos} photo(s), {self.bytes} byte(s), {self.pending} pending, "
+            f"{self.trash_photos} trashed photo(s), {self.trash_bytes} trashed byte(s)"
+        )
+
+
 # The attributes of a tag copy: the keys of the item and of the tag index, and the entity.
 _TAG_COPY_ATTRIBUTES = frozenset({"PK", "SK", "entity", "GSI1PK", "GSI1SK"})
 _TTL_ATTRIBUTE = "expires_at_epoch"
+_USAGE_COUNTERS = ("photos", "bytes", "pending", "trash_photos", "trash_bytes")
+_MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+# How the worker words a rejection for a copy of a photo already in the library (the spec's wording).
+_DUPLICATE_REASON = "a copy of this photo is already in your library"
 # A photo's copy of its place in an album holds its keys and entity only.
 _PHOTO_ALBUM_ATTRIBUTES = frozenset({"PK", "SK", "entity"})
 
@@ -138,7 +191,14 @@ _PHOTO_ALBUM_ATTRIBUTES = frozenset({"PK", "SK", "entity"})
 class _TableState:
     photos: dict[tuple[str, str], Photo] = field(default_factory=dict)
     tag_copies: dict[tuple[str, str], dict[str, dict[str, Any]]] = field(default_factory=lambda: defaultdict(dict))
-    usage: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    usage: dict[str, _Usage] = field(default_factory=dict)
+    # Users whose usage says their account is being deleted (since when), and those with a deletion mark (its item).
+    usage_deleting: dict[str, str] = field(default_factory=dict)
+    deletions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    profiles: set[str] = field(default_factory=set)
+    # (owner_id, "YYYY-MM") -> the month's counter; (owner_id, hex digest) -> the photo id its claim names.
+    months: dict[tuple[str, str], int] = field(default_factory=dict)
+    claims: dict[tuple[str, str], str] = field(default_factory=dict)
     raw_photos: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     users: set[str] = field(default_factory=set)
     # Photo items that could not be read: already reported as unparseable-item. Their objects, tag copies and their
@@ -162,6 +222,8 @@ class _TableState:
     # unparseable-item; what depends on them (counts, access, orphans) is not judged again.
     unreadable_albums: set[str] = field(default_factory=set)
     unreadable_link_tokens: set[str] = field(default_factory=set)
+    # Users one of whose counters, claims or deletion mark could not be read (reported as unparseable-item).
+    unreadable_users: set[str] = field(default_factory=set)
 
 
 def _scan(client: DynamoDBClient, table: str) -> Iterator[dict[str, Any]]:
@@ -199,13 +261,15 @@ def _read_user_item(state: _TableState, report: Report, item: dict[str, Any], pk
     state.users.add(user_id)
     try:
         if sk == keys.USAGE_SK:
-            state.usage[user_id] = (
-                int(item.get("photos", {}).get("N", "0")),
-                int(item.get("bytes", {}).get("N", "0")),
-                int(item.get("pending", {}).get("N", "0")),
-            )
+            _read_usage(state, user_id, item)
+        elif sk == keys.PROFILE_SK:
+            state.profiles.add(user_id)
         elif sk.startswith(keys.PHOTO_PREFIX):
             photo = photo_from_item(item)
+            _require(photo.photo_id == sk.removeprefix(keys.PHOTO_PREFIX), "photo_id is not the sort key's")
+            _since(photo.updated_at, "updated_at")
+            _since(photo.trashed_at, "trashed_at")
+            _since(photo.purge_at, "purge_at")
             state.photos[(user_id, photo.photo_id)] = photo
             state.raw_photos[(user_id, photo.photo_id)] = item
         elif sk.startswith(keys.PHOTO_TAG_PREFIX):
@@ -223,7 +287,7 @@ def _read_user_item(state: _TableState, report: Report, item: dict[str, Any], pk
         elif sk.startswith(keys.PHOTO_ALBUM_PREFIX):
             photo_id, album_id = _photo_album_ids(sk)
             state.photo_albums[(user_id, photo_id, album_id)] = item
-        elif sk != keys.PROFILE_SK:
+        elif not _read_library_item(state, user_id, item, sk):
             report.add("unparseable-item", f"{pk}/{sk}", "unknown sort key")
     except (KeyError, ValueError) as e:
         report.add("unparseable-item", f"{pk}/{sk}", f"missing or malformed attribute: {e}")
@@ -231,6 +295,41 @@ def _read_user_item(state: _TableState, report: Report, item: dict[str, Any], pk
             state.unreadable.add((user_id, sk.removeprefix(keys.PHOTO_PREFIX)))
         elif sk.startswith(keys.ALBUM_PREFIX):
             state.unreadable_albums.add(sk.removeprefix(keys.ALBUM_PREFIX))
+        elif sk in (keys.USAGE_SK, keys.ACCOUNT_DELETION_SK) or sk.startswith((keys.MONTH_PREFIX, keys.SHA256_PREFIX)):
+            # Counters, claims and the deletion mark are judged per user: not without the one that cannot be read.
+            state.unreadable_users.add(user_id)
+
+
+def _read_usage(state: _TableState, user_id: str, item: dict[str, Any]) -> None:
+    counters = {name: int(item.get(name, {}).get("N", "0")) for name in _USAGE_COUNTERS}
+    deleting_since = item.get("deleting_since", {}).get("S")
+    _since(deleting_since, "deleting_since")
+    state.usage[user_id] = _Usage(**counters)
+    if deleting_since is not None:
+        state.usage_deleting[user_id] = deleting_since
+
+
+def _read_library_item(state: _TableState, user_id: str, item: dict[str, Any], sk: str) -> bool:
+    """A month's counter, a claim on a photo's bytes or an account's deletion mark; False for any other item."""
+    if sk.startswith(keys.MONTH_PREFIX):
+        month = sk.removeprefix(keys.MONTH_PREFIX)
+        _require(_MONTH.fullmatch(month) is not None, "sort key is not MONTH#<YYYY-MM>")
+        _entity(item, "month")
+        state.months[(user_id, month)] = int(item["count"]["N"])
+    elif sk.startswith(keys.SHA256_PREFIX):
+        digest = sk.removeprefix(keys.SHA256_PREFIX)
+        _require(_SHA256.fullmatch(digest) is not None, "sort key is not SHA256#<64 lower-case hex digits>")
+        _entity(item, "photo_hash")
+        state.claims[(user_id, digest)] = item["photo_id"]["S"]
+    elif sk == keys.ACCOUNT_DELETION_SK:
+        _entity(item, "account_deletion")
+        _require(item["user_id"]["S"] == user_id, "user_id is not the partition key's")
+        _require("since" in item, "no since")
+        _since(item["since"]["S"], "since")
+        state.deletions[user_id] = item
+    else:
+        return False
+    return True
 
 
 def _photo_album_ids(sort_key: str) -> tuple[str, str]:
@@ -552,44 +651,259 @@ def _check_cleanups(state: _TableState, report: Report, *, now: datetime, grace:
         _check_cleanup(report, f"{album_id}/{user_id}", item, cleanup=cleanup, now=now, grace=grace)
 
 
-def _check_pending_index(state: _TableState, report: Report) -> None:
-    for (owner_id, photo_id), item in state.raw_photos.items():
+def _index2_of(item: dict[str, Any]) -> tuple[str | None, str | None]:
+    return item.get("GSI2PK", {}).get("S"), item.get("GSI2SK", {}).get("S")
+
+
+_NOT_INDEXED: tuple[str | None, str | None] = (None, None)
+
+
+def _expected_indexes(
+    photo: Photo,
+) -> tuple[tuple[str | None, str | None] | None, tuple[str | None, str | None]]:
+    """Where the photo's state puts it in GSI1 and GSI2 (GSI1 None: cannot say, its state is broken already)."""
+    owner, photo_id = photo.owner_id, photo.photo_id
+    if photo.status is PhotoStatus.PENDING:
+        pending = (keys.pending_index_pk(keys.pending_shard(photo_id)), photo.upload_expires_at)
+        return (pending[0], keys.pending_index_sk(pending[1], owner, photo_id)), _NOT_INDEXED
+    if photo.trashed_at is not None:
+        trash = (keys.trash_index_pk(owner), keys.time_index_sk(photo.trashed_at, photo_id))
+        if photo.purge_at is None:
+            return None, trash  # reported as photo-state-mismatch: where it waits for its purge is undefined
+        purge = (keys.purge_index_pk(keys.purge_shard(photo_id)), keys.purge_index_sk(photo.purge_at, owner, photo_id))
+        return purge, trash
+    if photo.status is PhotoStatus.READY:
+        favourite = (keys.favorites_index_pk(owner), keys.photo_sk(photo_id)) if photo.favorite else _NOT_INDEXED
+        return favourite, (keys.taken_index_pk(owner), keys.time_index_sk(photo.sort_time, photo_id))
+    return _NOT_INDEXED, _NOT_INDEXED
+
+
+def _check_photo_indexes(state: _TableState, report: Report) -> None:
+    """The pending index (``unreachable-pending``) and every other index a photo's state puts it in
+    (``photo-index-mismatch``)."""
+    for (owner_id, photo_id), item in sorted(state.raw_photos.items()):
         photo = state.photos[(owner_id, photo_id)]
         subject = f"{owner_id}/{photo_id}"
         if _TTL_ATTRIBUTE in item:
             report.add("unreachable-pending", subject, f"a photo carries {_TTL_ATTRIBUTE}: TTL would leak its usage")
-        index = (item.get("GSI1PK", {}).get("S"), item.get("GSI1SK", {}).get("S"))
+        gsi1, gsi2 = _index_of(item), _index2_of(item)
+        want1, want2 = _expected_indexes(photo)
+        in_pending = (gsi1[0] or "").startswith("PENDING#")
+        wrong: list[str] = []
         if photo.status is PhotoStatus.PENDING:
-            expected = (
-                keys.pending_index_pk(keys.pending_shard(photo_id)),
-                keys.pending_index_sk(photo.upload_expires_at, owner_id, photo_id),
-            )
-            if index != expected:
-                report.add("unreachable-pending", subject, f"PENDING photo indexed as {index}, not {expected}")
-        elif index != (None, None):
-            report.add("unreachable-pending", subject, f"{photo.status.value} photo still indexed as {index}")
+            if gsi1 != want1:
+                report.add("unreachable-pending", subject, f"PENDING photo indexed as {gsi1}, not {want1}")
+        elif in_pending:
+            report.add("unreachable-pending", subject, f"{photo.status.value} photo still indexed as {gsi1}")
+        if not photo.indexed:
+            report.add("unindexed-photo", subject, "stored before the library: run python -m ops.backfill")
+            continue  # placed and counted by the backfill (or its next write), not before
+        if photo.status is not PhotoStatus.PENDING and not in_pending and want1 is not None and gsi1 != want1:
+            wrong.append(f"GSI1 is {_shown(gsi1)}, not {_shown(want1)}")
+        if gsi2 != want2:
+            wrong.append(f"GSI2 is {_shown(gsi2)}, not {_shown(want2)}")
+        if wrong:
+            report.add("photo-index-mismatch", subject, f"{_state_name(photo)} photo: " + "; ".join(wrong))
+
+
+def _shown(index: tuple[str | None, str | None]) -> str:
+    return "none" if index == _NOT_INDEXED else f"{index[0]} / {index[1]}"
+
+
+def _state_name(photo: Photo) -> str:
+    if photo.trashed:
+        return f"trashed {photo.status.value}"
+    return f"favourite {photo.status.value}" if photo.favorite else photo.status.value
+
+
+def _check_photo_states(state: _TableState, report: Report, *, now: datetime, grace: timedelta) -> None:
+    """What a photo's fields say of its state agrees with itself; what a cut-short step left is not left too long."""
+    for (owner_id, photo_id), photo in sorted(state.photos.items()):
+        subject = f"{owner_id}/{photo_id}"
+        problems = _state_problems(photo)
+        if problems:
+            report.add("photo-state-mismatch", subject, "; ".join(problems))
+        if photo.album_return and not photo.trashed:
+            # A restore cut short between its transactions (the photo is back in the library, not yet in every
+            # album it left), or a trash of a photo in more albums than one transaction holds, cut short before its
+            # last one (out of some albums, not yet in the trash). Only the owner's retry finishes either; nothing
+            # scheduled does. (A trash's first steps leave updated_at as it was: it may be reported at once.)
+            since = _parse_time(photo.updated_at)
+            if now - since > grace:
+                albums = ", ".join(entry.partition("#")[0] for entry in photo.album_return)
+                report.add(
+                    "unfinished-album-return",
+                    subject,
+                    f"not in the trash, still to return to {albums} (a restore or trash cut short); "
+                    f"last updated {photo.updated_at} ({now - since} ago)",
+                )
+        if photo.trashed and photo.purge_at is not None:
+            due = _parse_time(photo.purge_at)
+            if now - due > grace:
+                being = "being purged" if photo.purging else "in the trash"
+                report.add(
+                    "overdue-purge", subject, f"{being}, purge due at {photo.purge_at} ({now - due} ago), not done"
+                )
+
+
+def _state_problems(photo: Photo) -> list[str]:
+    return [*_trash_problems(photo), *_bytes_problems(photo), *_album_return_problems(photo)]
+
+
+def _trash_problems(photo: Photo) -> list[str]:
+    if not photo.trashed:
+        outside = [f"purge_at {photo.purge_at} outside the trash"] if photo.purge_at is not None else []
+        return outside + (["marked as being purged outside the trash"] if photo.purging else [])
+    problems = [f"a {photo.status.value} photo in the trash"] if photo.status is not PhotoStatus.READY else []
+    if photo.purge_at is None:
+        problems.append("in the trash without purge_at")
+    elif photo.trashed_at is not None and _parse_time(photo.purge_at) < _parse_time(photo.trashed_at):
+        problems.append(f"purge_at {photo.purge_at} is before trashed_at {photo.trashed_at}")
+    return problems
+
+
+def _bytes_problems(photo: Photo) -> list[str]:
+    """The hash of the bytes is a READY photo's; the copy it was rejected for, a REJECTED duplicate's."""
+    problems: list[str] = []
+    status = photo.status.value
+    if photo.sha256 is not None and photo.status is not PhotoStatus.READY:
+        problems.append(f"a {status} photo has a sha256")
+    elif photo.sha256 is not None and _SHA256.fullmatch(photo.sha256) is None:
+        problems.append("sha256 is not 64 lower-case hex digits")
+    if photo.duplicate_of is not None and photo.status is not PhotoStatus.REJECTED:
+        problems.append(f"a {status} photo names a duplicate_of")
+    elif photo.duplicate_of is not None and photo.duplicate_of not in (photo.rejection_reason or ""):
+        problems.append(f"duplicate_of {photo.duplicate_of} is not the photo its rejection names")
+    elif photo.duplicate_of is None and (photo.rejection_reason or "").startswith(_DUPLICATE_REASON):
+        problems.append("rejected as a copy, without duplicate_of")
+    return problems
+
+
+def _album_return_problems(photo: Photo) -> list[str]:
+    problems = []
+    for entry in photo.album_return:
+        album_id, _, added_at = entry.partition("#")
+        try:
+            _parse_time(added_at)
+        except ValueError:
+            added_at = ""
+        if not album_id or not added_at:
+            problems.append(f"album_return entry {entry!r} is not <album_id>#<time added>")
+    return problems
 
 
 def _check_usage(state: _TableState, report: Report, quota: Quota | None) -> None:
-    expected: dict[str, tuple[int, int, int]] = defaultdict(lambda: (0, 0, 0))
+    expected: dict[str, _Usage] = defaultdict(_Usage)
     for (owner_id, _), photo in state.photos.items():
         if photo.counts_against_quota:
-            count, total, pending = expected[owner_id]
-            expected[owner_id] = (count + 1, total + photo.size_bytes, pending + (photo.status is PhotoStatus.PENDING))
-    unverifiable = {owner_id for owner_id, _ in state.unreadable}
-    for user_id in sorted(set(expected) | set(state.usage)):
-        want, have = expected[user_id], state.usage.get(user_id, (0, 0, 0))
-        if want != have and user_id not in unverifiable:
-            report.add(
-                "usage-mismatch",
-                user_id,
-                f"counters say {have[0]} photo(s), {have[1]} byte(s), {have[2]} pending; "
-                f"items say {want[0]} photo(s), {want[1]} byte(s), {want[2]} pending",
+            was = expected[owner_id]
+            trashed = photo.trashed
+            expected[owner_id] = _Usage(
+                photos=was.photos + 1,
+                bytes=was.bytes + photo.size_bytes,
+                pending=was.pending + (photo.status is PhotoStatus.PENDING),
+                trash_photos=was.trash_photos + trashed,
+                trash_bytes=was.trash_bytes + (photo.size_bytes if trashed else 0),
             )
+    unverifiable = {owner_id for owner_id, _ in state.unreadable} | state.unreadable_users
+    for user_id in sorted(set(expected) | set(state.usage)):
+        want, have = expected[user_id], state.usage.get(user_id, _Usage())
+        if want != have and user_id not in unverifiable:
+            report.add("usage-mismatch", user_id, f"counters say {have}; items say {want}")
         if quota is None:
             continue
-        if have[0] > quota.photos or have[1] > quota.bytes or (quota.pending is not None and have[2] > quota.pending):
-            report.add("quota-exceeded", user_id, f"usage {have} is over the quota {quota}")
+        over = have.photos > quota.photos or have.bytes > quota.bytes
+        if over or (quota.pending is not None and have.pending > quota.pending):
+            shown = (have.photos, have.bytes, have.pending)
+            report.add("quota-exceeded", user_id, f"usage {shown} is over the quota {quota}")
+
+
+def _check_months(state: _TableState, report: Report) -> None:
+    """Each month's counter, written in the same transaction as the photos it counts, equals them."""
+    expected = Counter(
+        (owner_id, photo.month)
+        for (owner_id, _), photo in state.photos.items()
+        if photo.in_library and photo.indexed  # a photo stored before the library is counted by the backfill
+    )
+    unverifiable = {owner_id for owner_id, _ in state.unreadable} | state.unreadable_users
+    for owner_id, month in sorted(set(expected) | set(state.months)):
+        subject = f"{owner_id}/{keys.MONTH_PREFIX}{month}"
+        have, want = state.months.get((owner_id, month)), expected[(owner_id, month)]
+        if have is not None and have < 0:
+            report.add("month-count-mismatch", subject, f"the counter is negative ({have}); {want} photo(s) that month")
+        elif (have or 0) != want and owner_id not in unverifiable:
+            shown = "no counter" if have is None else f"the counter says {have}"
+            report.add("month-count-mismatch", subject, f"{shown}; {want} READY photo(s) out of the trash that month")
+
+
+def _check_claims(state: _TableState, report: Report) -> None:
+    """Each claim on a photo's bytes names a library photo with those bytes; each such photo holds its claim; no two
+    library photos of one owner have the same bytes."""
+    for (owner_id, digest), photo_id in sorted(state.claims.items()):
+        if (owner_id, photo_id) in state.unreadable:
+            continue
+        photo = state.photos.get((owner_id, photo_id))
+        subject = f"{owner_id}/{keys.SHA256_PREFIX}{digest}"
+        if photo is None:
+            report.add("hash-claim-mismatch", subject, f"names photo {photo_id}, which {owner_id} does not have")
+        elif not photo.in_library:
+            report.add("hash-claim-mismatch", subject, f"names photo {photo_id}, which is {_state_name(photo)}")
+        elif photo.sha256 != digest:
+            report.add("hash-claim-mismatch", subject, f"names photo {photo_id}, whose sha256 is {photo.sha256}")
+    holders: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for (owner_id, photo_id), photo in sorted(state.photos.items()):
+        if photo.in_library and photo.sha256 is not None:
+            holders[(owner_id, photo.sha256)].append(photo_id)
+    for (owner_id, digest), photo_ids in sorted(holders.items()):
+        claimed = state.claims.get((owner_id, digest))
+        subject = f"{owner_id}/{keys.SHA256_PREFIX}{digest}"
+        if len(photo_ids) > 1:
+            report.add("duplicate-in-library", subject, f"photos {', '.join(photo_ids)} all hold these bytes")
+        if claimed is None and owner_id not in state.unreadable_users:
+            report.add("hash-claim-mismatch", subject, f"photo {photo_ids[0]} holds no claim on its bytes")
+
+
+def _check_trashed_out_of_albums(state: _TableState, report: Report) -> None:
+    """A trashed photo left its albums (entry and copy) in the transaction that trashed it."""
+    held: dict[tuple[str, str], tuple[str, str]] = {}  # (album_id, photo_id) -> (owner_id, what holds it)
+    for owner_id, photo_id, album_id in state.photo_albums:
+        held[(album_id, photo_id)] = (owner_id, "a copy beside the photo")
+    for album_id, entries in state.entries.items():
+        for photo_id, entry in entries.items():
+            held[(album_id, photo_id)] = (entry.owner_id, "an entry in the album")
+    for (album_id, photo_id), (owner_id, what) in sorted(held.items()):
+        photo = state.photos.get((owner_id, photo_id))
+        if photo is not None and photo.trashed:
+            report.add("trashed-photo-in-album", f"{album_id}/{photo_id}", f"in the trash, but still {what}")
+
+
+def _check_account_deletions(state: _TableState, report: Report, *, now: datetime, grace: timedelta) -> None:
+    """An account being deleted: in the clean-up index, not overdue, its uploads blocked and its profile gone."""
+    for user_id, item in sorted(state.deletions.items()):
+        since = item["since"]["S"]
+        cleanup = (user_id, keys.ACCOUNT_WHAT, since)
+        _check_cleanup(
+            report, f"{keys.user_pk(user_id)}/{keys.ACCOUNT_DELETION_SK}", item, cleanup=cleanup, now=now, grace=grace
+        )
+        problems = []
+        blocked = state.usage_deleting.get(user_id)
+        if blocked != since:
+            problems.append(
+                "its usage is not marked, so uploads can still start"
+                if blocked is None
+                else f"its usage is marked since {blocked}, the deletion since {since}"
+            )
+        if user_id in state.profiles:
+            problems.append("its profile is still there")
+        if problems:
+            report.add("account-deletion-mismatch", user_id, "; ".join(problems))
+    for user_id, since in sorted(state.usage_deleting.items()):
+        if user_id not in state.deletions and user_id not in state.unreadable_users:
+            report.add(
+                "account-deletion-mismatch",
+                user_id,
+                f"usage marked as being deleted since {since}, but no deletion is under way: uploads blocked for good",
+            )
 
 
 def _check_objects(
@@ -601,7 +915,9 @@ def _check_objects(
             report.add("unknown-object", key, "not a key PhotoSky writes")
             continue
         kind, photo_key = parsed
-        if photo_key in state.unreadable:
+        if photo_key in state.unreadable or photo_key[0] in state.deletions:
+            # An account being deleted loses its photos before their objects (a later step of the deletion takes
+            # everything under the user's prefixes): overdue-cleanup reports a deletion that stopped in between.
             continue
         photo = state.photos.get(photo_key)
         if kind == "upload":
@@ -613,8 +929,8 @@ def _check_objects(
         elif photo.status is PhotoStatus.REJECTED:
             report.add("orphan-object", key, "photo is REJECTED")
     for (owner_id, photo_id), photo in state.photos.items():
-        if photo.status is not PhotoStatus.READY:
-            continue
+        if photo.status is not PhotoStatus.READY or photo.purging:
+            continue  # a photo being purged loses its objects before its item (overdue-purge if it stops there)
         wanted = [keys.original_object(owner_id, photo_id)]
         wanted += [keys.preview_object(owner_id, photo_id, size) for size in PREVIEW_SIZES]
         missing = [key for key in wanted if key not in objects]
@@ -641,8 +957,11 @@ def check(
     report.users, report.photos, report.objects = len(state.users), len(state.photos), len(objects)
     report.albums = len(state.albums)
     _check_tag_copies(state, report)
-    _check_pending_index(state, report)
+    _check_photo_indexes(state, report)
+    _check_photo_states(state, report, now=now, grace=cleanup_grace)
     _check_usage(state, report, quota)
+    _check_months(state, report)
+    _check_claims(state, report)
     _check_objects(state, objects, report, now=now, grace=upload_grace)
     _check_album_entries(state, report)
     _check_photo_album_copies(state, report)
@@ -651,7 +970,35 @@ def check(
     _check_album_access(state, report)
     _check_links(state, report)
     _check_cleanups(state, report, now=now, grace=cleanup_grace)
+    _check_trashed_out_of_albums(state, report)
+    _check_account_deletions(state, report, now=now, grace=cleanup_grace)
     return report
+
+
+def remains_of(dynamodb: DynamoDBClient, s3: S3Client, *, table: str, bucket: str, user_id: str) -> list[str]:
+    """Everything of the user's still stored, one line each: what a finished account deletion must leave none of.
+
+    Items in their partition (but write-rate counters, which carry a TTL and are spent by the deleting request
+    itself), items of any album that name them (an album they own, their membership, a photo of theirs in it, a
+    cover of theirs), and objects under their prefixes."""
+    left: list[str] = []
+    for item in _scan(dynamodb, table):
+        pk, sk = item.get("PK", {}).get("S", ""), item.get("SK", {}).get("S", "")
+        if pk == keys.user_pk(user_id):
+            if not sk.startswith(keys.RATE_PREFIX):
+                left.append(f"item {pk}/{sk}")
+        elif pk.startswith(keys.ALBUM_PREFIX):
+            named = [
+                name for name in ("owner_id", "user_id", "cover_owner_id") if item.get(name, {}).get("S") == user_id
+            ]
+            if sk == f"{keys.MEMBER_PREFIX}{user_id}" and "user_id" not in named:
+                named.append("sort key")
+            if named:
+                left.append(f"item {pk}/{sk} (its {', '.join(named)})")
+    for prefix in keys.user_object_prefixes(user_id):
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            left += [f"object {obj['Key']}" for obj in page.get("Contents", [])]
+    return left
 
 
 def _clients(args: argparse.Namespace) -> tuple[Any, Any, str, str]:
@@ -683,7 +1030,10 @@ def main(argv: list[str] | None = None) -> int:
         # The sweeper takes what is older than CLEANUP_GRACE, every 15 minutes (app.py): a clean-up is overdue
         # only once a run should have finished it.
         default=(CLEANUP_GRACE + SWEEP_INTERVAL).total_seconds() / 60,
-        help="age past which an unfinished album deletion or departure is overdue (default: 5 + 15 minutes)",
+        help=(
+            "age past which an unfinished album deletion, departure or account deletion, a purge past its time and "
+            "a restore cut short are overdue (default: 5 + 15 minutes)"
+        ),
     )
     parser.add_argument("--quota-photos", type=int)
     parser.add_argument("--quota-bytes", type=int)

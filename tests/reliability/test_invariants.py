@@ -3,6 +3,8 @@ Each rule must fire for its corruption and nothing else, and fall silent once th
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import subprocess
 import sys
@@ -18,16 +20,19 @@ from chalice.test import Client
 from chalicelib import clock, deps, keys
 from chalicelib.albums import items as album_items
 from chalicelib.albums.links import token_hash
-from chalicelib.albums.models import AlbumPhotoEntry, Role
+from chalicelib.albums.models import AlbumPhotoEntry, Membership, Role
 from chalicelib.albums.service import CLEANUP_GRACE
 from chalicelib.clock import iso_utc
+from chalicelib.users.deletion import DynamoAccountRepository
 from ops import invariants
 from tests.integration.conftest import BUCKET, TABLE, User
 from tests.reliability.support import (
     UNKNOWN_PHOTO_ID,
     aws_clients,
     create_profile,
+    deliver,
     jpeg,
+    put_upload,
     snapshot,
     start_upload,
     upload_ready,
@@ -78,17 +83,18 @@ class Library:
 
     def restore(self) -> None:
         """Back to the state the app built: extra items and objects removed, changed or missing ones put back."""
-        current = snapshot(self.aws, counters=True)
+        # Objects compared by their ETag (S3's MD5 of the bytes): reading each one back would double the time.
+        current = snapshot(self.aws, counters=True, quick=True)
         for pk, sk in set(current.items) - set(self.clean.items):
             self.dynamodb.delete_item(TableName=TABLE, Key={"PK": {"S": pk}, "SK": {"S": sk}})
         for key, item in self.clean.items.items():
             if current.items.get(key) != item:
                 self.put_item(item)
-        for key in set(current.objects) - set(self.clean.objects):
-            self.delete_object(key)
-        for key, data in self.clean.objects.items():
-            if current.objects.get(key) != data:
-                self.put_object(key, data)
+        for object_key in set(current.objects) - set(self.clean.objects):
+            self.delete_object(object_key)
+        for object_key, data in self.clean.objects.items():
+            if current.objects.get(object_key) != f'"{hashlib.md5(data, usedforsecurity=False).hexdigest()}"':
+                self.put_object(object_key, data)
 
 
 @pytest.fixture
@@ -452,8 +458,9 @@ def now_iso() -> str:
 def test_albums_built_by_the_app_pass_every_invariant(shared: SharedLibrary) -> None:
     report = shared.check()
     assert report.ok, [str(v) for v in report.violations]
-    # alice, bob and carol (album access and a write-rate counter); alice's 3 photos and bob's first.
-    assert (report.users, report.photos, report.albums, report.objects) == (3, 4, 2, 6)
+    # alice, bob and carol (album access and a write-rate counter); alice's 3 photos, bob's first and his second,
+    # which went to the trash (deleting a READY photo trashes it) with its objects.
+    assert (report.users, report.photos, report.albums, report.objects) == (3, 5, 2, 9)
     entities = {item["entity"]["S"] for item in shared.clean.items.values() if "entity" in item}
     assert {
         "album",
@@ -749,6 +756,467 @@ def test_a_deletion_and_a_departure_cut_short_are_overdue_only_past_the_grace_an
     report = shared.check(now=began + CLEANUP_GRACE + second)
     assert report.ok, [str(v) for v in report.violations]
     assert report.albums == 1
+
+
+# --- the library: trash, favourites, the timeline, duplicates, account deletion ---------------------------------------
+
+
+class TrashedLibrary(Library):
+    """The library with issue 13's state besides. alice: `fav`, a favourite; `trashed`, trashed while in her album
+    `album` (which keeps `ready`, its cover); `copy`, an upload of `ready`'s very bytes, REJECTED as its duplicate."""
+
+    def __init__(self, aws: boto3.session.Session, api: Client, s3: Any, alice: User, bob: User) -> None:
+        super().__init__(aws, api, s3, alice, bob)
+        self.fav = upload_ready(api, s3, alice)["photo_id"]
+        favourite = alice.call("PATCH", f"/photos/{self.fav}", {"favorite": True, "version": 1})
+        assert favourite.status_code == 200, favourite.body
+        self.trashed = upload_ready(api, s3, alice)["photo_id"]
+        self.album = create_album(alice, "Summer")["album_id"]
+        add_photos(alice, self.album, self.ready, self.trashed)
+        assert alice.call("DELETE", f"/photos/{self.trashed}").status_code == 204
+        same_bytes = s3.get_object(Bucket=BUCKET, Key=keys.original_object(alice.sub, self.ready))["Body"].read()
+        self.copy = start_upload(alice, same_bytes)["photo"]["photo_id"]
+        deliver(api, put_upload(s3, alice.sub, self.copy, same_bytes))
+        self.clean = snapshot(aws, counters=True)
+
+    def photo(self, photo_id: str, owner: str | None = None) -> dict[str, Any]:
+        return self.item(owner or self.alice, keys.photo_sk(photo_id))
+
+    def edit_photo(self, photo_id: str, owner: str | None = None, **changes: Any) -> None:
+        """Put back the photo item as the app left it, with `changes` (None removes an attribute)."""
+        item = {**self.photo(photo_id, owner), **changes}
+        self.put_item({name: value for name, value in item.items() if value is not None})
+
+    def sha256(self, photo_id: str, owner: str | None = None) -> str:
+        return str(self.photo(photo_id, owner)["sha256"]["S"])
+
+    @property
+    def month(self) -> str:
+        return str(self.photo(self.ready)["created_at"]["S"][:7])
+
+    def edit_usage(self, owner: str | None = None, **deltas: int) -> None:
+        usage = self.item(owner or self.alice, keys.USAGE_SK)
+        changed = {name: {"N": str(int(usage.get(name, {}).get("N", "0")) + delta)} for name, delta in deltas.items()}
+        self.put_item({**usage, **changed})
+
+    def put_claim(self, owner: str, digest: str, photo_id: str) -> None:
+        self.put_item({**keys.sha256_key(owner, digest), "entity": {"S": "photo_hash"}, "photo_id": {"S": photo_id}})
+
+    def put_month(self, owner: str, month: str, count: int) -> None:
+        self.put_item({**keys.month_key(owner, month), "entity": {"S": "month"}, "count": {"N": str(count)}})
+
+    def same_bytes_twice(self) -> None:
+        """`fav` made to hold `ready`'s bytes (its own claim gone with its old bytes): two copies in the library."""
+        self.delete_item(self.alice, f"{keys.SHA256_PREFIX}{self.sha256(self.fav)}")
+        self.edit_photo(self.fav, sha256={"S": self.sha256(self.ready)})
+
+    def trashed_back_in_the_album(self) -> None:
+        """An entry and its copy for the trashed photo, counted: only its being in the trash is wrong."""
+        entry = AlbumPhotoEntry(self.album, self.trashed, self.alice, SOME_TIME)
+        self.put_item(album_items.album_photo_item(entry))
+        self.put_item(album_items.photo_album_item(entry))
+        album = self.clean.items[(keys.album_pk(self.album), keys.ALBUM_SK)]
+        self.put_item({**album, "photo_count": {"N": str(int(album["photo_count"]["N"]) + 1)}})
+
+    def stored_before_the_library(self) -> None:
+        """`ready` as an earlier PhotoSky left it: no `indexed` mark, no hash or claim, in no new index, uncounted."""
+        self.delete_item(self.alice, f"{keys.SHA256_PREFIX}{self.sha256(self.ready)}")
+        self.edit_photo(self.ready, indexed=None, sha256=None, GSI2PK=None, GSI2SK=None)
+        self.put_month(self.alice, self.month, 1)
+
+    def purge_before_trashed(self) -> None:
+        """A minute before it was trashed (not so long ago that the purge is overdue)."""
+        trashed_at = iso_utc(_at(self.photo(self.trashed)["trashed_at"]["S"]) - timedelta(minutes=1))
+        self.edit_photo(
+            self.trashed,
+            purge_at={"S": trashed_at},
+            GSI1SK={"S": keys.purge_index_sk(trashed_at, self.alice, self.trashed)},
+        )
+
+    def mark_deletion(self, user_id: str, since: str, *, indexed: bool = True, keep: str | None = None) -> None:
+        """What DELETE /users/me writes first (the real repository's step): the mark, the usage blocked, the
+        profile gone. To break it: the mark out of the clean-up index, or the usage or profile `keep` as it was."""
+        DynamoAccountRepository(self.dynamodb, TABLE).begin(user_id, since=since)
+        if not indexed:
+            self.dynamodb.update_item(
+                TableName=TABLE, Key=keys.account_deletion_key(user_id), UpdateExpression="REMOVE GSI1PK, GSI1SK"
+            )
+        if keep is not None:
+            self.put_item(self.item(user_id, keep))
+
+
+@pytest.fixture
+def trashed(aws: boto3.session.Session, api: Client, s3: Any, alice: User, bob: User) -> TrashedLibrary:
+    return TrashedLibrary(aws, api, s3, alice, bob)
+
+
+def test_a_library_with_trash_favourites_and_duplicates_built_by_the_app_passes_every_invariant(
+    trashed: TrashedLibrary,
+) -> None:
+    report = trashed.check()
+    assert report.ok, [str(v) for v in report.violations]
+    # alice: ready, pending, rejected, fav, trashed (objects kept), copy (none); bob: one.
+    assert (report.users, report.photos, report.objects) == (2, 7, 12)
+    copy = trashed.photo(trashed.copy)
+    assert (copy["status"]["S"], copy["duplicate_of"]["S"]) == ("REJECTED", trashed.ready)
+    thrown = trashed.photo(trashed.trashed)
+    assert "purge_at" in thrown
+    assert thrown["album_return"]["L"][0]["S"].startswith(f"{trashed.album}#")
+    usage = trashed.item(trashed.alice, keys.USAGE_SK)
+    # ready, pending, fav and trashed count (the rejections do not); trashed in the trash too.
+    assert (usage["photos"]["N"], usage["trash_photos"]["N"]) == ("4", "1")
+    # ready and fav (the trashed photo left the month's count and gave up its claim).
+    assert trashed.item(trashed.alice, f"{keys.MONTH_PREFIX}{trashed.month}")["count"]["N"] == "2"
+    claims = sorted(sk for pk, sk in trashed.clean.items if pk == keys.user_pk(trashed.alice) and "SHA256#" in sk)
+    assert claims == sorted(f"{keys.SHA256_PREFIX}{trashed.sha256(p)}" for p in (trashed.ready, trashed.fav))
+
+
+ANOTHER_SHA256 = "ab" * 32
+
+
+# Each corruption of the library's new state: (the rule it must trip, how).
+LIBRARY_CORRUPTIONS: dict[str, tuple[str, Callable[[TrashedLibrary], Any]]] = {
+    "trash-counter-missing-a-photo": ("usage-mismatch", lambda lib: lib.edit_usage(trash_photos=-1)),
+    "trash-bytes-one-too-many": ("usage-mismatch", lambda lib: lib.edit_usage(trash_bytes=+1)),
+    "usage-no-longer-counting-a-trashed-photo": (
+        "usage-mismatch",
+        lambda lib: lib.edit_usage(photos=-1, bytes=-int(lib.photo(lib.trashed)["size_bytes"]["N"])),
+    ),
+    "month-counter-one-too-many": (
+        "month-count-mismatch",
+        lambda lib: lib.put_month(lib.alice, lib.month, 3),
+    ),
+    "month-counter-lost": (
+        "month-count-mismatch",
+        lambda lib: lib.delete_item(lib.alice, f"{keys.MONTH_PREFIX}{lib.month}"),
+    ),
+    "month-counter-negative": ("month-count-mismatch", lambda lib: lib.put_month(lib.alice, "2020-01", -1)),
+    "photo-taken-in-another-month-than-counted": (
+        "month-count-mismatch",
+        lambda lib: lib.edit_photo(
+            lib.fav,
+            taken_at={"S": "2019-05-04T10:00:00Z"},
+            GSI2SK={"S": keys.time_index_sk("2019-05-04T10:00:00Z", lib.fav)},
+        ),
+    ),
+    "claim-lost": (
+        "hash-claim-mismatch",
+        lambda lib: lib.delete_item(lib.alice, f"{keys.SHA256_PREFIX}{lib.sha256(lib.ready)}"),
+    ),
+    "claim-naming-a-trashed-photo": (
+        "hash-claim-mismatch",
+        lambda lib: lib.put_claim(lib.alice, lib.sha256(lib.trashed), lib.trashed),
+    ),
+    "claim-naming-a-rejected-copy": (
+        "hash-claim-mismatch",
+        lambda lib: lib.put_claim(lib.alice, lib.sha256(lib.ready), lib.copy),
+    ),
+    "claim-naming-a-photo-that-is-gone": (
+        "hash-claim-mismatch",
+        lambda lib: lib.put_claim(lib.alice, ANOTHER_SHA256, UNKNOWN_PHOTO_ID),
+    ),
+    "claim-naming-a-photo-with-other-bytes": (
+        "hash-claim-mismatch",
+        lambda lib: lib.put_claim(lib.alice, ANOTHER_SHA256, lib.ready),
+    ),
+    "claim-naming-another-owners-photo": (
+        "hash-claim-mismatch",
+        lambda lib: lib.put_claim(lib.alice, lib.sha256(lib.bobs, lib.bob), lib.bobs),
+    ),
+    "two-library-photos-with-the-same-bytes": ("duplicate-in-library", lambda lib: lib.same_bytes_twice()),
+    "ready-photo-missing-from-the-timeline": (
+        "photo-index-mismatch",
+        lambda lib: lib.edit_photo(lib.ready, GSI2PK=None, GSI2SK=None),
+    ),
+    "timeline-entry-at-the-wrong-time": (
+        "photo-index-mismatch",
+        lambda lib: lib.edit_photo(lib.ready, GSI2SK={"S": keys.time_index_sk(LONG_AGO, lib.ready)}),
+    ),
+    "favourite-missing-from-favourites": (
+        "photo-index-mismatch",
+        lambda lib: lib.edit_photo(lib.fav, GSI1PK=None, GSI1SK=None),
+    ),
+    "photo-in-favourites-that-is-no-favourite": (
+        "photo-index-mismatch",
+        lambda lib: lib.edit_photo(
+            lib.ready, GSI1PK={"S": keys.favorites_index_pk(lib.alice)}, GSI1SK={"S": keys.photo_sk(lib.ready)}
+        ),
+    ),
+    "trashed-photo-missing-from-the-purge-index": (
+        "photo-index-mismatch",
+        lambda lib: lib.edit_photo(lib.trashed, GSI1PK=None, GSI1SK=None),
+    ),
+    "trashed-photo-in-the-wrong-purge-shard": (
+        "photo-index-mismatch",
+        lambda lib: lib.edit_photo(
+            lib.trashed,
+            GSI1PK={"S": keys.purge_index_pk((keys.purge_shard(lib.trashed) + 1) % keys.PURGE_SHARDS)},
+        ),
+    ),
+    "trashed-photo-missing-from-the-trash-listing": (
+        "photo-index-mismatch",
+        lambda lib: lib.edit_photo(lib.trashed, GSI2PK=None, GSI2SK=None),
+    ),
+    "trashed-photo-still-on-the-timeline": (
+        "photo-index-mismatch",
+        lambda lib: lib.edit_photo(lib.trashed, GSI2PK={"S": keys.taken_index_pk(lib.alice)}),
+    ),
+    "rejected-photo-on-the-timeline": (
+        "photo-index-mismatch",
+        lambda lib: lib.edit_photo(
+            lib.copy,
+            GSI2PK={"S": keys.taken_index_pk(lib.alice)},
+            GSI2SK={"S": keys.time_index_sk(SOME_TIME, lib.copy)},
+        ),
+    ),
+    "pending-photo-on-the-timeline": (
+        "photo-index-mismatch",
+        lambda lib: lib.edit_photo(
+            lib.pending,
+            GSI2PK={"S": keys.taken_index_pk(lib.alice)},
+            GSI2SK={"S": keys.time_index_sk(SOME_TIME, lib.pending)},
+        ),
+    ),
+    "trashed-photo-without-purge-at": ("photo-state-mismatch", lambda lib: lib.edit_photo(lib.trashed, purge_at=None)),
+    "purge-at-before-the-photo-was-trashed": ("photo-state-mismatch", lambda lib: lib.purge_before_trashed()),
+    "purge-at-outside-the-trash": (
+        "photo-state-mismatch",
+        lambda lib: lib.edit_photo(lib.ready, purge_at={"S": SOME_TIME}),
+    ),
+    "purging-mark-outside-the-trash": (
+        "photo-state-mismatch",
+        lambda lib: lib.edit_photo(lib.ready, purging={"BOOL": True}),
+    ),
+    "sha256-on-a-pending-photo": (
+        "photo-state-mismatch",
+        lambda lib: lib.edit_photo(lib.pending, sha256={"S": ANOTHER_SHA256}),
+    ),
+    "duplicate-of-on-a-ready-photo": (
+        "photo-state-mismatch",
+        lambda lib: lib.edit_photo(lib.fav, duplicate_of={"S": lib.ready}),
+    ),
+    "rejected-copy-without-duplicate-of": (
+        "photo-state-mismatch",
+        lambda lib: lib.edit_photo(lib.copy, duplicate_of=None),
+    ),
+    "rejected-copy-naming-another-photo": (
+        "photo-state-mismatch",
+        lambda lib: lib.edit_photo(lib.copy, duplicate_of={"S": lib.fav}),
+    ),
+    "album-return-without-the-time-added": (
+        "photo-state-mismatch",
+        lambda lib: lib.edit_photo(lib.trashed, album_return={"L": [{"S": lib.album}]}),
+    ),
+    "trashed-photo-still-in-an-album": ("trashed-photo-in-album", lambda lib: lib.trashed_back_in_the_album()),
+    "photo-stored-before-the-library": ("unindexed-photo", lambda lib: lib.stored_before_the_library()),
+    "deletion-mark-missing-from-the-cleanup-index": (
+        "unreachable-cleanup",
+        lambda lib: lib.mark_deletion(lib.bob, now_iso(), indexed=False),
+    ),
+    "deletion-without-its-usage-blocked": (
+        "account-deletion-mismatch",
+        lambda lib: lib.mark_deletion(lib.bob, now_iso(), keep=keys.USAGE_SK),
+    ),
+    "profile-kept-during-a-deletion": (
+        "account-deletion-mismatch",
+        lambda lib: lib.mark_deletion(lib.bob, now_iso(), keep=keys.PROFILE_SK),
+    ),
+    "usage-blocked-with-no-deletion-under-way": (
+        "account-deletion-mismatch",
+        lambda lib: lib.put_item({**lib.item(lib.bob, keys.USAGE_SK), "deleting_since": {"S": SOME_TIME}}),
+    ),
+    "month-counter-under-a-malformed-key": (
+        "unparseable-item",
+        lambda lib: lib.put_item(
+            {
+                "PK": {"S": keys.user_pk(lib.alice)},
+                "SK": {"S": "MONTH#2026-13"},
+                "entity": {"S": "month"},
+                "count": {"N": "0"},
+            }
+        ),
+    ),
+    "claim-under-a-key-that-is-no-hash": (
+        "unparseable-item",
+        lambda lib: lib.put_item(
+            {
+                "PK": {"S": keys.user_pk(lib.alice)},
+                "SK": {"S": "SHA256#ABC"},
+                "entity": {"S": "photo_hash"},
+                "photo_id": {"S": lib.ready},
+            }
+        ),
+    ),
+    "claim-without-its-photo": (
+        "unparseable-item",
+        lambda lib: lib.put_item({**keys.sha256_key(lib.alice, ANOTHER_SHA256), "entity": {"S": "photo_hash"}}),
+    ),
+    "deletion-since-no-time": (
+        "unparseable-item",
+        lambda lib: lib.put_item(
+            {
+                **keys.account_deletion_key(lib.bob),
+                "entity": {"S": "account_deletion"},
+                "user_id": {"S": lib.bob},
+                "since": {"S": "yesterday"},
+            }
+        ),
+    ),
+    "trashed-at-no-time": ("unparseable-item", lambda lib: lib.edit_photo(lib.trashed, trashed_at={"S": "today"})),
+}
+
+
+def test_each_library_corruption_trips_exactly_its_rule_and_restoring_clears_it(
+    trashed: TrashedLibrary, subtests: Any
+) -> None:
+    for name, (rule, corrupt) in LIBRARY_CORRUPTIONS.items():
+        with subtests.test(corruption=name, rule=rule):
+            corrupt(trashed)
+            try:
+                report = trashed.check()
+                # A photo moved to another month is two months miscounted: one rule, once per month.
+                assert set(rules(report)) == {rule}, [str(v) for v in report.violations]
+                assert "\n" not in str(report.violations[0])
+            finally:
+                trashed.restore()
+            restored = trashed.check()
+            assert restored.ok, [str(v) for v in restored.violations]
+
+
+LIBRARY_RULES = {
+    "unindexed-photo",
+    "photo-index-mismatch",
+    "photo-state-mismatch",
+    "month-count-mismatch",
+    "hash-claim-mismatch",
+    "duplicate-in-library",
+    "trashed-photo-in-album",
+    "unfinished-album-return",
+    "overdue-purge",
+    "account-deletion-mismatch",
+}
+
+
+def test_every_library_rule_has_a_corruption_and_is_documented() -> None:
+    tried = {rule for rule, _ in LIBRARY_CORRUPTIONS.values()}
+    # The two left-behind rules depend on time: their own tests below.
+    assert LIBRARY_RULES - {"unfinished-album-return", "overdue-purge"} <= tried
+    for rule in sorted(LIBRARY_RULES):
+        assert f"``{rule}``" in (invariants.__doc__ or ""), rule
+
+
+def test_a_zero_month_counter_is_no_violation(trashed: TrashedLibrary) -> None:
+    """A month whose photos all left keeps its counter at 0 (the timeline omits it): nothing to report."""
+    trashed.put_month(trashed.alice, "2020-01", 0)
+    report = trashed.check()
+    assert report.ok, [str(v) for v in report.violations]
+
+
+def _at(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def test_a_restore_cut_short_is_reported_only_past_the_grace(trashed: TrashedLibrary) -> None:
+    """`ready` out of the trash with an album still to return to: a restore between its transactions."""
+    grace, second = timedelta(minutes=5), timedelta(seconds=1)
+    restored_at = now_iso()
+    trashed.edit_photo(
+        trashed.ready, album_return={"L": [{"S": f"{trashed.album}#{SOME_TIME}"}]}, updated_at={"S": restored_at}
+    )
+    for now in (_at(restored_at), _at(restored_at) + grace):
+        report = trashed.check(now=now, cleanup_grace=grace)
+        assert report.ok, [str(v) for v in report.violations]
+    late = trashed.check(now=_at(restored_at) + grace + second, cleanup_grace=grace)
+    assert [(v.rule, v.subject) for v in late.violations] == [
+        ("unfinished-album-return", f"{trashed.alice}/{trashed.ready}")
+    ]
+
+
+def test_a_purge_is_overdue_only_past_the_grace_and_a_photo_being_purged_may_have_lost_its_objects(
+    trashed: TrashedLibrary,
+) -> None:
+    grace, second = timedelta(minutes=20), timedelta(seconds=1)
+    subject = f"{trashed.alice}/{trashed.trashed}"
+    due = trashed.photo(trashed.trashed)["purge_at"]["S"]
+    assert trashed.check(now=_at(due) + grace, cleanup_grace=grace).ok
+    late = trashed.check(now=_at(due) + grace + second, cleanup_grace=grace)
+    assert [(v.rule, v.subject) for v in late.violations] == [("overdue-purge", subject)]
+
+    # A purge cut short after its objects went: the mark (purge due now), the original and a preview gone.
+    marked = now_iso()
+    trashed.edit_photo(
+        trashed.trashed,
+        purging={"BOOL": True},
+        purge_at={"S": marked},
+        GSI1SK={"S": keys.purge_index_sk(marked, trashed.alice, trashed.trashed)},
+    )
+    trashed.delete_object(keys.original_object(trashed.alice, trashed.trashed))
+    trashed.delete_object(keys.preview_object(trashed.alice, trashed.trashed, "large"))
+    within = trashed.check(now=_at(marked) + grace, cleanup_grace=grace)
+    assert within.ok, [str(v) for v in within.violations]
+    late = trashed.check(now=_at(marked) + grace + second, cleanup_grace=grace)
+    assert [(v.rule, v.subject) for v in late.violations] == [("overdue-purge", subject)]
+    # Unmarked, the same photo is a trashed photo that lost its objects: it could be restored without them.
+    trashed.edit_photo(
+        trashed.trashed,
+        purge_at={"S": marked},
+        GSI1SK={"S": keys.purge_index_sk(marked, trashed.alice, trashed.trashed)},
+    )
+    assert rules(trashed.check(now=_at(marked), cleanup_grace=grace)) == ["ready-missing-object"]
+
+
+def test_an_account_deletion_cut_short_is_overdue_only_past_the_grace_and_its_objects_are_not_orphans(
+    trashed: TrashedLibrary,
+) -> None:
+    """bob's deletion stopped after its photos step: the mark, no photo item, the objects still there."""
+    grace, second = timedelta(minutes=5), timedelta(seconds=1)
+    began = now_iso()
+    trashed.mark_deletion(trashed.bob, began)
+    photo = deps.photo_repository().get(trashed.bob, trashed.bobs)
+    assert photo is not None
+    assert deps.photo_repository().delete(photo)
+    assert keys.original_object(trashed.bob, trashed.bobs) in snapshot(trashed.aws, trashed.bob, quick=True).objects
+    for now in (_at(began), _at(began) + grace):
+        report = trashed.check(now=now, cleanup_grace=grace)
+        assert report.ok, [str(v) for v in report.violations]
+    late = trashed.check(now=_at(began) + grace + second, cleanup_grace=grace)
+    assert [(v.rule, v.subject) for v in late.violations] == [
+        ("overdue-cleanup", f"{keys.user_pk(trashed.bob)}/{keys.ACCOUNT_DELETION_SK}")
+    ]
+    # The same objects with no deletion under way are orphans (the finish step removes the mark and the usage).
+    DynamoAccountRepository(trashed.dynamodb, TABLE).finish(trashed.bob)
+    assert rules(trashed.check()) == ["orphan-object"] * 3
+
+
+def test_remains_of_a_deleted_account_is_nothing_and_names_whatever_is_left(
+    trashed: TrashedLibrary, alice: User, bob: User
+) -> None:
+    share(alice, trashed.album, bob, "contributor")
+    add_photos(bob, trashed.album, trashed.bobs)
+    bobs_album = create_album(bob, "Bob's")["album_id"]
+    add_photos(bob, bobs_album, trashed.bobs)
+    share(bob, bobs_album, alice, "viewer")
+    assert invariants.remains_of(trashed.dynamodb, trashed.s3, table=TABLE, bucket=BUCKET, user_id=bob.sub)
+
+    response = bob.call("DELETE", "/users/me")
+    assert response.status_code == 204, response.body
+    assert invariants.remains_of(trashed.dynamodb, trashed.s3, table=TABLE, bucket=BUCKET, user_id=bob.sub) == []
+    report = trashed.check()
+    assert report.ok, [str(v) for v in report.violations]
+
+    leftovers: dict[str, Callable[[], Any]] = {
+        f"item {keys.user_pk(bob.sub)}/{keys.MONTH_PREFIX}2020-01": lambda: trashed.put_month(bob.sub, "2020-01", 0),
+        f"object {keys.preview_object(bob.sub, trashed.bobs, 'small')}": lambda: trashed.put_object(
+            keys.preview_object(bob.sub, trashed.bobs, "small")
+        ),
+        f"item {keys.album_pk(trashed.album)}/{keys.MEMBER_PREFIX}{bob.sub} (its user_id)": functools.partial(
+            trashed.put_item,
+            album_items.membership_item(Membership(trashed.album, bob.sub, "bob", Role.CONTRIBUTOR, SOME_TIME)),
+        ),
+    }
+    for line, leave in leftovers.items():
+        leave()
+        assert line in invariants.remains_of(trashed.dynamodb, trashed.s3, table=TABLE, bucket=BUCKET, user_id=bob.sub)
 
 
 # --- the command line -------------------------------------------------------------------------------------------------
