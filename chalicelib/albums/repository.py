@@ -50,6 +50,18 @@ def _update_values(values: dict[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in values.items() if value is not None}
 
 
+def _not_being_deleted(table: str, user_id: str) -> dict[str, Any]:
+    """A check, in a transaction that gives `user_id` access to an album, that their account is not being deleted:
+    the deletion marks their usage item first, so nothing it has passed can gain a new album behind it."""
+    return {
+        "ConditionCheck": {
+            "TableName": table,
+            "Key": keys.usage_key(user_id),
+            "ConditionExpression": "attribute_not_exists(deleting_since)",
+        }
+    }
+
+
 class DynamoAlbumRepository:
     def __init__(self, client: DynamoDBClient, table_name: str) -> None:
         self._client = client
@@ -67,8 +79,12 @@ class DynamoAlbumRepository:
                 }
             },
             {"Put": {"TableName": self._table, "Item": items.access_item(album.owner_id, album.album_id, Role.OWNER)}},
+            _not_being_deleted(self._table, album.owner_id),
         ]
-        if transact(self._client, writes):
+        codes = transact(self._client, writes)
+        if codes[2:3] == ["ConditionalCheckFailed"]:
+            raise errors.AccountDeleting("your account is being deleted")
+        if codes:
             # botocore retries a write whose reply was lost; if the lost one had committed, the retry finds the
             # album it made itself (DynamoDB's idempotency token covers this in AWS, but only for 10 minutes and
             # not in emulators): that is success, not a clash.
@@ -363,7 +379,8 @@ class DynamoAlbumRepository:
         return [items.membership_from_item(item) for item in found]
 
     def add_member(self, album: Album, membership: Membership) -> str | None:
-        """Add the member; None if added, else why not: "member" (already one, or still leaving), "full", "gone"."""
+        """Add the member; None if added, else why not: "member" (already one, or still leaving), "full", "gone",
+        "deleting" (their account is being deleted)."""
         writes: list[Any] = [
             {
                 "Put": {
@@ -390,10 +407,13 @@ class DynamoAlbumRepository:
                     "ExpressionAttributeValues": {":one": {"N": "1"}, ":max": {"N": str(MEMBERS_MAX)}},
                 }
             },
+            _not_being_deleted(self._table, membership.user_id),
         ]
         codes = transact(self._client, writes)
         if not codes:
             return None
+        if codes[3] == "ConditionalCheckFailed":
+            return "deleting"
         if codes[0] == "ConditionalCheckFailed":
             return "member"
         current = self.get(album.album_id)

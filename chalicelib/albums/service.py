@@ -318,6 +318,8 @@ class AlbumService:
                 raise errors.Conflict(f"an album has at most {MEMBERS_MAX} members besides its owner")
             if why_not == "gone":
                 raise errors.NotFound("no such album")
+            if why_not == "deleting":
+                raise errors.NotFound("no PhotoSky user has this user name")  # the account is being deleted
             _, existing = self._repository.get_with_membership(album_id, found.user_id)
             if existing is None or existing.leaving_since is None:
                 raise errors.Conflict(f"{found.username} is already a member: change their role instead")

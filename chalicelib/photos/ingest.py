@@ -91,7 +91,12 @@ class UploadProcessor:
                 self._storage.delete(*keys.photo_objects(owner_id, photo_id))
                 return Outcome.ORPHAN_REMOVED
             if photo.status is not PhotoStatus.PENDING:
-                self._storage.delete(object_key)  # a crash may have left it after the photo was settled
+                # A crash may have left the upload after the photo was settled, and a copy rejected only at its last
+                # step may have left the objects it wrote first: a REJECTED photo keeps none.
+                if photo.status is PhotoStatus.REJECTED:
+                    self._storage.delete(*keys.photo_objects(owner_id, photo_id))
+                else:
+                    self._storage.delete(object_key)
                 return Outcome.ALREADY_DONE
             if inspected is None:
                 inspected = self._inspect(photo, object_key)
@@ -156,7 +161,7 @@ class UploadProcessor:
         digest = hashlib.sha256(inspected.data).hexdigest()
         holder = self._repository.claim_holder(owner, digest)
         if holder is not None and holder != photo_id:
-            return self._reject_duplicate(photo, object_key, holder, written=False)
+            return self._reject_duplicate(photo, object_key, holder)
         # Objects first, item last: a READY photo always has its original and both previews.
         self._storage.write(
             keys.preview_object(owner, photo_id, "large"), processed.large.data, content_type="image/jpeg"
@@ -181,13 +186,23 @@ class UploadProcessor:
             if not self._repository.replace(ready, photo):
                 return None
         except errors.DuplicatePhoto as duplicate:
-            return self._reject_duplicate(photo, object_key, duplicate.photo_id, written=True)
+            return self._reject_duplicate(photo, object_key, duplicate.photo_id)
         self._storage.delete(object_key)
         return Outcome.READY
 
-    def _reject_duplicate(self, photo: Photo, object_key: str, holder: str, *, written: bool) -> Outcome | None:
-        """Settle the upload as REJECTED, naming the library photo it copies, and release its quota. The objects
-        written for it (if the claim was lost only at the last step) go after the item, as for any rejection."""
+    def _reject_duplicate(self, photo: Photo, object_key: str, holder: str) -> Outcome | None:
+        """Settle the upload as REJECTED, naming the library photo it copies, and release its quota.
+
+        What an earlier step (or delivery) wrote for it goes first, while the photo is still PENDING (which may have
+        objects or not): a REJECTED photo never has any. The upload goes last, as for any rejection: until then a
+        redelivery can read it and settle the photo.
+        """
+        owner, photo_id = photo.owner_id, photo.photo_id
+        self._storage.delete(
+            keys.original_object(owner, photo_id),
+            keys.preview_object(owner, photo_id, "large"),
+            keys.preview_object(owner, photo_id, "small"),
+        )
         rejected = dataclasses.replace(
             photo,
             status=PhotoStatus.REJECTED,
@@ -198,11 +213,7 @@ class UploadProcessor:
         )
         if not self._repository.replace(rejected, photo, release_usage=True):
             return None
-        owner, photo_id = photo.owner_id, photo.photo_id
-        if written:
-            self._storage.delete(*keys.photo_objects(owner, photo_id))
-        else:
-            self._storage.delete(object_key)
+        self._storage.delete(object_key)
         log.info("rejected %s/%s as a copy of %s", owner, photo_id, holder)
         return Outcome.DUPLICATE
 
