@@ -375,6 +375,11 @@ BY_DESIGN: dict[str, tuple[int, str]] = {
     UPLOAD_HASHED: design(WRITE_TOKEN_CALL, CLAIM_READ_POST),
     UPLOAD_COPY: design(WRITE_TOKEN_CALL),
     SETTLE: design(CLAIM_READ_WORKER),
+    SETTLE_COPY: design(
+        "the copy's original and previews removed before it is marked REJECTED (S3 DeleteObjects), apart from the "
+        "upload: an earlier delivery that lost the claim only at its last step may have written them, and a REJECTED "
+        "photo keeps none"
+    ),
     DELETE_ACCOUNT: design(
         WRITE_TOKEN_CALL,
         "the deletion mark first (a transaction: uploads blocked, the profile gone at once, the work resumable)",
