@@ -1,7 +1,7 @@
 """Faults in every album operation that takes more than one step: adding and removing photos (several
 transactions), deleting an album (marked, then emptied over several transactions), a member removed or leaving
-(access ends, their photos leave, the membership goes), a photo deleted from every album it is in, share links
-created and revoked, and a wrong password counted.
+(access ends, their photos leave, the membership goes), a photo deleted for good from every album it is in, share
+links created and revoked, and a wrong password counted.
 
 Each DynamoDB and S3 call an operation makes, in turn, is made to fail the way AWS fails: throttled on every attempt,
 its reply lost after the write applied (a read time-out), or its transaction cancelled for a conflict or throttling.
@@ -44,9 +44,11 @@ from tests.reliability.support import (
     aws_clients,
     body,
     dynamodb_error,
+    get_photo,
     jpeg,
     photo_objects,
     race,
+    ready_objects,
     recorded_calls,
     s3_error,
     start_upload,
@@ -206,9 +208,14 @@ def reads_album_entries(params: dict[str, Any]) -> bool:
 
 
 def reads_albums(params: dict[str, Any]) -> bool:
-    """BatchGetItem of album items only (a photo's delete reading the albums it is in)."""
+    """BatchGetItem of albums, with the photo's entry in each (a photo's trash, or the mark before its permanent
+    delete, reading the albums it is in and its place in each)."""
     found = _batch_keys(params)
-    return bool(found) and all(sk == keys.ALBUM_SK for _, sk in found)
+    return (
+        bool(found)
+        and all(pk.startswith(keys.ALBUM_PREFIX) for pk, _ in found)
+        and any(sk == keys.ALBUM_SK for _, sk in found)
+    )
 
 
 def reads_photos_albums(params: dict[str, Any]) -> bool:
@@ -405,6 +412,8 @@ def departure(leaver: Callable[[Scene], User]) -> Callable[[Scene], Case]:
 
 
 def deleting_a_photo_in_albums(scene: Scene) -> Case:
+    """Deleted for good (a plain DELETE only moves it to the trash, test_library_faults.py): marked as being purged
+    in the trash and out of both albums in one transaction, then its objects go, then its item."""
     photo_id = scene.photo(scene.alice)
     first = scene.album(members=False)
     add_photos(scene.alice, first, photo_id, scene.alices[0])  # its cover
@@ -417,7 +426,9 @@ def deleting_a_photo_in_albums(scene: Scene) -> Case:
         scene.assert_shows(first, scene.alices[:1])
         scene.assert_shows(second, scene.alices[:1])
 
-    return Case(lambda: scene.alice.call("DELETE", f"/photos/{photo_id}"), finished, {204, 404}, (first, second))
+    return Case(
+        lambda: scene.alice.call("DELETE", f"/photos/{photo_id}?permanent=true"), finished, {204, 404}, (first, second)
+    )
 
 
 def creating_a_link(scene: Scene) -> Case:
@@ -504,11 +515,9 @@ OPERATIONS: dict[str, Operation] = {
     "delete an album": Operation(deleting_the_album, 204, begins_deletion),
     "the owner removes a contributor": Operation(departure(lambda s: s.alice), 204, begins_departure),
     "a contributor leaves": Operation(departure(lambda s: s.bob), 204, begins_departure),
-    # A photo's item goes before its objects (an item without objects would be a broken photo); the retried
-    # DELETE, a 404 by then, removes the objects (issue 11's design, tested in test_faults.py).
-    "delete a photo that is in two albums": Operation(
-        deleting_a_photo_in_albums, 204, until_retried=frozenset({"orphan-object"})
-    ),
+    # Deleted for good: the photo is marked as being purged (out of its albums, in the trash) before its objects go,
+    # and its item goes last, so no step leaves an object without its photo (nothing to wait for the retry).
+    "delete a photo that is in two albums": Operation(deleting_a_photo_in_albums, 204),
     "create a share link": Operation(creating_a_link, 201),
     "revoke a share link": Operation(revoking_a_link, 204),
     "a wrong password is counted": Operation(counting_a_wrong_password, 401),
@@ -822,20 +831,47 @@ def results_of(response: Any) -> dict[str, str]:
     return {result["photo_id"]: result["status"] for result in body(response)["results"]}
 
 
-def test_a_photo_deleted_after_an_add_read_it_is_not_found_and_never_enters_the_album(scene: Scene) -> None:
+# A plain DELETE moves a READY photo to the trash (its item stays, with its objects); `?permanent=true` deletes it
+# for good. Both take it out of every album in the same first transaction; the races below try each.
+DELETES = {"to the trash": False, "for good": True}
+
+
+def assert_deleted(scene: Scene, owner: User, photo_id: str, *, permanent: bool) -> None:
+    """The photo is gone with its objects (permanent), or in the trash with all of them."""
+    if permanent:
+        assert owner.call("GET", f"/photos/{photo_id}").status_code == 404
+        assert photo_objects(scene.s3, owner.sub, photo_id) == set()
+    else:
+        response = owner.call("GET", f"/photos/{photo_id}")
+        assert response.status_code == 200, response.body
+        assert body(response)["trashed_at"] is not None, body(response)
+        assert photo_objects(scene.s3, owner.sub, photo_id) == ready_objects(owner.sub, photo_id)
+
+
+@pytest.mark.parametrize("permanent", list(DELETES.values()), ids=list(DELETES))
+def test_a_photo_deleted_after_an_add_read_it_is_not_found_and_never_enters_the_album(
+    scene: Scene, permanent: bool
+) -> None:
     album_id = scene.album(members=False)
     photo_id = scene.photo(scene.alice)
     fresh_clients()
     # The add has read the caller's photos; the delete lands right after.
-    with right_after("BatchGetItem", reads_own_photos, lambda: deps.photo_service().delete(scene.alice.sub, photo_id)):
+    with right_after(
+        "BatchGetItem",
+        reads_own_photos,
+        lambda: deps.photo_service().delete(scene.alice.sub, photo_id, permanent=permanent),
+    ):
         response = scene.alice.call("POST", f"/albums/{album_id}/photos", {"photo_ids": [photo_id, scene.alices[0]]})
     assert results_of(response) == {photo_id: "not_found", scene.alices[0]: "added"}
-    assert scene.alice.call("GET", f"/photos/{photo_id}").status_code == 404
+    assert_deleted(scene, scene.alice, photo_id, permanent=permanent)
     scene.assert_shows(album_id, [scene.alices[0]], covered=True)
     assert_invariants(scene.aws)
 
 
-def test_an_add_landing_after_a_delete_read_the_photos_albums_makes_the_delete_read_them_again(scene: Scene) -> None:
+@pytest.mark.parametrize("permanent", list(DELETES.values()), ids=list(DELETES))
+def test_an_add_landing_after_a_delete_read_the_photos_albums_makes_the_delete_read_them_again(
+    scene: Scene, permanent: bool
+) -> None:
     album_id = scene.album(members=False, alices=1)
     photo_id = scene.photo(scene.alice)
     added: list[Any] = []
@@ -846,10 +882,10 @@ def test_an_add_landing_after_a_delete_read_the_photos_albums_makes_the_delete_r
         reads_photos_albums,
         lambda: added.extend(deps.album_service().add_photos(scene.alice.sub, album_id, [photo_id])),
     ):
-        response = scene.alice.call("DELETE", f"/photos/{photo_id}")
+        response = scene.alice.call("DELETE", f"/photos/{photo_id}" + ("?permanent=true" if permanent else ""))
     assert response.status_code == 204, response.body
     assert [result.status for result in added] == ["added"]
-    assert scene.alice.call("GET", f"/photos/{photo_id}").status_code == 404
+    assert_deleted(scene, scene.alice, photo_id, permanent=permanent)
     scene.assert_shows(album_id, scene.alices[:1], covered=True)
     assert_invariants(scene.aws)
 
@@ -881,12 +917,15 @@ def test_photos_deleted_while_being_added_never_leave_an_entry_behind(scene: Sce
     album_id = scene.album(members=False)
     albums, photos = deps.album_service(), deps.photo_service()
     rounds = 8
-    for _ in range(rounds):
+    for round_number in range(rounds):
+        permanent = round_number % 2 == 1  # to the trash and for good in turn
         photo_id = scene.quick_photo(scene.alice)
         adder, deleter = race(
             [
                 functools.partial(albums.add_photos, scene.alice.sub, album_id, [photo_id]),
-                functools.partial(status_of, functools.partial(photos.delete, scene.alice.sub, photo_id)),
+                functools.partial(
+                    status_of, functools.partial(photos.delete, scene.alice.sub, photo_id, permanent=permanent)
+                ),
             ]
         )
         assert not isinstance(adder, BaseException) or isinstance(adder, errors.Unavailable), adder
@@ -894,8 +933,13 @@ def test_photos_deleted_while_being_added_never_leave_an_entry_behind(scene: Sce
             assert [result.status for result in adder] in (["added"], ["not_found"]), adder
         if deleter != 200:  # the delete read the photo before the add gave it a new revision too often: 503
             assert deleter == 503, deleter
-            assert scene.alice.call("DELETE", f"/photos/{photo_id}").status_code == 204
-        assert scene.alice.call("GET", f"/photos/{photo_id}").status_code == 404
+            path = f"/photos/{photo_id}" + ("?permanent=true" if permanent else "")
+            assert scene.alice.call("DELETE", path).status_code == 204
+        if permanent:
+            assert scene.alice.call("GET", f"/photos/{photo_id}").status_code == 404
+            assert photo_objects(scene.s3, scene.alice.sub, photo_id) == set()
+        else:
+            assert get_photo(scene.alice, photo_id)["trashed_at"] is not None
         assert photo_id not in album_photo_ids(scene.alice, album_id)
         assert_invariants(scene.aws)
     cases.tried(rounds)
@@ -932,8 +976,8 @@ def test_a_cover_chosen_while_its_photo_is_deleted_is_refused_or_replaced(scene:
 
 
 def test_two_owners_deleting_photos_at_once_leave_the_album_a_cover(scene: Scene) -> None:
-    """alice deletes her photo, the cover; her request picks the newest photo left, bob's, as the new cover, and
-    bob deletes that photo before her request writes it."""
+    """alice trashes her photo, the cover; her request picks the newest photo left, bob's, as the new cover, and
+    bob trashes that photo before her request writes it."""
     album_id = scene.album(members=True)
     cover = scene.photo(scene.alice)
     add_photos(scene.alice, album_id, cover)
@@ -945,7 +989,9 @@ def test_two_owners_deleting_photos_at_once_leave_the_album_a_cover(scene: Scene
     with right_after("Query", reads_newest_photo, lambda: deps.photo_service().delete(scene.bob.sub, newest)):
         response = scene.alice.call("DELETE", f"/photos/{cover}")
     assert response.status_code == 204, response.body
-    assert scene.bob.call("GET", f"/photos/{newest}").status_code == 404
+    # Both went to the trash (a plain DELETE of a READY photo), out of the album.
+    assert get_photo(scene.bob, newest)["trashed_at"] is not None
+    assert get_photo(scene.alice, cover)["trashed_at"] is not None
     assert_invariants(scene.aws)
     scene.assert_shows(album_id, [scene.alices[0]], covered=True)
 

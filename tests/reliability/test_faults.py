@@ -304,6 +304,8 @@ def test_a_profile_read_dynamodb_keeps_leaving_unprocessed_is_503_and_a_passing_
 
 
 # --- S3 failing under DELETE ---------------------------------------------------------------------------------------
+# A plain DELETE of a READY photo only moves it to the trash (no S3 call): the permanent delete is the one that
+# removes objects.
 
 
 def test_s3_failing_while_a_photo_is_deleted_is_503_and_the_retry_leaves_no_object_behind(
@@ -316,13 +318,17 @@ def test_s3_failing_while_a_photo_is_deleted_is_503_and_the_retry_leaves_no_obje
             fresh_clients()
             fault = faults.inject("s3", "DeleteObjects", respond)
             try:
-                response = scene.alice.call("DELETE", f"/photos/{photo_id}")
+                response = scene.alice.call("DELETE", f"/photos/{photo_id}?permanent=true")
             finally:
                 faults.clear()
             assert_retry_later(response)
             assert fault.attempts == ATTEMPTS
+            # Meanwhile the photo waits in the trash, marked for its purge, with every object it had.
+            assert get_photo(scene.alice, photo_id)["trashed_at"] is not None
+            assert photo_objects(scene.s3, scene.alice.sub, photo_id) == ready_objects(scene.alice.sub, photo_id)
+            assert_invariants(scene.aws)
             # The client retries as told once S3 is back: the photo is gone, and so are its objects.
-            retried = scene.alice.call("DELETE", f"/photos/{photo_id}")
+            retried = scene.alice.call("DELETE", f"/photos/{photo_id}?permanent=true")
             assert retried.status_code in (204, 404), retried.body
             assert scene.alice.call("GET", f"/photos/{photo_id}").status_code == 404
             assert photo_objects(scene.s3, scene.alice.sub, photo_id) == set()
@@ -338,11 +344,12 @@ def test_a_transient_s3_failure_while_deleting_is_retried_and_the_delete_succeed
             fresh_clients()
             fault = faults.inject("s3", "DeleteObjects", respond, failing={1})
             try:
-                response = scene.alice.call("DELETE", f"/photos/{photo_id}")
+                response = scene.alice.call("DELETE", f"/photos/{photo_id}?permanent=true")
             finally:
                 faults.clear()
             assert response.status_code == 204, response.body
             assert fault.attempts == 2
+            assert scene.alice.call("GET", f"/photos/{photo_id}").status_code == 404
             assert photo_objects(scene.s3, scene.alice.sub, photo_id) == set()
             assert_invariants(scene.aws)
 
@@ -373,6 +380,7 @@ def assert_settled_exactly_once(scene: Scene, photo_id: str, status: str, size: 
         "photos": counted_before["photos"] + counted,
         "bytes": counted_before["bytes"] + counted * size,
         "pending": counted_before["pending"],
+        "trash": counted_before["trash"],
     }
     assert_invariants(scene.aws)
 
@@ -386,22 +394,28 @@ def run_until_settled(scene: Scene, key: str) -> None:
 
 
 def tidy(scene: Scene, photo_id: str) -> None:
-    """Delete a photo once its case is checked, so later cases do not scan an ever larger library."""
-    assert scene.alice.call("DELETE", f"/photos/{photo_id}").status_code == 204
+    """Delete a photo for good once its case is checked (not to the trash, where its item would stay), so later
+    cases do not scan an ever larger library."""
+    assert scene.alice.call("DELETE", f"/photos/{photo_id}?permanent=true").status_code == 204
 
 
 @pytest.mark.parametrize("outcome", ["READY", "REJECTED"])
 def test_a_worker_that_crashes_before_or_after_any_call_is_finished_by_the_redelivery(
     scene: Scene, faults: Faults, subtests: Any, outcome: str
 ) -> None:
-    data = jpeg() if outcome == "READY" else b"<html>not an image</html>"
-    calls = worker_calls(scene.api, scene.s3, scene.alice, data)
+    # Each READY case uploads bytes of its own: the same bytes again would be rejected as a copy of the photo
+    # worker_calls settled (it stays in the library). A rejected file is never hashed: one serves every case.
+    def upload_data() -> bytes:
+        return jpeg() if outcome == "READY" else b"<html>not an image</html>"
+
+    calls = worker_calls(scene.api, scene.s3, scene.alice, upload_data())
     assert len(calls) >= 5, calls
     for position, (service, operation) in enumerate(calls):
         nth = nth_occurrence(calls, position)
         for when in ("before", "after"):
             with subtests.test(call=f"{position}:{service}.{operation}#{nth}", crash=when):
                 counted_before = usage_of(scene.alice)
+                data = upload_data()
                 photo = start_upload(scene.alice, data)["photo"]
                 key = put_upload(scene.s3, scene.alice.sub, photo["photo_id"], data)
                 (faults.crash_before if when == "before" else faults.crash_after)(service, operation, nth)
@@ -419,8 +433,7 @@ def test_a_worker_that_crashes_before_or_after_any_call_is_finished_by_the_redel
 def test_a_worker_whose_dependencies_keep_failing_gives_up_retryably_and_the_redelivery_finishes(
     scene: Scene, faults: Faults, subtests: Any
 ) -> None:
-    data = jpeg()
-    calls = worker_calls(scene.api, scene.s3, scene.alice, data)
+    calls = worker_calls(scene.api, scene.s3, scene.alice, jpeg())
     turns = {"dynamodb": itertools.count(), "s3": itertools.count()}
     for position, (service, operation) in enumerate(calls):
         if calls.index((service, operation)) != position:
@@ -429,6 +442,7 @@ def test_a_worker_whose_dependencies_keep_failing_gives_up_retryably_and_the_red
         for code, respond in error_kinds(kinds, turns[service]):
             with subtests.test(call=f"{service}.{operation}", error=code):
                 counted_before = usage_of(scene.alice)
+                data = jpeg()  # bytes of its own: the same again would be a copy of the photo worker_calls settled
                 photo = start_upload(scene.alice, data)["photo"]
                 key = put_upload(scene.s3, scene.alice.sub, photo["photo_id"], data)
                 fresh_clients()
@@ -529,6 +543,7 @@ def test_a_reconciler_run_cut_short_by_faults_or_a_crash_is_finished_by_the_next
                 "photos": counted_before["photos"] + 1,
                 "bytes": counted_before["bytes"] + len(data),
                 "pending": counted_before["pending"],
+                "trash": counted_before["trash"],
             }
             assert_invariants(scene.aws)
             tidy(scene, lost["photo_id"])
@@ -691,7 +706,8 @@ def test_a_delete_racing_the_worker_leaves_no_photo_no_object_and_no_usage(scene
         worker, deleter = race(
             [
                 lambda key=key: deliver(scene.api, key),
-                lambda photo_id=photo_id: service.delete(scene.alice.sub, photo_id),
+                # Permanent: had the worker won, a plain delete would only move the READY photo to the trash.
+                lambda photo_id=photo_id: service.delete(scene.alice.sub, photo_id, permanent=True),
             ]
         )
         assert deleter is None, deleter

@@ -284,7 +284,12 @@ def test_every_hostile_file_ends_ready_with_safe_previews_or_rejected_with_a_rea
                 assert case.reason in settled["rejection_reason"], settled["rejection_reason"]
                 assert photo_objects(s3, alice.sub, photo_id) == set()
                 assert all(url is None for url in settled["urls"].values())
-            assert usage_of(alice) == {"photos": kept_photos, "bytes": kept_bytes, "pending": 0}
+            assert usage_of(alice) == {
+                "photos": kept_photos,
+                "bytes": kept_bytes,
+                "pending": 0,
+                "trash": {"photos": 0, "bytes": 0},
+            }
             assert_invariants(aws, quota=settings_quota())
             decodes = decodes_logged(capsys.readouterr().out)  # none when refused before decoding (size, type)
             assert len(decodes) == (1 if case.expected == "READY" else len(decodes[:1])), decodes
