@@ -442,3 +442,20 @@ def race(actions: list[Callable[[], Any]]) -> list[Any]:
         thread.join(60)
         assert not thread.is_alive(), "a racing call never finished"
     return results
+
+
+# --- the faults every fault suite injects ----------------------------------------------------------------------------
+
+# chalicelib.deps: retries={"mode": "standard", "total_max_attempts": 3}: the first attempt plus two retries.
+ATTEMPTS = 3
+# DynamoDB's throttling and 5xx, as botocore sees them: retried ATTEMPTS times, then a 503 with Retry-After.
+THROTTLES = {
+    "ProvisionedThroughputExceededException": dynamodb_error("ProvisionedThroughputExceededException"),
+    "ThrottlingException": dynamodb_error("ThrottlingException"),
+    "InternalServerError": dynamodb_error("InternalServerError", 500),
+}
+# A transaction cancelled for a reason other than its conditions: transient, so a 503 the client retries.
+CANCELLATIONS = {
+    "TransactionConflict": transaction_cancelled("None", "TransactionConflict"),
+    "ThrottlingError": transaction_cancelled("None", "ThrottlingError"),
+}

@@ -39,11 +39,13 @@ from chalicelib.photos.models import PhotoStatus
 from ops import invariants
 from tests.integration.conftest import BUCKET, TABLE, User
 from tests.reliability.support import (
+    ATTEMPTS,
+    CANCELLATIONS,
+    THROTTLES,
     Faults,
     assert_invariants,
     aws_clients,
     body,
-    dynamodb_error,
     get_photo,
     jpeg,
     photo_objects,
@@ -53,24 +55,12 @@ from tests.reliability.support import (
     s3_error,
     start_upload,
     status_of,
-    transaction_cancelled,
     upload_ready,
 )
 from tests.support.albums import add_photos, album_photo_ids, create_album, create_link, public, share
 
 pytestmark = pytest.mark.suite("faults")
 
-# chalicelib.deps: three attempts in all per call.
-ATTEMPTS = 3
-THROTTLES = {
-    "ProvisionedThroughputExceededException": dynamodb_error("ProvisionedThroughputExceededException"),
-    "ThrottlingException": dynamodb_error("ThrottlingException"),
-    "InternalServerError": dynamodb_error("InternalServerError", 500),
-}
-CANCELLATIONS = {
-    "TransactionConflict": transaction_cancelled("None", "TransactionConflict"),
-    "ThrottlingError": transaction_cancelled("None", "ThrottlingError"),
-}
 WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems"})
 REAL_ADD_CHUNK, REAL_REMOVE_CHUNK = album_repository.ADD_CHUNK, album_repository.REMOVE_CHUNK
 PASSWORD = "open sesame"

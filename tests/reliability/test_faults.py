@@ -31,6 +31,8 @@ from chalicelib.photos.models import NewPhoto, PhotoChanges
 from ops.invariants import Quota
 from tests.integration.conftest import User
 from tests.reliability.support import (
+    ATTEMPTS,
+    THROTTLES,
     Crash,
     Faults,
     assert_invariants,
@@ -39,7 +41,6 @@ from tests.reliability.support import (
     connect_timeout,
     create_profile,
     deliver,
-    dynamodb_error,
     get_photo,
     jpeg,
     photo_objects,
@@ -60,13 +61,6 @@ from tests.reliability.support import (
 
 pytestmark = pytest.mark.suite("faults")
 
-# chalicelib.deps: retries={"mode": "standard", "total_max_attempts": 3}: the first attempt plus two retries.
-ATTEMPTS = 3
-THROTTLES = {
-    "ProvisionedThroughputExceededException": dynamodb_error("ProvisionedThroughputExceededException"),
-    "ThrottlingException": dynamodb_error("ThrottlingException"),
-    "InternalServerError": dynamodb_error("InternalServerError", 500),
-}
 # By default each failing call meets one kind of error in turn (every call and every kind is covered); `make fuzz`
 # (PHOTOSKY_FUZZ_EXAMPLES set) tries every kind on every call. moto answers a call in ~25 ms, so the cross product
 # would triple this module's time for little: the kinds all take the same path (errors.Unavailable).

@@ -45,6 +45,9 @@ from chalicelib.photos.models import NewPhoto, PhotoStatus
 from ops import invariants
 from tests.integration.conftest import BUCKET, TABLE, User
 from tests.reliability.support import (
+    ATTEMPTS,
+    CANCELLATIONS,
+    THROTTLES,
     Crash,
     Faults,
     Snapshot,
@@ -53,7 +56,6 @@ from tests.reliability.support import (
     body,
     create_profile,
     deliver,
-    dynamodb_error,
     get_photo,
     jpeg,
     photo_objects,
@@ -65,7 +67,6 @@ from tests.reliability.support import (
     snapshot,
     start_upload,
     status_of,
-    transaction_cancelled,
     upload_ready,
     usage_of,
 )
@@ -73,17 +74,6 @@ from tests.support.albums import add_photos, album_photo_ids, create_album, crea
 
 pytestmark = pytest.mark.suite("faults")
 
-# chalicelib.deps: three attempts in all per call.
-ATTEMPTS = 3
-THROTTLES = {
-    "ProvisionedThroughputExceededException": dynamodb_error("ProvisionedThroughputExceededException"),
-    "ThrottlingException": dynamodb_error("ThrottlingException"),
-    "InternalServerError": dynamodb_error("InternalServerError", 500),
-}
-CANCELLATIONS = {
-    "TransactionConflict": transaction_cancelled("None", "TransactionConflict"),
-    "ThrottlingError": transaction_cancelled("None", "ThrottlingError"),
-}
 S3_FAULTS = {"InternalError": s3_error("InternalError", 500), "SlowDown": s3_error("SlowDown", 503)}
 WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem", "DeleteObjects"})
 THOROUGH = bool(os.environ.get("PHOTOSKY_FUZZ_EXAMPLES"))
