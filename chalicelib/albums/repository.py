@@ -32,7 +32,7 @@ from chalicelib.aws import (
     transact,
 )
 from chalicelib.photos.models import Photo, PhotoStatus
-from chalicelib.photos.repository import photo_from_item
+from chalicelib.photos.repository import photo_from_item, photos_of
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -201,9 +201,7 @@ class DynamoAlbumRepository:
 
     def photos(self, owner_id: str, photo_ids: Sequence[str]) -> dict[str, Photo]:
         """The caller's own photos among `photo_ids` (strongly consistent: they may have just become READY)."""
-        wanted: list[Any] = [keys.photo_key(owner_id, photo_id) for photo_id in photo_ids]
-        found = batch_get(self._client, self._table, wanted, consistent=True)
-        return {photo.photo_id: photo for photo in map(photo_from_item, found)}
+        return photos_of(self._client, self._table, owner_id, photo_ids)
 
     def add_photos(
         self, album: Album, photos: Sequence[Photo], *, added_at: str, contributor: Membership | None

@@ -192,6 +192,14 @@ def _gsi1_sort_key(item: Item) -> str:
     return str(item["GSI1SK"]["S"])
 
 
+def photos_of(client: Any, table: str, owner_id: str, photo_ids: Sequence[str]) -> dict[str, Photo]:
+    """The owner's photos among `photo_ids`, read strongly consistently (they may have just become READY): one
+    BatchGetItem per 100. The photo and album repositories both read a request's photos this way."""
+    wanted: list[Any] = [keys.photo_key(owner_id, photo_id) for photo_id in dict.fromkeys(photo_ids)]
+    found = batch_get(client, table, wanted, consistent=True)
+    return {photo.photo_id: photo for photo in map(photo_from_item, found)}
+
+
 def _photo_id_of_tag_copy(item: Item) -> str:
     return str(item["GSI1SK"]["S"]).removeprefix(keys.PHOTO_PREFIX)
 
@@ -212,10 +220,7 @@ class DynamoPhotoRepository:
         return photo_from_item(item) if item else None
 
     def get_many(self, owner_id: str, photo_ids: Sequence[str]) -> dict[str, Photo]:
-        """The owner's photos among `photo_ids`, read strongly consistently (one BatchGetItem per 100)."""
-        wanted: list[Any] = [keys.photo_key(owner_id, photo_id) for photo_id in dict.fromkeys(photo_ids)]
-        found = batch_get(self._client, self._table, wanted, consistent=True)
-        return {photo.photo_id: photo for photo in map(photo_from_item, found)}
+        return photos_of(self._client, self._table, owner_id, photo_ids)
 
     def list_page(
         self, owner_id: str, *, limit: int, query: ListQuery, start_key: dict[str, Any] | None
