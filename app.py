@@ -228,8 +228,9 @@ def delete_photo(photo_id: str) -> Response:
 # --- albums: every view asks the album service, whose first step is the one authorization check ------------------
 
 
-def _album_out(grant: Grant) -> dict[str, Any]:
-    return album_schemas.album_out(grant.album, grant.role, deps.album_service().cover_urls(grant.album))
+def _album_out(grant: Grant, viewer: str) -> dict[str, Any]:
+    cover = deps.album_service().cover_urls(grant.album, viewer=viewer)
+    return album_schemas.album_out(grant.album, grant.role, cover)
 
 
 @app.route("/albums", methods=["POST"], authorizer=cognito)
@@ -239,7 +240,7 @@ def create_album() -> Response:
     owner_id = _writer(request)
     new = album_schemas.parse_new_album(web.json_body(request))
     grant = deps.album_service().create(owner_id, web.current_username(request), new)
-    return Response(body=_album_out(grant), status_code=201)
+    return Response(body=_album_out(grant, owner_id), status_code=201)
 
 
 @app.route("/albums", methods=["GET"], authorizer=cognito)
@@ -249,14 +250,14 @@ def list_albums() -> dict[str, Any]:
     user_id = web.current_user_id(request)
     limit, cursor = album_schemas.parse_page_query(request.query_params if request else None)
     page, next_cursor = deps.album_service().list_for(user_id, limit=limit, cursor=cursor)
-    return {"items": [_album_out(grant) for grant in page], "next_cursor": next_cursor}
+    return {"items": [_album_out(grant, user_id) for grant in page], "next_cursor": next_cursor}
 
 
 @app.route("/albums/{album_id}", methods=["GET"], authorizer=cognito)
 @web.http_errors
 def get_album(album_id: str) -> dict[str, Any]:
-    grant = deps.album_service().get(web.current_user_id(app.current_request), album_id)
-    return _album_out(grant)
+    user_id = web.current_user_id(app.current_request)
+    return _album_out(deps.album_service().get(user_id, album_id), user_id)
 
 
 @app.route("/albums/{album_id}", methods=["PATCH"], authorizer=cognito)
@@ -266,7 +267,7 @@ def update_album(album_id: str) -> dict[str, Any]:
     user_id = _writer(request)
     changes = album_schemas.parse_album_changes(web.json_body(request))
     grant = deps.album_service().update(user_id, album_id, changes)
-    return _album_out(grant)
+    return _album_out(grant, user_id)
 
 
 @app.route("/albums/{album_id}", methods=["DELETE"], authorizer=cognito)
@@ -303,7 +304,9 @@ def list_album_photos(album_id: str) -> dict[str, Any]:
     service = deps.album_service()
     page = service.member_photos(user_id, album_id, limit=limit, cursor=cursor)
     items = [
-        album_schemas.album_photo_out(entry, photo, service.photo_urls(photo, original=True), caller=user_id)
+        album_schemas.album_photo_out(
+            entry, photo, service.photo_urls(photo, viewer=user_id, original=True), caller=user_id
+        )
         for entry, photo in page.items
     ]
     return {"items": items, "next_cursor": page.next_cursor}
@@ -378,10 +381,11 @@ def public_album(token: str) -> dict[str, Any]:
     grant, page = service.public_album(token, access, limit=limit, cursor=cursor)
     original = bool(grant.link and grant.link.allow_download)
     items = [
-        album_schemas.public_photo_out(photo, service.photo_urls(photo, original=original)) for _, photo in page.items
+        album_schemas.public_photo_out(photo, service.photo_urls(photo, viewer=None, original=original))
+        for _, photo in page.items
     ]
     return {
-        "album": album_schemas.public_album_out(grant.album, service.cover_urls(grant.album)),
+        "album": album_schemas.public_album_out(grant.album, service.cover_urls(grant.album, viewer=None)),
         "allow_download": original,
         "items": items,
         "next_cursor": page.next_cursor,

@@ -48,6 +48,14 @@ class Settings:
     shared_url_seconds: int = 600
     # How long a deleted photo stays in the trash, restorable (and counting against the quota), before its purge.
     trash_days: int = 30
+    # Media through the CDN (chalicelib/media.py): the distribution's base URL, and its signing key given directly
+    # (dev stack, tests) or, in AWS, as a Secrets Manager ARN read on first use and once per window. No media URL:
+    # S3 presigned URLs (the `chalice deploy` path, which has no CDN).
+    media_url: str | None = None
+    media_key: str | None = None
+    media_key_secret_arn: str | None = None
+    # Media URLs stay byte-identical for this long and are valid at least this long after they are handed out.
+    media_url_window_seconds: int = 3600
     # The Cognito user pool whose users can be found by user name (to share an album with them).
     user_pool_id: str | None = None
     # Browser origins (scheme://host[:port]) whose requests get CORS headers: the SPA's, nothing else.
@@ -89,6 +97,16 @@ class Settings:
         if cursor_secret and len(cursor_secret) < 16:
             problems.append("PHOTOSKY_CURSOR_SECRET must be at least 16 characters")
         allowed_origins = _origins(env.get("PHOTOSKY_ALLOWED_ORIGINS", ""), problems)
+        media_url = env.get("PHOTOSKY_MEDIA_URL", "").strip().rstrip("/")
+        media_key = env.get("PHOTOSKY_MEDIA_KEY", "").strip()
+        media_key_secret_arn = env.get("PHOTOSKY_MEDIA_KEY_SECRET_ARN", "").strip()
+        if media_url and not _MEDIA_URL.match(media_url):
+            problems.append(f"PHOTOSKY_MEDIA_URL must be an http(s) base URL without a query, got {media_url!r}")
+        if media_url and not media_key and not media_key_secret_arn:
+            problems.append("PHOTOSKY_MEDIA_URL needs PHOTOSKY_MEDIA_KEY or PHOTOSKY_MEDIA_KEY_SECRET_ARN")
+        media_window = positive_int("PHOTOSKY_MEDIA_URL_WINDOW_SECONDS", cls.media_url_window_seconds)
+        if media_window < cls.media_url_window_seconds:
+            problems.append(f"PHOTOSKY_MEDIA_URL_WINDOW_SECONDS must be at least 3600, got {media_window}")
         settings = cls(
             table_name=table_name,
             bucket_name=bucket_name,
@@ -109,12 +127,17 @@ class Settings:
             trash_days=positive_int("PHOTOSKY_TRASH_DAYS", cls.trash_days),
             user_pool_id=_user_pool_id(env),
             allowed_origins=allowed_origins,
+            media_url=media_url or None,
+            media_key=media_key or None,
+            media_key_secret_arn=media_key_secret_arn or None,
+            media_url_window_seconds=media_window,
         )
         if problems:
             raise ConfigError("invalid PhotoSky configuration: " + "; ".join(problems))
         return settings
 
 
+_MEDIA_URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?\Z")
 _ORIGIN = re.compile(r"^https?://[a-z0-9.-]+(:[0-9]{1,5})?\Z")
 
 

@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING, TypeVar
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
-from chalicelib import clock
-from chalicelib.aws import dependency_errors
+from chalicelib import clock, errors
+from chalicelib.aws import dependency_errors, error_code
 from chalicelib.config import Settings
 from chalicelib.cursors import CursorCodec
+from chalicelib.media import CloudFrontMedia, MediaLinks, S3Media
 from chalicelib.photos.repository import DynamoPhotoRepository
 from chalicelib.photos.service import PhotoService
 from chalicelib.ratelimit import DynamoRateCounter, WriteRateLimiter
@@ -114,7 +116,7 @@ def user_service() -> UserService:
 
 @_once
 def storage() -> S3Storage:
-    return S3Storage(s3(), settings().bucket_name)
+    return S3Storage(s3, settings().bucket_name)
 
 
 @_once
@@ -138,6 +140,26 @@ def _cursor_secret() -> bytes:
         return s.cursor_secret
     with dependency_errors("Secrets Manager"):
         return secrets_manager().get_secret_value(SecretId=s.cursor_secret_arn or "")["SecretString"].encode()
+
+
+def _media_key() -> str:
+    s = settings()
+    if s.media_key is not None:
+        return s.media_key
+    try:
+        with dependency_errors("Secrets Manager"):
+            return secrets_manager().get_secret_value(SecretId=s.media_key_secret_arn or "")["SecretString"]
+    except ClientError as e:
+        # A missing secret or a denied read is the stage's misconfiguration: a 503 that says so, never a 500.
+        raise errors.Unavailable(f"the media signing key cannot be read ({error_code(e)})") from e
+
+
+@_once
+def media() -> MediaLinks:
+    s = settings()
+    if s.media_url is None:
+        return S3Media(storage(), owner_seconds=s.download_url_seconds, shared_seconds=s.shared_url_seconds)
+    return CloudFrontMedia(s.media_url, _media_key, window_seconds=s.media_url_window_seconds)
 
 
 @_once
@@ -175,11 +197,10 @@ def album_service() -> AlbumService:
         AlbumAccess(album_repository(), tokens, clock.now),
         directory=user_directory,
         display_names=DynamoUserRepository(dynamodb(), settings().table_name).display_names,
-        urls=storage(),
+        media=media(),
         access_tokens=tokens,
         cursors=_cursor_codec(),
         clock=clock.now,
-        shared_url_seconds=settings().shared_url_seconds,
     )
 
 
@@ -206,8 +227,8 @@ def photo_service() -> PhotoService:
         clock=clock.now,
         cursors=_cursor_codec(),
         quota=_quota(),
+        media=media(),
         upload_url_seconds=s.upload_url_seconds,
-        download_url_seconds=s.download_url_seconds,
         trash_days=s.trash_days,
     )
 

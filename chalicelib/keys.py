@@ -170,7 +170,20 @@ def account_deletion_key(user_id: str) -> Key:
 
 def user_object_prefixes(user_id: str) -> tuple[str, ...]:
     """Every prefix under which the bucket may hold a user's objects."""
-    return (f"{UPLOADS_PREFIX}{user_id}/", f"originals/{user_id}/", f"previews/{user_id}/")
+    return (f"{UPLOADS_PREFIX}{user_id}/", originals_prefix(user_id), previews_prefix(user_id))
+
+
+def originals_prefix(owner_id: str) -> str:
+    return f"originals/{owner_id}/"
+
+
+def previews_prefix(owner_id: str) -> str:
+    return f"previews/{owner_id}/"
+
+
+def photo_previews_prefix(owner_id: str, photo_id: str) -> str:
+    """Every preview of one photo, whatever its size (a shared URL's signature covers exactly these)."""
+    return f"{previews_prefix(owner_id)}{photo_id}/"
 
 
 def album_pk(album_id: str) -> str:
@@ -245,11 +258,11 @@ def upload_object(owner_id: str, photo_id: str) -> str:
 
 
 def original_object(owner_id: str, photo_id: str) -> str:
-    return f"originals/{owner_id}/{photo_id}"
+    return f"{originals_prefix(owner_id)}{photo_id}"
 
 
 def preview_object(owner_id: str, photo_id: str, size: str) -> str:
-    return f"previews/{owner_id}/{photo_id}/{size}.jpg"
+    return f"{photo_previews_prefix(owner_id, photo_id)}{size}.jpg"
 
 
 def photo_objects(owner_id: str, photo_id: str) -> tuple[str, ...]:

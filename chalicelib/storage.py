@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -35,9 +36,20 @@ _DELETE_MAX = 1000
 
 
 class S3Storage:
-    def __init__(self, client: S3Client, bucket: str) -> None:
-        self._client = client
+    def __init__(self, client: S3Client | Callable[[], S3Client], bucket: str) -> None:
+        """`client` may be a factory, called on first use: serving a photo list through the CDN needs no S3
+        client, and making one costs about 40 ms of a cold start (bench/coldstart.py)."""
+        self._factory: Callable[[], S3Client] | None = client if callable(client) else None
+        self._s3: S3Client | None = None if callable(client) else client
         self._bucket = bucket
+
+    @property
+    def _client(self) -> S3Client:
+        if self._s3 is None:
+            self._s3 = self._factory() if self._factory is not None else None
+        if self._s3 is None:
+            raise RuntimeError("S3Storage has no client")
+        return self._s3
 
     def presigned_upload(
         self, *, key: str, content_type: str, size_bytes: int, expires_in: int, now: datetime

@@ -9,7 +9,7 @@ import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from chalicelib import errors, keys
 from chalicelib.albums import links
@@ -34,6 +34,9 @@ from chalicelib.cursors import CursorCodec
 from chalicelib.ids import is_ulid, new_ulid
 from chalicelib.photos.models import DownloadUrls, Photo
 from chalicelib.users.service import is_user_id
+
+if TYPE_CHECKING:
+    from chalicelib.media import MediaLinks
 
 # Wrong passwords one link accepts per window before it answers 429 (before hashing, so guessing costs us nothing).
 UNLOCK_ATTEMPTS = 10
@@ -82,10 +85,6 @@ class UserDirectory(Protocol):
     def find(self, username: str) -> DirectoryUser | None: ...
 
 
-class PhotoUrls(Protocol):
-    def download_url(self, key: str, *, expires_in: int, filename: str | None = None) -> str: ...
-
-
 @dataclasses.dataclass(frozen=True)
 class AlbumPhotoPage:
     items: list[tuple[AlbumPhotoEntry, Photo]]
@@ -100,22 +99,20 @@ class AlbumService:
         *,
         directory: Callable[[], UserDirectory],
         display_names: Callable[[Sequence[str]], dict[str, str]],
-        urls: PhotoUrls,
+        media: MediaLinks,
         access_tokens: links.AccessTokens,
         cursors: CursorCodec,
         clock: Callable[[], datetime],
-        shared_url_seconds: int,
         new_id: Callable[[], str] = new_ulid,
     ) -> None:
         self._repository = repository
         self._access = access
         self._directory = directory
         self._display_names = display_names
-        self._urls = urls
+        self._media = media
         self._access_tokens = access_tokens
         self._cursors = cursors
         self._clock = clock
-        self._shared_url_seconds = shared_url_seconds
         self._new_id = new_id
 
     # --- albums ----------------------------------------------------------------------------------------------------
@@ -268,27 +265,16 @@ class AlbumService:
     def member_photos(self, user_id: str, album_id: str, *, limit: int, cursor: str | None) -> AlbumPhotoPage:
         return self.photos(self._access.for_user(user_id, album_id, Action.READ), limit=limit, cursor=cursor)
 
-    def photo_urls(self, photo: Photo, *, original: bool) -> DownloadUrls:
-        """Short-lived URLs for a photo seen through an album (see Settings.shared_url_seconds)."""
-        seconds = self._shared_url_seconds
-        owner, photo_id = photo.owner_id, photo.photo_id
-        return DownloadUrls(
-            original=self._urls.download_url(keys.original_object(owner, photo_id), expires_in=seconds)
-            if original
-            else None,
-            large=self._urls.download_url(keys.preview_object(owner, photo_id, "large"), expires_in=seconds),
-            small=self._urls.download_url(keys.preview_object(owner, photo_id, "small"), expires_in=seconds),
-        )
+    def photo_urls(self, photo: Photo, *, viewer: str | None, original: bool) -> DownloadUrls:
+        """A photo's URLs as `viewer` sees it through an album (None: a share-link visitor). A caller's own photo
+        gets the same URLs as in their library (one cache entry in the browser); anyone else's, URLs that open
+        that photo only (chalicelib/media.py)."""
+        return self._media.urls(photo.owner_id, photo.photo_id, viewer=viewer, original=original)
 
-    def cover_urls(self, album: Album) -> DownloadUrls | None:
+    def cover_urls(self, album: Album, *, viewer: str | None) -> DownloadUrls | None:
         if album.cover_photo_id is None or album.cover_owner_id is None:
             return None
-        seconds, owner, photo_id = self._shared_url_seconds, album.cover_owner_id, album.cover_photo_id
-        return DownloadUrls(
-            original=None,
-            large=self._urls.download_url(keys.preview_object(owner, photo_id, "large"), expires_in=seconds),
-            small=self._urls.download_url(keys.preview_object(owner, photo_id, "small"), expires_in=seconds),
-        )
+        return self._media.urls(album.cover_owner_id, album.cover_photo_id, viewer=viewer, original=False)
 
     # --- members ---------------------------------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ import builtins
 import dataclasses
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from chalicelib import errors, keys
 from chalicelib.clock import iso_utc
@@ -27,6 +27,9 @@ from chalicelib.photos.models import (
     PresignedUpload,
 )
 from chalicelib.users.models import Quota
+
+if TYPE_CHECKING:
+    from chalicelib.media import MediaLinks
 
 
 class PhotoRepository(Protocol):
@@ -53,7 +56,6 @@ class PhotoStorage(Protocol):
     def presigned_upload(
         self, *, key: str, content_type: str, size_bytes: int, expires_in: int, now: datetime
     ) -> PresignedUpload: ...
-    def download_url(self, key: str, *, expires_in: int, filename: str | None = None) -> str: ...
     def delete(self, *object_keys: str) -> None: ...
 
 
@@ -66,8 +68,8 @@ class PhotoService:
         clock: Callable[[], datetime],
         cursors: CursorCodec,
         quota: Quota,
+        media: MediaLinks,
         upload_url_seconds: int,
-        download_url_seconds: int,
         trash_days: int = 30,
         new_id: Callable[[], str] | None = None,
     ) -> None:
@@ -77,7 +79,7 @@ class PhotoService:
         self._cursors = cursors
         self._quota = quota
         self._upload_url_seconds = upload_url_seconds
-        self._download_url_seconds = download_url_seconds
+        self._media = media
         self._trash_days = trash_days
         self._new_id = new_id
 
@@ -338,12 +340,5 @@ class PhotoService:
     def download_urls(self, photo: Photo) -> DownloadUrls:
         if photo.status is not PhotoStatus.READY:
             return DownloadUrls(original=None, large=None, small=None)
-        expires = self._download_url_seconds
-        owner, photo_id = photo.owner_id, photo.photo_id
-        return DownloadUrls(
-            original=self._storage.download_url(
-                keys.original_object(owner, photo_id), expires_in=expires, filename=photo.filename
-            ),
-            large=self._storage.download_url(keys.preview_object(owner, photo_id, "large"), expires_in=expires),
-            small=self._storage.download_url(keys.preview_object(owner, photo_id, "small"), expires_in=expires),
-        )
+        owner = photo.owner_id
+        return self._media.urls(owner, photo.photo_id, viewer=owner, original=True, filename=photo.filename)

@@ -57,7 +57,30 @@ from chalicelib import deps
 deps.photo_service()
 deps.user_service()
 deps.secrets_manager()
+deps.s3()
 print(json.dumps({"sessions": len(sessions), "files": files}))
+"""
+
+# A photo list through the CDN: the URLs are signed in pure Python, so no S3 client and no crypto library.
+CDN_PROBE = """
+import json, sys
+import botocore.session
+
+created = []
+real_create_client = botocore.session.Session.create_client
+
+def create_client(self, service_name, *args, **kwargs):
+    created.append(service_name)
+    return real_create_client(self, service_name, *args, **kwargs)
+
+botocore.session.Session.create_client = create_client
+import app
+from chalicelib import deps
+deps.dynamodb()
+deps.photo_service()
+urls = deps.media().urls("u", "p", viewer="u", original=True, filename="a.jpg")
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in {"cryptography", "jwt", "PIL"})
+print(json.dumps({"clients": created, "heavy": heavy, "small": urls.small}))
 """
 
 CURSOR_SECRET_ARN = "arn:aws:secretsmanager:us-east-1:000000000000:secret:photosky-dev-cursor-AbCdEf"
@@ -112,3 +135,20 @@ def test_every_client_comes_from_one_session_that_reads_botocore_data_once() -> 
     assert {"endpoints", "partitions", "sdk-default-configuration"} <= names
     services = {path.split("/data/", 1)[-1].split("/", 1)[0] for path in report["files"] if "/service-2" in path}
     assert services == {"dynamodb", "s3", "secretsmanager"}
+
+
+def test_a_photo_list_through_the_cdn_builds_no_s3_client_and_loads_no_crypto_library() -> None:
+    from tests.support.media import new_media_key_json
+
+    env = {
+        **lambda_like_environment("dev"),
+        "PHOTOSKY_CURSOR_SECRET_ARN": CURSOR_SECRET_ARN,
+        "PHOTOSKY_MEDIA_URL": "https://media.example",
+        "PHOTOSKY_MEDIA_KEY": new_media_key_json(),
+    }
+    result = run_python(CDN_PROBE, env)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["clients"] == ["dynamodb"]
+    assert report["heavy"] == []
+    assert report["small"].startswith("https://media.example/previews/u/p/small.jpg?Policy=")

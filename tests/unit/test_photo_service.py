@@ -13,6 +13,7 @@ from chalicelib import errors, keys
 from chalicelib.clock import iso_utc
 from chalicelib.cursors import CursorCodec
 from chalicelib.ids import new_ulid
+from chalicelib.media import S3Media
 from chalicelib.photos.models import (
     WRITE_ATTEMPTS,
     DownloadUrls,
@@ -95,8 +96,9 @@ def make_service(repository: InMemoryPhotoRepository, storage: RecordingStorage)
         clock=Clock(),
         cursors=CursorCodec(b"0123456789abcdef0123456789abcdef"),
         quota=QUOTA,
+        # Without a CDN the owner's URLs are S3 presigned ones of this lifetime (chalicelib/media.py).
+        media=S3Media(storage, owner_seconds=300, shared_seconds=60),
         upload_url_seconds=UPLOAD_SECONDS,
-        download_url_seconds=300,
         # Ids made in order, a millisecond apart: the listing order is the upload order, reversed.
         new_id=lambda: new_ulid(now_ms=1_795_000_000_000 + next(made), randomness=bytes(10)),
     )
