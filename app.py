@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,15 @@ app.register_middleware(web.allow_spa_origin, "http")
 
 # API Gateway verifies the Cognito ID token before the Lambda runs; the Lambda only reads the claims.
 cognito = CognitoUserPoolAuthorizer("PhotoSkyUsers", provider_arns=config.user_pool_arns())
+
+# SnapStart (the single stack publishes the API's versions with it, infra/package.py): Lambda initialises once,
+# snapshots, and restores every new environment from the snapshot, so what is built before the snapshot costs a
+# restored environment nothing. Lambda sets this variable only in that initialisation, and only its runtime has
+# snapshot_restore_py; everywhere else clients stay lazy.
+if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":
+    from snapshot_restore_py import register_before_snapshot  # type: ignore[import-not-found]
+
+    register_before_snapshot(deps.prime)
 
 # A request that purges (emptying the trash, deleting an account) stops taking more work after this long and says
 # how much is left: API Gateway gives up on an integration after 29 s.

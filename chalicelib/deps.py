@@ -267,6 +267,19 @@ def upload_processor() -> UploadProcessor:
     )
 
 
+def prime() -> None:
+    """Build what requests use, without calling AWS: Lambda runs this before it takes a SnapStart snapshot, so a
+    restored environment starts with its clients and services made. No secret is read (the media key and the
+    cursor secret stay out of the snapshot, and are read after the restore, on first use)."""
+    for client in (dynamodb, s3, secrets_manager, cognito):
+        client()
+    user_service()
+    photo_service()
+    write_limiter()
+    album_service()
+    media()
+
+
 def reset() -> None:
     """Forget every client and service (tests switch environments between cases)."""
     with _lock:

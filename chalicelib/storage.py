@@ -31,6 +31,7 @@ def upload_policy(*, key: str, content_type: str, size_bytes: int) -> tuple[dict
     return fields, conditions
 
 
+OBJECT_CACHE_CONTROL = "private, max-age=31536000, immutable"
 # DeleteObjects takes at most this many keys.
 _DELETE_MAX = 1000
 
@@ -100,7 +101,9 @@ class S3Storage:
                 Key=key,
                 Body=data,
                 ContentType=content_type,
-                CacheControl="private, max-age=31536000",
+                # A photo's objects never change (an edit changes the item, not the bytes), and their URLs hold still
+                # for a window (chalicelib/media.py): let the browser keep them without revalidating.
+                CacheControl=OBJECT_CACHE_CONTROL,
             )
 
     def delete(self, *object_keys: str) -> None:

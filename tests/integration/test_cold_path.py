@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.conftest import POOL, PROJECT_DIR, stage_environment
 
@@ -152,3 +153,54 @@ def test_a_photo_list_through_the_cdn_builds_no_s3_client_and_loads_no_crypto_li
     assert report["clients"] == ["dynamodb"]
     assert report["heavy"] == []
     assert report["small"].startswith("https://media.example/previews/u/p/small.jpg?Policy=")
+
+
+# SnapStart: Lambda's runtime provides snapshot_restore_py; a stand-in records what app.py registers.
+SNAPSTART_PROBE = """
+import json, sys
+import botocore.endpoint, botocore.session
+import snapshot_restore_py
+
+created = []
+real_create_client = botocore.session.Session.create_client
+
+def create_client(self, service_name, *args, **kwargs):
+    created.append(service_name)
+    return real_create_client(self, service_name, *args, **kwargs)
+
+def refuse(*args, **kwargs):
+    raise AssertionError("an AWS call was made before the snapshot")
+
+botocore.session.Session.create_client = create_client
+botocore.endpoint.Endpoint.make_request = refuse
+import app
+hooks = list(snapshot_restore_py.before)
+for hook in hooks:
+    hook()
+print(json.dumps({"hooks": len(hooks), "clients": sorted(created)}))
+"""
+
+
+def test_under_snapstart_the_clients_and_services_are_built_before_the_snapshot_without_calling_aws(
+    tmp_path: Path,
+) -> None:
+
+    (tmp_path / "snapshot_restore_py.py").write_text(
+        "before = []\ndef register_before_snapshot(func, *args, **kwargs):\n    before.append(func)\n"
+    )
+    env = {
+        **lambda_like_environment("dev"),
+        "PHOTOSKY_CURSOR_SECRET_ARN": CURSOR_SECRET_ARN,
+        "PHOTOSKY_MEDIA_URL": "https://media.example",
+        "PHOTOSKY_MEDIA_KEY_SECRET_ARN": CURSOR_SECRET_ARN.replace("cursor", "media"),
+        "PYTHONPATH": str(tmp_path),
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }
+    snapstart = run_python(SNAPSTART_PROBE, {**env, "AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start"})
+    assert snapstart.returncode == 0, snapstart.stderr
+    report = json.loads(snapstart.stdout.strip().splitlines()[-1])
+    assert report == {"hooks": 1, "clients": ["cognito-idp", "dynamodb", "s3", "secretsmanager"]}
+    on_demand = run_python(SNAPSTART_PROBE, {**env, "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand"})
+    assert on_demand.returncode == 0, on_demand.stderr
+    assert json.loads(on_demand.stdout.strip().splitlines()[-1]) == {"hooks": 0, "clients": []}

@@ -37,7 +37,7 @@ def test_read_refuses_objects_larger_than_allowed(s3: Any) -> None:
 def test_write_sets_the_verified_content_type_and_a_long_private_cache_life(s3: Any) -> None:
     deps.storage().write("originals/u/p", b"data", content_type="image/png")
     assert deps.storage().head("originals/u/p") == StoredObject(size=4, content_type="image/png")
-    assert s3.head_object(Bucket=BUCKET, Key="originals/u/p")["CacheControl"] == "private, max-age=31536000"
+    assert s3.head_object(Bucket=BUCKET, Key="originals/u/p")["CacheControl"] == "private, max-age=31536000, immutable"
 
 
 def test_delete_is_idempotent_and_takes_many_keys(s3: Any) -> None:
