@@ -269,7 +269,10 @@ class AlbumService:
         """A photo's URLs as `viewer` sees it through an album (None: a share-link visitor). A caller's own photo
         gets the same URLs as in their library (one cache entry in the browser); anyone else's, URLs that open
         that photo only (chalicelib/media.py)."""
-        return self._media.urls(photo.owner_id, photo.photo_id, viewer=viewer, original=original)
+        # The file name goes only into the owner's own URLs (the media adapter leaves it out of anyone else's).
+        return self._media.urls(
+            photo.owner_id, photo.photo_id, viewer=viewer, original=original, filename=photo.filename
+        )
 
     def cover_urls(self, album: Album, *, viewer: str | None) -> DownloadUrls | None:
         if album.cover_photo_id is None or album.cover_owner_id is None:
