@@ -8,7 +8,11 @@ and writes what `chalice deploy` reads:
   secret itself, since that file is tracked);
 - .chalice/policy-*.json, the functions' policies from infra/policies with every placeholder filled in;
 - the image-libraries layer (built by `python -m infra.package --layer-only`, published with
-  `aws lambda publish-layer-version`) on the worker and the reconciler, never on the API.
+  `aws lambda publish-layer-version`) on the worker and the reconciler, never on the API;
+- the stage's Lambda architecture (Chalice's `lambda_architecture`): the layer is built from arm64 wheels, so the
+  functions must run on arm64 too, as they do in the single stack.
+
+This path has no CDN for media: the API is not given PHOTOSKY_MEDIA_URL and hands out S3 presigned URLs.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from infra.package import LAMBDA_ARCHITECTURE
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 POLICIES_DIR = Path(__file__).resolve().parent / "policies"
@@ -86,6 +92,7 @@ def configure(stage: str, outputs: Mapping[str, str], image_layer_arn: str, proj
     config = json.loads(config_path.read_text())
     if stage not in config.get("stages", {}):
         raise ConfigureError(f"stage {stage!r} is not in .chalice/config.json")
+    config["stages"][stage]["lambda_architecture"] = LAMBDA_ARCHITECTURE
     environment = config["stages"][stage].setdefault("environment_variables", {})
     for variable, output in ENVIRONMENT_FROM_OUTPUTS.items():
         environment[variable] = outputs[output]

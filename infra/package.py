@@ -6,12 +6,16 @@
    variables, the API authorizer's user pool, the SQS trigger, the policies' ARNs as Fn::Sub, and the API stage's
    throttling (a default per method, lower limits for the public share-link routes). Chalice's own
    --merge-template cannot do this: the pool ARN sits inside the API's OpenAPI body and must become an intrinsic.
+   Every function runs on arm64 (Graviton: a lower price per GB-s than x86_64); the API publishes a version with
+   SnapStart under the alias `live`, and API Gateway invokes that alias.
 4. Adds bytecode compiled for the runtime to deployment.zip: Chalice ships none, so every cold start would
    compile every module (measured: about twice the import CPU).
-5. Refuses a package holding a wheel built on this machine instead of a manylinux one (it would fail on Lambda).
+5. Refuses a package holding native code: Chalice downloads wheels for its own `lambda_architecture` setting
+   (x86_64 unless .chalice/config.json says otherwise), while the architecture is set here, so deployment.zip must
+   stay pure Python (requirements.txt); native libraries belong in the layer.
 
-6. Builds the worker's image libraries (requirements-worker.txt) into a Lambda layer from manylinux wheels,
-   attached to the worker and the reconciler only: the API's package carries no image code.
+6. Builds the worker's image libraries (requirements-worker.txt) into a Lambda layer from manylinux aarch64
+   wheels, attached to the worker and the reconciler only: the API's package carries no image code.
 
 Writes build/<stage>/{template.json,deployment.zip,image-layer.zip}; deploy with `aws cloudformation package` +
 `deploy` (see the README). `--layer-only` builds just build/image-layer.zip (for the `chalice deploy` path).
@@ -40,8 +44,11 @@ RESOURCES_TEMPLATE = Path(__file__).resolve().parent / "resources.yaml"
 WORKER_REQUIREMENTS = PROJECT_DIR / "requirements-worker.txt"
 LAYER_FUNCTIONS = ("ProcessUploads", "ReleaseAbandonedUploads")
 LAMBDA_PYTHON = "3.12"
+# Every function's instruction set (Lambda's name for it) and the same machine as wheel tags and ELF headers name it.
+LAMBDA_ARCHITECTURE = "arm64"
+WHEEL_ARCHITECTURE = "aarch64"
 # Lambda's python3.12 runtime runs on Amazon Linux 2023 (glibc 2.34): these wheel platforms load there.
-LAMBDA_PLATFORMS = ("manylinux2014_x86_64", "manylinux_2_28_x86_64")
+LAMBDA_PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_28_aarch64")
 STAGES = ("dev", "prod")
 
 # Chalice imports app.py to package it and the app reads the pool ARN at import; this stand-in is replaced by
@@ -58,7 +65,11 @@ WIRED_ENVIRONMENT: dict[str, Any] = {
     "PHOTOSKY_CURSOR_SECRET_ARN": {"Ref": "CursorSecret"},
 }
 # The API answers CORS (preflights included, see app.py) for the SPA's distribution and the SpaOrigins parameter.
+# It alone signs media URLs: for the SPA's own distribution (previews/ and originals/ behaviours), with the key in
+# the MediaSigningKey secret (only its ARN here, as for the cursor key).
 API_ENVIRONMENT: dict[str, Any] = {
+    "PHOTOSKY_MEDIA_URL": {"Fn::Sub": "https://${SpaDistribution.DomainName}"},
+    "PHOTOSKY_MEDIA_KEY_SECRET_ARN": {"Ref": "MediaSigningKey"},
     "PHOTOSKY_ALLOWED_ORIGINS": {
         "Fn::If": [
             "HasSpaOrigins",
@@ -73,9 +84,21 @@ API_ENVIRONMENT: dict[str, Any] = {
             },
             {"Fn::Sub": "https://${SpaDistribution.DomainName}"},
         ]
-    }
+    },
 }
 FUNCTION_NAMES = {"APIHandler": "api", "ProcessUploads": "process-uploads", "ReleaseAbandonedUploads": "reconcile"}
+
+# SnapStart for the API only (the two others are not on a user's path, and each published version's snapshot is
+# billed while cached). It applies to published versions only, so SAM publishes one per deploy under this alias,
+# and API Gateway and its invoke permission name the alias, never $LATEST (which would run without a snapshot).
+# SnapStart does not combine with provisioned concurrency, EFS or more than 512 MB of ephemeral storage.
+API_FUNCTION = "APIHandler"
+API_ALIAS = "live"
+API_INVOKE_PERMISSION = "APIHandlerInvokePermission"
+_UNQUALIFIED_API = "${APIHandler.Arn}"
+# SAM resolves `Ref: <function>.Alias` to the alias it creates (AWS::Lambda::Alias, whose Ref is its ARN). As an
+# Fn::Sub variable rather than `${APIHandler.Alias}` in the text: cfn-lint knows the Ref form, not the Sub one.
+_API_ALIAS_VARIABLE = "ApiHandlerLiveAlias"
 
 # The API stage's default limit for each method (requests per second, burst), shared by every caller of the
 # method; API Gateway answers 429 (the THROTTLED response below) above it.
@@ -187,9 +210,31 @@ def _sub_placeholders(value: Any) -> Any:
     return value
 
 
+def wire_function(logical_id: str, properties: dict[str, Any]) -> None:
+    """One function's environment, name, architecture and (the worker's) triggers and layer."""
+    wired = {**WIRED_ENVIRONMENT, **(API_ENVIRONMENT if logical_id == API_FUNCTION else {})}
+    properties.setdefault("Environment", {}).setdefault("Variables", {}).update(wired)
+    properties["FunctionName"] = {"Fn::Sub": f"photosky-${{Stage}}-{FUNCTION_NAMES[logical_id]}"}
+    properties["Architectures"] = [LAMBDA_ARCHITECTURE]
+    if logical_id == API_FUNCTION:
+        properties["AutoPublishAlias"] = API_ALIAS
+        # By default SAM publishes a new version only when the code, environment, memory or SnapStart setting
+        # changes; with this, any property does (a timeout or a layer too), so the alias never lags the template.
+        properties["AutoPublishAliasAllProperties"] = True
+        # SAM retains superseded versions by default, and each Python SnapStart version's snapshot is billed for as
+        # long as the version exists: delete a version once the alias has moved on (at the update's cleanup).
+        properties["VersionDeletionPolicy"] = "Delete"
+        properties["SnapStart"] = {"ApplyOn": "PublishedVersions"}
+    if logical_id in LAYER_FUNCTIONS:
+        properties["Layers"] = [{"Ref": "ImageLibrariesLayer"}]
+    for event in properties.get("Events", {}).values():
+        if event["Type"] == "SQS":
+            event["Properties"]["Queue"] = {"Fn::GetAtt": ["UploadsQueue", "Arn"]}
+
+
 def merge_and_wire(chalice_template: dict[str, Any], resources: dict[str, Any], stage: str) -> dict[str, Any]:
     template = copy.deepcopy(chalice_template)
-    for section in ("Parameters", "Conditions", "Outputs", "Resources"):
+    for section in ("Parameters", "Rules", "Conditions", "Outputs", "Resources"):
         own = template.setdefault(section, {})
         for name, value in resources.get(section, {}).items():
             if name in own:
@@ -201,14 +246,7 @@ def merge_and_wire(chalice_template: dict[str, Any], resources: dict[str, Any], 
     for logical_id, resource in template["Resources"].items():
         properties = resource.get("Properties", {})
         if resource["Type"] == "AWS::Serverless::Function":
-            wired = {**WIRED_ENVIRONMENT, **(API_ENVIRONMENT if logical_id == "APIHandler" else {})}
-            properties.setdefault("Environment", {}).setdefault("Variables", {}).update(wired)
-            properties["FunctionName"] = {"Fn::Sub": f"photosky-${{Stage}}-{FUNCTION_NAMES[logical_id]}"}
-            if logical_id in LAYER_FUNCTIONS:
-                properties["Layers"] = [{"Ref": "ImageLibrariesLayer"}]
-            for event in properties.get("Events", {}).values():
-                if event["Type"] == "SQS":
-                    event["Properties"]["Queue"] = {"Fn::GetAtt": ["UploadsQueue", "Arn"]}
+            wire_function(logical_id, properties)
         if resource["Type"] == "AWS::IAM::Role" and logical_id.endswith("Role"):
             properties["Policies"] = _sub_placeholders(properties.get("Policies", []))
 
@@ -219,12 +257,13 @@ def merge_and_wire(chalice_template: dict[str, Any], resources: dict[str, Any], 
             "Description": "Pillow and pillow-heif for the upload worker",
             "ContentUri": "./image-layer.zip",
             "CompatibleRuntimes": [f"python{LAMBDA_PYTHON}"],
-            "CompatibleArchitectures": ["x86_64"],
+            "CompatibleArchitectures": [LAMBDA_ARCHITECTURE],
             "RetentionPolicy": "Delete",
         },
     }
     api = template["Resources"]["RestAPI"]["Properties"]
     api_body = api["DefinitionBody"]
+    invoke_the_api_alias(api_body, template["Resources"][API_INVOKE_PERMISSION]["Properties"])
     api["MethodSettings"] = method_settings(stage, api_body)
     api_body["x-amazon-apigateway-gateway-responses"] = {
         response_type: {**extra, "responseParameters": {**_CORS_HEADERS, **extra.get("responseParameters", {})}}
@@ -238,6 +277,23 @@ def merge_and_wire(chalice_template: dict[str, Any], resources: dict[str, Any], 
     if SENTINEL_POOL_ARN in json.dumps(template):
         raise PackagingError("the packaging stand-in for the user pool ARN survived into the template")
     return template
+
+
+def invoke_the_api_alias(api_body: dict[str, Any], permission: dict[str, Any]) -> None:
+    """Point every API Gateway integration, and API Gateway's permission to invoke, at the API's alias."""
+    for path, operations in api_body.get("paths", {}).items():
+        for method, operation in operations.items():
+            uri = operation.get("x-amazon-apigateway-integration", {}).get("uri", {})
+            text = uri.get("Fn::Sub") if isinstance(uri, dict) else None
+            if not isinstance(text, str) or _UNQUALIFIED_API not in text:
+                raise PackagingError(f"{method.upper()} {path} does not integrate with the API function as expected")
+            uri["Fn::Sub"] = [
+                text.replace(_UNQUALIFIED_API, f"${{{_API_ALIAS_VARIABLE}}}"),
+                {_API_ALIAS_VARIABLE: {"Ref": f"{API_FUNCTION}.Alias"}},
+            ]
+    if permission.get("FunctionName") != {"Ref": API_FUNCTION}:
+        raise PackagingError(f"{API_INVOKE_PERMISSION} does not name the API function as expected")
+    permission["FunctionName"] = {"Ref": f"{API_FUNCTION}.Alias"}
 
 
 def method_setting_path(path: str) -> str:
@@ -268,8 +324,9 @@ def method_settings(stage: str, api_body: dict[str, Any]) -> list[dict[str, Any]
 _WHEEL_TAG = re.compile(r"^Tag:\s*(\S+)$", re.MULTILINE)
 
 
-def host_built_wheels(zip_path: Path, architecture: str = "x86_64") -> list[str]:
-    """Distributions in the zip whose wheel only fits the machine that built it (not `any`, not manylinux)."""
+def host_built_wheels(zip_path: Path, architecture: str = WHEEL_ARCHITECTURE) -> list[str]:
+    """Distributions in the zip whose wheel does not load on the functions' machine: built on this host
+    (linux_x86_64), or manylinux for another architecture. Pure-Python wheels (`-any`) fit everywhere."""
     offenders = []
     with zipfile.ZipFile(zip_path) as archive:
         for name in archive.namelist():
@@ -280,6 +337,49 @@ def host_built_wheels(zip_path: Path, architecture: str = "x86_64") -> list[str]
             if not fits:
                 offenders.append(f"{name.split('/')[0]} ({', '.join(tags) or 'no tags'})")
     return offenders
+
+
+# Shared libraries and Python extension modules, however they are named (`_imaging.cpython-312-...so`, `libx.so.1`).
+_NATIVE_CODE = re.compile(r"\.so(\.[0-9]+)*$|\.pyd$|\.dylib$")
+
+
+def native_code(zip_path: Path) -> list[str]:
+    """Native code in the zip. deployment.zip must have none: Chalice picks its wheels by its own architecture
+    setting, not the one set here, and a library for the wrong machine only fails when Lambda imports it."""
+    with zipfile.ZipFile(zip_path) as archive:
+        return [name for name in archive.namelist() if _NATIVE_CODE.search(name)]
+
+
+_ELF_MACHINES = {62: "x86_64", 183: "aarch64"}  # e_machine (EM_X86_64, EM_AARCH64)
+
+
+def elf_machines(zip_path: Path) -> dict[str, str]:
+    """{member: the machine its ELF header names} for every native library in the zip."""
+    found = {}
+    with zipfile.ZipFile(zip_path) as archive:
+        for name in archive.namelist():
+            if _NATIVE_CODE.search(name):
+                with archive.open(name) as member:
+                    header = member.read(20)
+                if header[:4] == b"\x7fELF":
+                    machine = int.from_bytes(header[18:20], "little" if header[5] == 1 else "big")
+                    found[name] = _ELF_MACHINES.get(machine, f"e_machine {machine}")
+                else:
+                    found[name] = "not ELF"
+    return found
+
+
+def check_deployment_zip(zip_path: Path) -> None:
+    """Chalice's zip must load on the functions' architecture: no wheel for another machine, no native code."""
+    offenders = host_built_wheels(zip_path)
+    if offenders:
+        raise PackagingError(f"these wheels will not load on Lambda ({LAMBDA_ARCHITECTURE}): " + "; ".join(offenders))
+    native = native_code(zip_path)
+    if native:
+        raise PackagingError(
+            f"deployment.zip holds native code, which may not match the functions' {LAMBDA_ARCHITECTURE}: move it to "
+            "the image layer or drop it from requirements.txt: " + "; ".join(native)
+        )
 
 
 def _zip_with_bytecode(root: Path, zip_path: Path) -> int:
@@ -329,6 +429,9 @@ def build_image_layer(layer_zip: Path) -> Path:
         layer_zip.parent.mkdir(parents=True, exist_ok=True)
         _zip_with_bytecode(root, layer_zip)
     offenders = host_built_wheels(layer_zip)
+    offenders += [
+        f"{name} ({machine})" for name, machine in elf_machines(layer_zip).items() if machine != WHEEL_ARCHITECTURE
+    ]
     if offenders:
         raise PackagingError("the image layer holds wheels that will not load on Lambda: " + "; ".join(offenders))
     return layer_zip
@@ -344,11 +447,7 @@ def package(stage: str, out_dir: Path) -> Path:
     chalice_template = json.loads((out_dir / "sam.json").read_text())
     template = merge_and_wire(chalice_template, load_resources_template(), stage)
     zip_path = out_dir / "deployment.zip"
-    offenders = host_built_wheels(zip_path)
-    if offenders:
-        raise PackagingError(
-            "these wheels were built on this machine and will not load on Lambda: " + "; ".join(offenders)
-        )
+    check_deployment_zip(zip_path)
     add_bytecode(zip_path)
     build_image_layer(out_dir / "image-layer.zip")
     (out_dir / "sam.json").unlink()

@@ -102,6 +102,23 @@ def test_the_image_layer_goes_on_the_worker_and_reconciler_only(project: Path) -
     }
 
 
+def test_the_stage_runs_on_the_architecture_the_layer_is_built_for(project: Path) -> None:
+    # The layer holds aarch64 wheels (infra.package builds it for the single stack's arm64 functions too).
+    configure("dev", read_outputs(OUTPUTS), LAYER, project)
+    config = json.loads((project / ".chalice" / "config.json").read_text())
+    assert config["stages"]["dev"]["lambda_architecture"] == "arm64"
+    assert "lambda_architecture" not in config["stages"]["prod"]
+
+
+def test_the_api_gets_no_media_cdn_on_this_path(project: Path) -> None:
+    # `chalice deploy` has no distribution for media: the API falls back to S3 presigned URLs.
+    configure("dev", read_outputs(OUTPUTS), LAYER, project)
+    environment = json.loads((project / ".chalice" / "config.json").read_text())["stages"]["dev"][
+        "environment_variables"
+    ]
+    assert not {"PHOTOSKY_MEDIA_URL", "PHOTOSKY_MEDIA_KEY_SECRET_ARN", "PHOTOSKY_MEDIA_KEY"} & set(environment)
+
+
 @pytest.mark.parametrize("arn", ["", "photosky-layer", f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:x"])
 def test_a_layer_arn_must_name_a_layer_version(project: Path, arn: str) -> None:
     with pytest.raises(ConfigureError, match="layer version ARN"):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import fnmatch
 import json
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -17,14 +18,19 @@ from chalicelib.web import ALLOWED_REQUEST_HEADERS as APP_ALLOWED_REQUEST_HEADER
 from infra import checks
 from infra.package import (
     ALLOWED_REQUEST_HEADERS,
+    LAMBDA_PLATFORMS,
     PUBLIC_ROUTE_THROTTLING,
     SENTINEL_POOL_ARN,
     STAGES,
     THROTTLING,
     PackagingError,
+    check_deployment_zip,
+    elf_machines,
     host_built_wheels,
+    invoke_the_api_alias,
     method_setting_path,
     method_settings,
+    native_code,
     package,
 )
 
@@ -292,9 +298,209 @@ def test_the_image_libraries_are_a_layer_for_the_worker_and_reconciler_only(pack
     assert host_built_wheels(layer_zip) == []
     resources = template["Resources"]
     assert resources["ImageLibrariesLayer"]["Properties"]["CompatibleRuntimes"] == ["python3.12"]
+    assert resources["ImageLibrariesLayer"]["Properties"]["CompatibleArchitectures"] == ["arm64"]
     layered = {name for name, r in resources.items() if "Layers" in r.get("Properties", {})}
     assert layered == {"ProcessUploads", "ReleaseAbandonedUploads"}
     assert resources["ProcessUploads"]["Properties"]["Layers"] == [{"Ref": "ImageLibrariesLayer"}]
+
+
+FUNCTIONS = ("APIHandler", "ProcessUploads", "ReleaseAbandonedUploads")
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_function_runs_on_arm64(packaged: Packaged, stage: str) -> None:
+    resources = packaged[stage][0]["Resources"]
+    for name in FUNCTIONS:
+        assert resources[name]["Properties"]["Architectures"] == ["arm64"], name
+
+
+def test_the_image_layer_is_native_code_for_arm64_only(packaged: Packaged) -> None:
+    # Pillow and pillow-heif are C extensions: each shared library must be aarch64, read from its ELF header.
+    assert all(platform.endswith("_aarch64") for platform in LAMBDA_PLATFORMS)
+    layer_zip = packaged["dev"][1].with_name("image-layer.zip")
+    machines = elf_machines(layer_zip)
+    assert any("PIL/_imaging" in name for name in machines)
+    assert any("pillow_heif" in name for name in machines)
+    assert set(machines.values()) == {"aarch64"}
+    with zipfile.ZipFile(layer_zip) as archive:
+        tags = [
+            line.split(":", 1)[1].strip()
+            for name in archive.namelist()
+            if name.endswith(".dist-info/WHEEL")
+            for line in archive.read(name).decode().splitlines()
+            if line.startswith("Tag:")
+        ]
+    assert tags
+    assert all(tag.endswith(("_aarch64", "-any")) for tag in tags), tags
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_api_zip_holds_no_native_code(packaged: Packaged, stage: str) -> None:
+    # Chalice packages x86_64 wheels for requirements.txt: anything native there would not load on arm64.
+    assert native_code(packaged[stage][1]) == []
+
+
+def test_native_code_in_the_api_zip_is_refused(tmp_path: Path) -> None:
+    zip_path = tmp_path / "deployment.zip"
+    with zipfile.ZipFile(zip_path, "w") as archive:
+        archive.writestr("app.py", "")
+        archive.writestr("_cffi_backend.cpython-312-x86_64-linux-gnu.so", b"\x7fELF")
+        archive.writestr("libs/libfoo.so.1.2", b"\x7fELF")
+    assert native_code(zip_path) == ["_cffi_backend.cpython-312-x86_64-linux-gnu.so", "libs/libfoo.so.1.2"]
+    with pytest.raises(PackagingError, match="native code"):
+        check_deployment_zip(zip_path)
+
+
+def test_a_manylinux_wheel_for_x86_64_is_caught(tmp_path: Path) -> None:
+    zip_path = tmp_path / "layer.zip"
+    with zipfile.ZipFile(zip_path, "w") as archive:
+        archive.writestr("pillow-13.0.0.dist-info/WHEEL", "Tag: cp312-cp312-manylinux_2_28_x86_64\n")
+        archive.writestr("pillow_heif-1.8.1.dist-info/WHEEL", "Tag: cp312-cp312-manylinux_2_28_aarch64\n")
+    assert host_built_wheels(zip_path) == ["pillow-13.0.0.dist-info (cp312-cp312-manylinux_2_28_x86_64)"]
+    with pytest.raises(PackagingError, match="will not load"):
+        check_deployment_zip(zip_path)
+
+
+def elf_header(machine: int) -> bytes:
+    """The first 20 bytes of a little-endian 64-bit ELF shared object for `machine` (e_machine)."""
+    return b"\x7fELF\x02\x01\x01" + bytes(9) + (3).to_bytes(2, "little") + machine.to_bytes(2, "little")
+
+
+def test_the_machine_of_a_native_library_is_read_from_its_elf_header(tmp_path: Path) -> None:
+    zip_path = tmp_path / "layer.zip"
+    with zipfile.ZipFile(zip_path, "w") as archive:
+        archive.writestr("python/PIL/_imaging.cpython-312-aarch64-linux-gnu.so", elf_header(183))
+        archive.writestr("python/PIL/_webp.cpython-312-x86_64-linux-gnu.so", elf_header(62))
+        archive.writestr("python/PIL/Image.py", "")
+    assert elf_machines(zip_path) == {
+        "python/PIL/_imaging.cpython-312-aarch64-linux-gnu.so": "aarch64",
+        "python/PIL/_webp.cpython-312-x86_64-linux-gnu.so": "x86_64",
+    }
+
+
+# --- SnapStart: API Gateway invokes a published version of the API through its alias -------------------------------
+
+
+def integration_uris(body: dict[str, Any]) -> list[Any]:
+    return [
+        operation["x-amazon-apigateway-integration"]["uri"]
+        for operations in body["paths"].values()
+        for operation in operations.values()
+    ]
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_api_publishes_snapstart_versions_under_an_alias(packaged: Packaged, stage: str) -> None:
+    resources = packaged[stage][0]["Resources"]
+    api = resources["APIHandler"]["Properties"]
+    assert api["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+    assert api["AutoPublishAlias"] == "live"
+    assert api["AutoPublishAliasAllProperties"] is True  # any change to the function reaches the alias
+    assert api["VersionDeletionPolicy"] == "Delete"  # superseded versions (and their billed snapshots) go
+    # SnapStart does not combine with provisioned concurrency, EFS or more than 512 MB of ephemeral storage.
+    assert "ProvisionedConcurrencyConfig" not in api
+    assert "FileSystemConfigs" not in api
+    assert api.get("EphemeralStorage", {}).get("Size", 512) <= 512
+    for name in ("ProcessUploads", "ReleaseAbandonedUploads"):
+        assert "SnapStart" not in resources[name]["Properties"], name
+        assert "AutoPublishAlias" not in resources[name]["Properties"], name
+    body = resources["RestAPI"]["Properties"]["DefinitionBody"]
+    uris = integration_uris(body)
+    assert uris
+    for uri in uris:
+        text, variables = uri["Fn::Sub"]
+        assert text.endswith("/functions/${ApiHandlerLiveAlias}/invocations")
+        assert variables == {"ApiHandlerLiveAlias": {"Ref": "APIHandler.Alias"}}
+    assert resources["APIHandlerInvokePermission"]["Properties"]["FunctionName"] == {"Ref": "APIHandler.Alias"}
+
+
+def test_the_deployed_api_gateway_invokes_the_alias_never_latest(packaged: Packaged) -> None:
+    # What CloudFormation receives after the SAM transform: one alias on a published version, and every
+    # integration and the invoke permission naming it.
+    transformed = checks.sam_transform(packaged["prod"][0], {"Stage": "prod"})
+    resources = transformed["Resources"]
+    (alias_id,) = [name for name, r in resources.items() if r["Type"] == "AWS::Lambda::Alias"]
+    alias = resources[alias_id]["Properties"]
+    assert alias["Name"] == "live"
+    assert alias["FunctionName"] == {"Ref": "APIHandler"}
+    (version_id,) = [name for name, r in resources.items() if r["Type"] == "AWS::Lambda::Version"]
+    assert alias["FunctionVersion"] == {"Fn::GetAtt": [version_id, "Version"]}
+    assert resources[version_id]["DeletionPolicy"] == "Delete"
+    assert resources["APIHandler"]["Properties"]["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+    (api,) = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::ApiGateway::RestApi"]
+    for uri in integration_uris(api["Body"]):
+        assert uri["Fn::Sub"][1] == {"ApiHandlerLiveAlias": {"Ref": alias_id}}
+        assert "APIHandler.Arn" not in json.dumps(uri)
+    assert resources["APIHandlerInvokePermission"]["Properties"]["FunctionName"] == {"Ref": alias_id}
+
+
+def test_an_integration_that_does_not_name_the_api_function_is_refused() -> None:
+    def body(**uris: str) -> dict[str, Any]:
+        """An OpenAPI body with one GET per path, integrated with the given URI."""
+        paths: dict[str, Any] = {}
+        for path, uri in uris.items():
+            paths[f"/{path}"] = {"get": {"x-amazon-apigateway-integration": {"uri": {"Fn::Sub": uri}}}}
+        return {"paths": paths}
+
+    chalices = "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${APIHandler.Arn}/x"
+    invoke_the_api_alias(body(a=chalices), {"FunctionName": {"Ref": "APIHandler"}})
+    with pytest.raises(PackagingError, match="GET /b"):
+        invoke_the_api_alias(body(a=chalices, b="arn:...:function:other"), {"FunctionName": {"Ref": "APIHandler"}})
+    with pytest.raises(PackagingError, match="APIHandlerInvokePermission"):
+        invoke_the_api_alias(body(a=chalices), {"FunctionName": {"Ref": "Other"}})
+
+
+# --- media --------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_only_the_api_signs_media_urls_for_the_spas_distribution(packaged: Packaged, stage: str) -> None:
+    template = packaged[stage][0]
+    resources = template["Resources"]
+    variables = resources["APIHandler"]["Properties"]["Environment"]["Variables"]
+    assert variables["PHOTOSKY_MEDIA_URL"] == template["Outputs"]["SpaUrl"]["Value"]
+    assert variables["PHOTOSKY_MEDIA_KEY_SECRET_ARN"] == {"Ref": "MediaSigningKey"}
+    assert "PHOTOSKY_MEDIA_KEY" not in variables  # the key itself never sits in Lambda settings
+    for name in ("ProcessUploads", "ReleaseAbandonedUploads"):
+        worker = resources[name]["Properties"]["Environment"]["Variables"]
+        assert not [variable for variable in worker if variable.startswith("PHOTOSKY_MEDIA")], name
+
+
+def secret_arn(name: str) -> str:
+    """A secret's ARN as Secrets Manager makes it: its name, a hyphen and six random characters."""
+    return f"arn:aws:secretsmanager:us-east-1:123456789012:secret:{name}-Ab1Cd2"
+
+
+def substituted(pattern: str, stage: str) -> str:
+    names = {"AWS::Partition": "aws", "AWS::Region": "us-east-1", "AWS::AccountId": "123456789012", "Stage": stage}
+    return re.sub(r"\$\{([^}]+)\}", lambda m: names[m.group(1)], pattern)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_api_may_read_the_media_signing_key_and_no_other_secret_beyond_the_cursor_key(
+    packaged: Packaged, stage: str
+) -> None:
+    template = packaged[stage][0]
+    grants = grants_of(template, role_of(template, "APIHandler"), "secretsmanager")
+    assert all(actions == {"secretsmanager:GetSecretValue"} for actions in grants.values())
+    patterns = [substituted(pattern, stage) for pattern in grants]
+    name = substituted(template["Resources"]["MediaSigningKey"]["Properties"]["Name"]["Fn::Sub"], stage)
+
+    def readable(arn: str) -> list[str]:
+        return [p for p in patterns if fnmatch.fnmatchcase(arn, p)]
+
+    assert len(readable(secret_arn(name))) == 1
+    assert len(readable(secret_arn(f"photosky-{stage}-cursor-secret"))) == 1
+    # `??????` is exactly Secrets Manager's suffix: no other secret whose name merely starts the same.
+    assert readable(secret_arn(f"{name}-copy")) == []
+    other_stage = "prod" if stage == "dev" else "dev"
+    assert readable(secret_arn(f"photosky-{other_stage}-media-signing-key")) == []
+
+
+def test_the_key_slot_rule_reaches_the_packaged_template(packaged: Packaged) -> None:
+    template = packaged["dev"][0]
+    assert "MediaSigningKeyGiven" in template["Rules"]
+    assert {"MediaPublicKeyA", "MediaPublicKeyB"} <= set(template["Parameters"])
 
 
 # --- each check must be able to fail --------------------------------------------------------------------------------

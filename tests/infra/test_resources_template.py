@@ -8,8 +8,12 @@ retention) stay in place.
 
 from __future__ import annotations
 
+import fnmatch
+import itertools
 import json
 import re
+import shutil
+import subprocess
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -20,6 +24,7 @@ from botocore.config import Config
 from cfnlint.api import ManualArgs, lint_file
 from cfnlint.decode import decode_str
 
+from chalicelib import keys
 from chalicelib.keys import GSI1, GSI2, UPLOADS_PREFIX
 from devstack.resources import PASSWORD_POLICY, SPA_CLIENT_AUTH_FLOWS, TABLE_DEFINITION, TTL_ATTRIBUTE
 from devstack.web import SECURITY_HEADERS, content_security_policy
@@ -45,6 +50,8 @@ EXPORTED_OUTPUTS = [
     "SpaDistributionId",
     "SpaUrl",
     "Region",
+    "MediaUrl",
+    "MediaSigningKeySecretArn",
 ]
 # Logical ids `chalice package` generates; the template is merged into its output, so none may be reused.
 CHALICE_LOGICAL_IDS = {"APIHandler", "RestAPI", "ProcessUploads", "ReleaseAbandonedUploads", "DefaultRole"}
@@ -403,7 +410,10 @@ def test_spa_bucket_is_private(resources: dict[str, dict[str, Any]]) -> None:
 
 def test_spa_distribution_reads_the_bucket_through_an_oac_over_https(resources: dict[str, dict[str, Any]]) -> None:
     config = props(resources, "SpaDistribution")["DistributionConfig"]
-    (origin,) = config["Origins"]
+    origins = {origin["Id"]: origin for origin in config["Origins"]}
+    assert set(origins) == {"spa-bucket", "photo-bucket"}
+    origin = origins["spa-bucket"]
+    assert config["DefaultCacheBehavior"]["TargetOriginId"] == "spa-bucket"
     assert origin["DomainName"] == {"Fn::GetAtt": ["SpaBucket", "RegionalDomainName"]}
     assert origin["OriginAccessControlId"] == {"Fn::GetAtt": ["SpaOriginAccessControl", "Id"]}
     assert origin["S3OriginConfig"] == {"OriginAccessIdentity": ""}  # no legacy OAI
@@ -413,15 +423,72 @@ def test_spa_distribution_reads_the_bucket_through_an_oac_over_https(resources: 
         "always",
         "sigv4",
     )
-    behaviours = [config["DefaultCacheBehavior"], *config.get("CacheBehaviors", [])]
-    assert all(b["ViewerProtocolPolicy"] == "redirect-to-https" for b in behaviours)
+    # The app redirects http to https; media answers https only (its signed resources are https:// URLs).
+    assert config["DefaultCacheBehavior"]["ViewerProtocolPolicy"] == "redirect-to-https"
+    assert all(b["ViewerProtocolPolicy"] == "https-only" for b in config["CacheBehaviors"])
     assert config["DefaultRootObject"] == "index.html"
+
+
+def spa_routes_function_code(resources: dict[str, dict[str, Any]]) -> str:
+    code: str = props(resources, "SpaRoutesFunction")["FunctionCode"]
+    return code
+
+
+def run_viewer_request(code: str, uris: list[str]) -> dict[str, str]:
+    """{uri: the uri the CloudFront Function hands on} by running its handler under Node.js (the function is plain
+    ES5, which cloudfront-js-2.0 runs)."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("Node.js is not installed")
+    script = code + (
+        "\nconst uris = JSON.parse(process.argv[1]);"
+        "\nconst out = {};"
+        "\nfor (const uri of uris) { out[uri] = handler({request: {uri: uri, headers: {}}}).uri; }"
+        "\nprocess.stdout.write(JSON.stringify(out));"
+    )
+    result = subprocess.run(
+        [node, "-e", script, json.dumps(uris)], capture_output=True, text=True, timeout=30, check=True
+    )
+    routed: dict[str, str] = json.loads(result.stdout)
+    return routed
 
 
 def test_spa_distribution_serves_the_app_shell_for_client_side_routes(resources: dict[str, dict[str, Any]]) -> None:
     config = props(resources, "SpaDistribution")["DistributionConfig"]
-    fallbacks = {e["ErrorCode"]: (e["ResponseCode"], e["ResponsePagePath"]) for e in config["CustomErrorResponses"]}
-    assert fallbacks == {403: (200, "/index.html"), 404: (200, "/index.html")}
+    (association,) = config["DefaultCacheBehavior"]["FunctionAssociations"]
+    assert association == {
+        "EventType": "viewer-request",
+        "FunctionARN": {"Fn::GetAtt": ["SpaRoutesFunction", "FunctionARN"]},
+    }
+    function = props(resources, "SpaRoutesFunction")
+    assert function["AutoPublish"] is True  # CloudFront only runs a published function
+    assert function["FunctionConfig"]["Runtime"] == "cloudfront-js-2.0"
+    routed = run_viewer_request(
+        spa_routes_function_code(resources),
+        ["/", "/photos/123", "/s/abc", "/index.html", "/app.js", "/views/gallery.js", "/favicon.svg", "/nope.js"],
+    )
+    assert routed == {
+        "/": "/index.html",
+        "/photos/123": "/index.html",
+        "/s/abc": "/index.html",
+        # Files are served as they are; a missing one gets S3's own 403, not the app shell.
+        "/index.html": "/index.html",
+        "/app.js": "/app.js",
+        "/views/gallery.js": "/views/gallery.js",
+        "/favicon.svg": "/favicon.svg",
+        "/nope.js": "/nope.js",
+    }
+
+
+def test_no_error_response_can_turn_a_media_403_into_the_app_shell(resources: dict[str, dict[str, Any]]) -> None:
+    # CustomErrorResponses apply to the whole distribution (they are not per behaviour): a 403 for an expired
+    # signature or a deleted object under /previews/ would come back as 200 index.html. The app's routes are
+    # handled by the default behaviour's function instead, which media requests never run.
+    config = props(resources, "SpaDistribution")["DistributionConfig"]
+    assert "CustomErrorResponses" not in config
+    for behaviour in config["CacheBehaviors"]:
+        assert "FunctionAssociations" not in behaviour
+        assert "LambdaFunctionAssociations" not in behaviour
 
 
 def resolve(value: Any, names: dict[str, str], conditions: dict[str, bool]) -> Any:
@@ -572,6 +639,211 @@ def test_spa_bucket_policy_lets_only_this_distribution_read(resources: dict[str,
             }
         }
     }
+
+
+# --- media: previews/ and originals/ through the SPA distribution ----------------------------------------------------
+
+MEDIA_CACHE_POLICIES = {"/previews/*": "MediaPreviewsCachePolicy", "/originals/*": "MediaOriginalsCachePolicy"}
+# Issue 14: the worker writes previews with `Cache-Control: private, max-age=31536000, immutable`; originals are
+# written once and never overwritten either.
+OBJECT_MAX_AGE = 31536000
+
+
+def media_behaviours(resources: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    config = props(resources, "SpaDistribution")["DistributionConfig"]
+    return {behaviour["PathPattern"]: behaviour for behaviour in config["CacheBehaviors"]}
+
+
+def cache_policy(resources: dict[str, dict[str, Any]], logical_id: str) -> dict[str, Any]:
+    config: dict[str, Any] = props(resources, logical_id)["CachePolicyConfig"]
+    return config
+
+
+def test_media_behaviours_serve_the_photo_bucket_to_signed_urls_only(resources: dict[str, dict[str, Any]]) -> None:
+    behaviours = media_behaviours(resources)
+    assert set(behaviours) == set(MEDIA_CACHE_POLICIES)  # uploads/ (unchecked files) is never served
+    for path, policy in MEDIA_CACHE_POLICIES.items():
+        behaviour = behaviours[path]
+        assert behaviour["TargetOriginId"] == "photo-bucket"
+        assert behaviour["TrustedKeyGroups"] == [{"Ref": "MediaKeyGroup"}]
+        assert "TrustedSigners" not in behaviour  # the legacy root-account key pairs
+        assert behaviour["AllowedMethods"] == behaviour["CachedMethods"] == ["GET", "HEAD"]
+        assert behaviour["Compress"] is False  # JPEG/PNG/HEIC are compressed already
+        assert behaviour["CachePolicyId"] == {"Ref": policy}
+        assert "OriginRequestPolicyId" not in behaviour  # nothing beyond the cache key reaches S3
+
+
+def test_media_origin_is_the_photo_bucket_through_its_own_oac(resources: dict[str, dict[str, Any]]) -> None:
+    config = props(resources, "SpaDistribution")["DistributionConfig"]
+    (origin,) = [origin for origin in config["Origins"] if origin["Id"] == "photo-bucket"]
+    bucket = resolve(props(resources, "PhotoBucket")["BucketName"], SPA_NAMES, {})
+    # The bucket's RegionalDomainName, spelt from its fixed name (a GetAtt would be a cycle through its CORS rule).
+    names = {**SPA_NAMES, "AWS::URLSuffix": "amazonaws.com"}
+    assert resolve(origin["DomainName"], names, {}) == f"{bucket}.s3.{SPA_NAMES['AWS::Region']}.amazonaws.com"
+    assert origin["OriginAccessControlId"] == {"Fn::GetAtt": ["MediaOriginAccessControl", "Id"]}
+    assert origin["S3OriginConfig"] == {"OriginAccessIdentity": ""}
+    oac = props(resources, "MediaOriginAccessControl")["OriginAccessControlConfig"]
+    # Always signed: S3 honours response-content-disposition only on signed requests.
+    assert (oac["OriginAccessControlOriginType"], oac["SigningBehavior"], oac["SigningProtocol"]) == (
+        "s3",
+        "always",
+        "sigv4",
+    )
+
+
+def test_previews_are_cached_at_the_edge_by_their_path_alone(resources: dict[str, dict[str, Any]]) -> None:
+    config = cache_policy(resources, "MediaPreviewsCachePolicy")
+    key = config["ParametersInCacheKeyAndForwardedToOrigin"]
+    # Every viewer's signed URL hits one copy, and no viewer's query string, header or cookie reaches S3.
+    assert key["QueryStringsConfig"] == {"QueryStringBehavior": "none"}
+    assert key["HeadersConfig"] == {"HeaderBehavior": "none"}
+    assert key["CookiesConfig"] == {"CookieBehavior": "none"}
+    assert key["EnableAcceptEncodingGzip"] is False
+    assert key["EnableAcceptEncodingBrotli"] is False
+    # `private` objects are cached only when MinTTL > 0, and then for MinTTL (max-age is not used).
+    assert config["MinTTL"] == OBJECT_MAX_AGE
+    assert config["MinTTL"] <= config["DefaultTTL"] <= config["MaxTTL"]
+
+
+def test_originals_forward_only_the_download_filename_to_s3(resources: dict[str, dict[str, Any]]) -> None:
+    config = cache_policy(resources, "MediaOriginalsCachePolicy")
+    key = config["ParametersInCacheKeyAndForwardedToOrigin"]
+    assert key["QueryStringsConfig"] == {
+        "QueryStringBehavior": "whitelist",
+        "QueryStrings": ["response-content-disposition"],
+    }
+    assert key["HeadersConfig"] == {"HeaderBehavior": "none"}
+    assert key["CookiesConfig"] == {"CookieBehavior": "none"}
+    assert key["EnableAcceptEncodingGzip"] is False
+    assert key["EnableAcceptEncodingBrotli"] is False
+    assert config["MinTTL"] == OBJECT_MAX_AGE
+    assert config["MinTTL"] <= config["DefaultTTL"] <= config["MaxTTL"]
+
+
+def test_photo_bucket_lets_only_this_distribution_read_previews_and_originals(
+    resources: dict[str, dict[str, Any]],
+) -> None:
+    policy = props(resources, "PhotoBucketPolicy")
+    assert policy["Bucket"] == {"Ref": "PhotoBucket"}
+    (statement,) = policy["PolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Allow"
+    assert statement["Principal"] == {"Service": "cloudfront.amazonaws.com"}
+    assert statement["Action"] == "s3:GetObject"
+    patterns = [resource["Fn::Sub"] for resource in statement["Resource"]]
+    assert sorted(patterns) == ["${PhotoBucket.Arn}/originals/*", "${PhotoBucket.Arn}/previews/*"]
+    assert statement["Condition"] == props(resources, "SpaBucketPolicy")["PolicyDocument"]["Statement"][0]["Condition"]
+    # ... which covers every object the app serves, and no upload.
+    served = [keys.original_object("u-1", "p-1"), keys.preview_object("u-1", "p-1", "small")]
+    for key in served:
+        assert any(fnmatch.fnmatchcase(f"${{PhotoBucket.Arn}}/{key}", pattern) for pattern in patterns), key
+    upload = f"${{PhotoBucket.Arn}}/{keys.upload_object('u-1', 'p-1')}"
+    assert not any(fnmatch.fnmatchcase(upload, pattern) for pattern in patterns)
+
+
+def test_media_is_served_from_the_spas_own_origin_which_its_csp_allows(
+    template: dict[str, Any], resources: dict[str, dict[str, Any]]
+) -> None:
+    # Same distribution, same origin: 'self' covers media URLs, and devstack/web.py's CSP needs no new source.
+    outputs = template["Outputs"]
+    assert outputs["MediaUrl"]["Value"] == outputs["SpaUrl"]["Value"]
+    policy = parse_csp(deployed_csp(resources))
+    assert "'self'" in policy["img-src"]
+    assert "'self'" in policy["connect-src"]
+
+
+# --- media signing keys -------------------------------------------------------------------------------------------
+
+
+def p256_public_pem() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    public = ec.generate_private_key(ec.SECP256R1()).public_key()
+    return public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+def test_media_public_keys_come_in_two_slots_at_least_one_given(template: dict[str, Any]) -> None:
+    pem = p256_public_pem()
+    for slot in "AB":
+        parameter = template["Parameters"][f"MediaPublicKey{slot}"]
+        assert (parameter["Type"], parameter["Default"]) == ("String", "")
+        pattern = parameter["AllowedPattern"]  # CloudFormation matches the whole value
+        assert re.fullmatch(pattern, "")
+        assert re.fullmatch(pattern, pem)
+        assert re.fullmatch(pattern, pem.strip())
+        # Pasting the private key by mistake is refused before anything is deployed.
+        assert not re.fullmatch(pattern, pem.replace("PUBLIC KEY", "PRIVATE KEY"))
+        assert not re.fullmatch(pattern, pem.replace("PUBLIC KEY", "EC PRIVATE KEY"))
+        assert template["Conditions"][f"HasMediaKey{slot}"] == {
+            "Fn::Not": [{"Fn::Equals": [{"Ref": f"MediaPublicKey{slot}"}, ""]}]
+        }
+    (assertion,) = template["Rules"]["MediaSigningKeyGiven"]["Assertions"]
+    assert assertion["Assert"] == {
+        "Fn::Or": [
+            {"Fn::Not": [{"Fn::Equals": [{"Ref": "MediaPublicKeyA"}, ""]}]},
+            {"Fn::Not": [{"Fn::Equals": [{"Ref": "MediaPublicKeyB"}, ""]}]},
+        ]
+    }
+
+
+def test_each_slot_is_its_own_public_key_and_the_group_holds_those_given(resources: dict[str, dict[str, Any]]) -> None:
+    for slot in "AB":
+        key = resources[f"MediaPublicKeySlot{slot}"]
+        assert key["Type"] == "AWS::CloudFront::PublicKey"
+        assert key["Condition"] == f"HasMediaKey{slot}"
+        config = key["Properties"]["PublicKeyConfig"]
+        # A slot's resource only ever holds its own parameter: a key never moves to another resource (and id).
+        assert config["EncodedKey"] == {"Ref": f"MediaPublicKey{slot}"}
+    # Public key names are per account (CloudFront is global): stage, region and slot keep stacks apart.
+    configs = [props(resources, f"MediaPublicKeySlot{slot}")["PublicKeyConfig"] for slot in "AB"]
+    names_of_keys = [resolve(config["Name"], SPA_NAMES, {}) for config in configs]
+    assert names_of_keys == ["photosky-dev-media-a-eu-west-1", "photosky-dev-media-b-eu-west-1"]
+    items = props(resources, "MediaKeyGroup")["KeyGroupConfig"]["Items"]
+    names = {"MediaPublicKeySlotA": "KAAAA", "MediaPublicKeySlotB": "KBBBB", "AWS::NoValue": ""}
+    for a, b in [(True, False), (False, True), (True, True)]:
+        group = [item for item in resolve(items, names, {"HasMediaKeyA": a, "HasMediaKeyB": b}) if item]
+        assert group == [key for key, given in (("KAAAA", a), ("KBBBB", b)) if given]
+
+
+# The rotation in docs/MEDIA.md as (slot A, slot B, key the secret holds) after each step, from a first deploy
+# with key 1 through two rotations. CloudFormation cannot change a public key in place, so from one step to the
+# next a slot may only be filled (from empty), cleared, or left alone; and the key that signs is always trusted.
+ROTATION = [
+    ("k1", "", "k1"),  # first deploy with key 1 in slot A, then activate it
+    ("k1", "k2", "k1"),  # rotation: key 2 into the empty slot
+    ("k1", "k2", "k2"),  # activate key 2 (then wait at least 3 W)
+    ("", "k2", "k2"),  # clear key 1's slot
+    ("k3", "k2", "k2"),  # next rotation: key 3 into the empty slot, which is now A
+    ("k3", "k2", "k3"),
+    ("k3", "", "k3"),
+]
+
+
+def test_the_documented_rotation_never_changes_a_key_in_place() -> None:
+    for before, after in itertools.pairwise(ROTATION):
+        for slot in (0, 1):
+            assert before[slot] == after[slot] or "" in (before[slot], after[slot]), (before, after)
+    for a, b, signing in ROTATION:
+        assert signing in {a, b} - {""}
+
+
+def test_the_media_signing_key_secret_is_created_empty(resources: dict[str, dict[str, Any]]) -> None:
+    # CloudFormation cannot generate an EC key; with no value in the template, no deploy can overwrite the key
+    # `ops.media_keys activate` put there.
+    secret = props(resources, "MediaSigningKey")
+    assert "SecretString" not in secret
+    assert "GenerateSecretString" not in secret
+    assert sub(secret["Name"], Stage="dev") == "photosky-dev-media-signing-key"
+
+
+def test_media_outputs_name_the_key_ids_and_the_secret(template: dict[str, Any]) -> None:
+    outputs = template["Outputs"]
+    assert outputs["MediaSigningKeySecretArn"]["Value"] == {"Ref": "MediaSigningKey"}
+    for slot in "AB":
+        output = outputs[f"MediaPublicKey{slot}Id"]
+        assert output["Condition"] == f"HasMediaKey{slot}"
+        assert output["Value"] == {"Ref": f"MediaPublicKeySlot{slot}"}  # a public key's Ref is its id
+        assert "Export" not in output  # ids change at each rotation; an imported export could not
 
 
 # --- protections and policies across the template ------------------------------------------------------------------
