@@ -255,7 +255,9 @@ def process(
         width=width,
         height=height,
         taken_at=taken_at,
-        large=_jpeg_preview(large, icc_profile),
+        # Progressive for the large preview: the same pixels in 3% fewer bytes (bench --only formats), and a page
+        # shows a coarse image at once. Not for the small one, where it saves nothing and can cost 11%.
+        large=_jpeg_preview(large, icc_profile, progressive=True),
         small=_jpeg_preview(small, icc_profile),
         frames=structure.frames,
     )
@@ -1077,10 +1079,12 @@ def _rgb_icc_profile(image: Image.Image) -> bytes | None:
     return None
 
 
-def _jpeg_preview(image: Image.Image, icc_profile: bytes | None) -> Preview:
+def _jpeg_preview(image: Image.Image, icc_profile: bytes | None, *, progressive: bool = False) -> Preview:
     # Pillow's JPEG writer falls back to image.info for some metadata (the comment), and info travels through
     # resize and convert: start from nothing so no EXIF, GPS, XMP or comment of the original can leak.
     image.info = {}
     buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=JPEG_QUALITY, optimize=True, icc_profile=icc_profile)
+    image.save(
+        buffer, format="JPEG", quality=JPEG_QUALITY, optimize=True, progressive=progressive, icc_profile=icc_profile
+    )
     return Preview(data=buffer.getvalue(), width=image.width, height=image.height)

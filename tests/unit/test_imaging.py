@@ -137,6 +137,13 @@ def test_each_allowed_type_gets_both_previews_at_the_right_size(content_type: st
         assert_close(pixel(preview, (10, 10)), ORANGE)
 
 
+def test_the_large_preview_is_a_progressive_jpeg_and_the_small_one_a_baseline_jpeg() -> None:
+    result = process(orange_photo("image/jpeg"), declared_type="image/jpeg")
+
+    assert opened_preview(result.large).info.get("progressive") == 1
+    assert "progressive" not in opened_preview(result.small).info
+
+
 def test_a_small_image_is_never_upscaled() -> None:
     result = process(samples.encode(Image.new("RGB", (100, 50), ORANGE), "PNG"), declared_type="image/png")
 
