@@ -3,8 +3,9 @@
 Starts an emulated AWS (moto server: DynamoDB, S3, SQS, Cognito), creates the table, bucket, queues, user pool,
 SPA app client and a confirmed demo user, serves the API through Chalice's local gateway with real Cognito
 token checks, runs the upload worker on the bucket's S3 -> SQS events (and the scheduled reconciler), serves the
-web client (web/, with its /config.json) as the one origin the API allows, writes `.devstack/outputs.json`, and
-runs until Ctrl-C.
+media endpoint (CloudFront's signed URL check in front of the bucket, devstack/media.py) with a fresh signing key
+in the emulated Secrets Manager, serves the web client (web/, with its /config.json) as the one origin the API
+allows, writes `.devstack/outputs.json`, and runs until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from chalice.local import LocalDevServer
 
     from devstack.events import EventPump
+    from devstack.media import MediaServer
     from devstack.resources import Provisioned
     from devstack.web import WebServer
 
@@ -157,7 +159,8 @@ def _recipe(outputs: dict[str, Any]) -> str:
 PhotoSky dev stack is up (all on {HOST}):
   web client   {outputs["web_url"]}   (sign in as the demo user; API description at {outputs["openapi_url"]})
   API          {outputs["api_url"]}   (upload worker running on S3 -> SQS events)
-  emulated AWS {outputs["aws_endpoint_url"]}  (moto: DynamoDB, S3, SQS, Cognito; region {outputs["region"]})
+  media        {outputs["media_url"]}   (signed URLs checked as CloudFront does; key in the emulated Secrets Manager)
+  emulated AWS {outputs["aws_endpoint_url"]}  (moto: DynamoDB, S3, SQS, Cognito, Secrets Manager; {outputs["region"]})
   user pool    {outputs["user_pool_id"]}   SPA app client {outputs["user_pool_client_id"]}
   demo user    {demo["username"]} / {demo["password"]}
   outputs      {outputs["outputs_file"]}
@@ -203,7 +206,13 @@ def _provision(stage_env: Mapping[str, str]) -> tuple[Provisioned, str]:
 
 
 def _serve_api(
-    chalice_config: Config, provisioned: Provisioned, aws_endpoint: str, port: int, web_url: str
+    chalice_config: Config,
+    provisioned: Provisioned,
+    aws_endpoint: str,
+    port: int,
+    web_url: str,
+    *,
+    media_env: Mapping[str, str],
 ) -> LocalDevServer:
     from chalice.deploy.validate import validate_routes
 
@@ -217,12 +226,17 @@ def _serve_api(
     os.environ["COGNITO_USER_POOL_ARN"] = provisioned.user_pool_arn
     # The web client is the one browser origin the API answers (CORS), as the SPA's distribution is in AWS.
     os.environ["PHOTOSKY_ALLOWED_ORIGINS"] = web_url
+    # The API signs media URLs for this stack's media endpoint with the key it trusts (see _serve_media). A key
+    # given directly in the environment would sign URLs the endpoint refuses: the secret is the one source here.
+    os.environ.update(media_env)
+    if os.environ.pop("PHOTOSKY_MEDIA_KEY", None) is not None:
+        log.info("PHOTOSKY_MEDIA_KEY ignored: the dev stack signs with its own key (PHOTOSKY_MEDIA_KEY_SECRET_ARN)")
     try:
         Settings.from_env()  # a bad override is a clear startup error, not a 500 on the first request
     except ConfigError as e:
         raise StartupError(str(e)) from None
     stage_env = chalice_config.environment_variables
-    overridden = sorted(name for name, value in stage_env.items() if os.environ[name] != value)
+    overridden = sorted(name for name, value in stage_env.items() if os.environ.get(name) != value)
     if overridden:  # names only: a value may be a secret (PHOTOSKY_CURSOR_SECRET)
         log.info("set by the environment over .chalice/config.json: %s", ", ".join(overridden))
     app_object = chalice_config.chalice_app
@@ -240,11 +254,42 @@ def _serve_api(
     return api
 
 
+# The signing key's secret in the emulated Secrets Manager (a fresh key every start: nothing outlives the stack).
+MEDIA_KEY_SECRET_NAME = f"photosky-{STAGE}-media-signing-key"
+
+
+def _serve_media(port: int, bucket: str) -> tuple[MediaServer, str]:
+    """The media endpoint, trusting a key pair made now, whose private half is stored as a secret for the API.
+    Returns the server and the secret's ARN."""
+    import boto3
+
+    from devstack.media import SigningKey, TrustedKeyGroup, serve_media, store_signing_key
+
+    session = boto3.session.Session()
+    key = SigningKey.generate()
+    secret_arn = store_signing_key(session.client("secretsmanager"), MEDIA_KEY_SECRET_NAME, key)
+    trusted = TrustedKeyGroup()
+    trusted.trust(key.key_pair_id, key.public_key_pem)
+    try:
+        server = serve_media(HOST, port, s3=session.client("s3"), bucket=bucket, keys=trusted)
+    except OSError as e:
+        raise StartupError(f"cannot serve the media endpoint on {HOST}:{port}: {e}") from None
+    log.info("media endpoint trusts key %s", key.key_pair_id)
+    return server, secret_arn
+
+
 def _serve_web(port: int, outputs: Mapping[str, Any]) -> WebServer:
     from devstack.web import serve_web, spa_config
 
     try:
-        return serve_web(HOST, port, PROJECT_DIR / "web", PROJECT_DIR / "openapi.yaml", spa_config(outputs))
+        return serve_web(
+            HOST,
+            port,
+            PROJECT_DIR / "web",
+            PROJECT_DIR / "openapi.yaml",
+            spa_config(outputs),
+            media_url=outputs["media_url"],
+        )
     except OSError as e:
         raise StartupError(f"cannot serve the web client on {HOST}:{port}: {e}") from None
 
@@ -281,11 +326,15 @@ def run(outputs_path: Path) -> int:
     api_port = _port_from_env("PHOTOSKY_API_PORT", 8000)
     aws_port = _port_from_env("PHOTOSKY_AWS_PORT", 5000)
     web_port = _port_from_env("PHOTOSKY_WEB_PORT", 8080)
-    if len({api_port, aws_port, web_port}) < 3:
-        raise StartupError("PHOTOSKY_API_PORT, PHOTOSKY_AWS_PORT and PHOTOSKY_WEB_PORT must all differ")
+    media_port = _port_from_env("PHOTOSKY_MEDIA_PORT", 8090)
+    if len({api_port, aws_port, web_port, media_port}) < 4:
+        raise StartupError(
+            "PHOTOSKY_API_PORT, PHOTOSKY_AWS_PORT, PHOTOSKY_WEB_PORT and PHOTOSKY_MEDIA_PORT must all differ"
+        )
     _ensure_port_free(api_port, "PHOTOSKY_API_PORT")
     _ensure_port_free(aws_port, "PHOTOSKY_AWS_PORT")
     _ensure_port_free(web_port, "PHOTOSKY_WEB_PORT")
+    _ensure_port_free(media_port, "PHOTOSKY_MEDIA_PORT")
     web_url = f"http://{HOST}:{web_port}"
     started = time.monotonic()
 
@@ -299,12 +348,15 @@ def run(outputs_path: Path) -> int:
     api = None
     pump = None
     web = None
+    media = None
     try:
         from chalice.cli.factory import CLIFactory
 
         chalice_config = CLIFactory(str(PROJECT_DIR)).create_config_obj(chalice_stage_name=STAGE)
         provisioned, demo_password = _provision(chalice_config.environment_variables)
-        api = _serve_api(chalice_config, provisioned, endpoint, api_port, web_url)
+        media, media_key_secret_arn = _serve_media(media_port, provisioned.bucket_name)
+        media_env = {"PHOTOSKY_MEDIA_URL": media.media_url, "PHOTOSKY_MEDIA_KEY_SECRET_ARN": media_key_secret_arn}
+        api = _serve_api(chalice_config, provisioned, endpoint, api_port, web_url, media_env=media_env)
         pump = _start_event_pump(api.app_object)
         outputs: dict[str, Any] = {
             "api_url": f"http://{HOST}:{api_port}",
@@ -320,6 +372,7 @@ def run(outputs_path: Path) -> int:
             "uploads_dlq_url": provisioned.uploads_dlq_url,
             "web_url": web_url,
             "openapi_url": f"{web_url}/openapi.yaml",
+            "media_url": media.media_url,
         }
         web = _serve_web(web_port, outputs)
         _write_json_atomically(outputs_path, outputs)
@@ -337,6 +390,8 @@ def run(outputs_path: Path) -> int:
             _timed_stop("web server", web.shutdown, web.server_close)
         if pump is not None:
             _timed_stop("event pump", pump.stop)
+        if media is not None:
+            _timed_stop("media endpoint", media.shutdown, media.server_close)
         if api is not None:
             _timed_stop("API", api.server.shutdown, api.server.server_close)
         _timed_stop("emulated AWS", moto.shutdown, moto.server_close)

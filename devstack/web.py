@@ -112,34 +112,51 @@ def spa_config(
     }
 
 
-def content_security_policy(*, api: str, cognito: str, storage: Iterable[str]) -> str:
+def content_security_policy(*, api: str, cognito: str, storage: Iterable[str], media: Iterable[str] = ()) -> str:
     """The SPA's policy, here and in AWS: code and styles from its own origin only; it calls the API and Cognito
-    and POSTs uploads to S3 (`storage`: the presigned URLs' origins), and shows images from S3 and from its own
-    blob:/data: URLs. No plugins, no <base>, no framing, no form posts (every form is handled in script)."""
+    and POSTs uploads to S3 (`storage`: the presigned URLs' origins), and shows images from S3, from the media
+    endpoint (`media`: in AWS the SPA's own distribution, so 'self' covers it) and from its own blob:/data: URLs.
+    The SPA only ever puts media URLs in <img src> and <a href>, never fetches them, so they need no connect-src.
+    No plugins, no <base>, no framing, no form posts (every form is handled in script)."""
     storage = set(storage)
     connect = " ".join(["'self'", *sorted({api, cognito, *storage})])
-    images = " ".join(["'self'", "blob:", "data:", *sorted(storage)])
+    images = " ".join(["'self'", "blob:", "data:", *sorted(storage | (set(media) - {"'self'"}))])
     return (
         f"default-src 'self'; script-src 'self'; style-src 'self'; connect-src {connect}; img-src {images}; "
         "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'"
     )
 
 
-def dev_content_security_policy(config: Mapping[str, Any]) -> str:
-    # The emulated AWS serves Cognito and S3 (presigned URLs included) on one endpoint.
+def origin_of(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def dev_content_security_policy(config: Mapping[str, Any], media_url: str | None = None) -> str:
+    # The emulated AWS serves Cognito and S3 (presigned URLs included) on one endpoint. The media endpoint is an
+    # origin of its own here (in AWS it is the SPA's distribution, 'self').
     endpoint = config["cognito_endpoint"]
-    return content_security_policy(api=config["api_url"], cognito=endpoint, storage=[endpoint])
+    media = [origin_of(media_url)] if media_url else []
+    return content_security_policy(api=config["api_url"], cognito=endpoint, storage=[endpoint], media=media)
 
 
 class WebServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
 
-    def __init__(self, address: tuple[str, int], web_root: Path, openapi: Path, config: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        web_root: Path,
+        openapi: Path,
+        config: Mapping[str, Any],
+        *,
+        media_url: str | None = None,
+    ) -> None:
         self.web_root = web_root.resolve()
         self.openapi = openapi
         self.config_body = json.dumps(dict(config), indent=2).encode()
-        self.csp = dev_content_security_policy(config)
+        self.csp = dev_content_security_policy(config, media_url)
         super().__init__(address, _Handler)
 
 
@@ -223,9 +240,12 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("%s " + format, self.address_string(), *args)
 
 
-def serve_web(host: str, port: int, web_root: Path, openapi: Path, config: Mapping[str, Any]) -> WebServer:
-    """Start the web server on a daemon thread; stop it with `shutdown()` then `server_close()`."""
-    server = WebServer((host, port), web_root, openapi, config)
+def serve_web(
+    host: str, port: int, web_root: Path, openapi: Path, config: Mapping[str, Any], *, media_url: str | None = None
+) -> WebServer:
+    """Start the web server on a daemon thread; stop it with `shutdown()` then `server_close()`. `media_url` is the
+    media endpoint's, whose images the SPA's policy must allow."""
+    server = WebServer((host, port), web_root, openapi, config, media_url=media_url)
     # A short poll interval: shutdown() waits for the loop to notice, and Ctrl-C should feel instant.
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="web-server", daemon=True).start()
     return server

@@ -53,14 +53,19 @@ def port_is_free(port: int) -> bool:
 
 
 def devstack_env(
-    api_port: int, aws_port: int, extra: dict[str, str] | None = None, web_port: int | None = None
+    api_port: int,
+    aws_port: int,
+    extra: dict[str, str] | None = None,
+    web_port: int | None = None,
+    media_port: int | None = None,
 ) -> dict[str, str]:
     return {
         **os.environ,
         "PHOTOSKY_API_PORT": str(api_port),
         "PHOTOSKY_AWS_PORT": str(aws_port),
-        # Never the default 8080: a developer's own stack (or anything else) may hold it.
+        # Never the defaults 8080 and 8090: a developer's own stack (or anything else) may hold them.
         "PHOTOSKY_WEB_PORT": str(web_port if web_port is not None else free_port()),
+        "PHOTOSKY_MEDIA_PORT": str(media_port if media_port is not None else free_port()),
         "PYTHONUNBUFFERED": "1",
         **(extra or {}),
     }
@@ -75,11 +80,12 @@ def spawn_devstack(
     stderr: Any = subprocess.STDOUT,
     extra_env: dict[str, str] | None = None,
     web_port: int | None = None,
+    media_port: int | None = None,
 ) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "devstack", "--outputs", str(outputs)],
         cwd=PROJECT_DIR,
-        env=devstack_env(api_port, aws_port, extra_env, web_port),
+        env=devstack_env(api_port, aws_port, extra_env, web_port, media_port),
         stdin=subprocess.DEVNULL,
         stdout=stdout,
         stderr=stderr,
@@ -117,6 +123,9 @@ def started_devstack(workdir: Path, extra_env: dict[str, str] | None = None) -> 
     web_port = free_port()
     while web_port in (api_port, aws_port):
         web_port = free_port()
+    media_port = free_port()
+    while media_port in (api_port, aws_port, web_port):
+        media_port = free_port()
 
     def log_text() -> str:
         return log_path.read_text(errors="replace")
@@ -129,6 +138,7 @@ def started_devstack(workdir: Path, extra_env: dict[str, str] | None = None) -> 
             outputs=outputs_path,
             stdout=log,
             web_port=web_port,
+            media_port=media_port,
             extra_env=extra_env,
         )
         try:
@@ -157,6 +167,7 @@ def started_devstack(workdir: Path, extra_env: dict[str, str] | None = None) -> 
         assert outputs["api_url"] == f"http://{HOST}:{api_port}", log_text()
         assert outputs["aws_endpoint_url"] == f"http://{HOST}:{aws_port}", log_text()
         assert outputs["web_url"] == f"http://{HOST}:{web_port}", log_text()
+        assert outputs["media_url"] == f"http://{HOST}:{media_port}", log_text()
 
         try:
             yield outputs
@@ -169,6 +180,7 @@ def started_devstack(workdir: Path, extra_env: dict[str, str] | None = None) -> 
     assert port_is_free(api_port), f"API port {api_port} still in use after the dev stack stopped"
     assert port_is_free(aws_port), f"AWS port {aws_port} still in use after the dev stack stopped"
     assert port_is_free(web_port), f"web port {web_port} still in use after the dev stack stopped"
+    assert port_is_free(media_port), f"media port {media_port} still in use after the dev stack stopped"
 
 
 @pytest.fixture(scope="session")
