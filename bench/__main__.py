@@ -16,7 +16,7 @@ from typing import Any
 from bench import common, cost, report
 
 DEFAULT_OUTPUT = common.PROJECT_DIR / "docs" / "PERFORMANCE.md"
-SECTIONS = ("coldstart", "warm", "roundtrips", "albums", "library", "previews", "devstack")
+SECTIONS = ("coldstart", "warm", "roundtrips", "albums", "library", "previews", "formats", "devstack", "media")
 
 
 @dataclass(frozen=True)
@@ -35,10 +35,13 @@ class Settings:
     upload_clients: int
     upload_seconds: float
     max_uploads: int
+    media_sign_processes: int  # fresh processes timing the ways of signing a URL (section 9)
+    media_list_rounds: int  # warm owner lists of 100 timed in each of them
+    media_cycles: int  # cycles of the four list-route variants (CDN / S3 presigned, PhotoSky / Powertools)
 
 
-FULL = Settings(20, 3, 7, 5, 2, 5, 200, 30, 3, (1, 4, 16), 15.0, 4, 20.0, 60)
-QUICK = Settings(10, 2, 2, 3, 1, 2, 40, 10, 1, (1, 4, 16), 3.0, 4, 5.0, 12)
+FULL = Settings(20, 3, 7, 5, 2, 5, 200, 30, 3, (1, 4, 16), 15.0, 4, 20.0, 60, 7, 100, 5)
+QUICK = Settings(10, 2, 2, 3, 1, 2, 40, 10, 1, (1, 4, 16), 3.0, 4, 5.0, 12, 3, 20, 2)
 
 VERSIONED = (
     "chalice",
@@ -146,6 +149,22 @@ def run(settings: Settings, sections: tuple[str, ...], *, quick: bool, label: st
             from bench import previews
 
             results[section] = previews.measure(repetitions=settings.preview_repetitions, log=log)
+        elif section == "formats":
+            from bench import formats
+
+            results[section] = formats.measure(log=log)
+        elif section == "media":
+            from bench import media
+
+            results[section] = media.measure(
+                sign_processes=settings.media_sign_processes,
+                list_rounds=settings.media_list_rounds,
+                warm_cycles=settings.media_cycles,
+                requests=settings.warm_requests,
+                warmup=settings.warm_warmup,
+                browser=True,
+                log=log,
+            )
         elif section == "devstack":
             from bench import devstack_load
 
@@ -205,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         choices=SECTIONS,
         help=(
             "run only these sections (the report is not rewritten, except its cold-start parts by a cold-start run "
-            "and sections 7 and 8 by an albums or library run)"
+            "and sections 7, 8 and 9 by an albums, library or media run, section 10 by a formats run)"
         ),
     )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where to write the report")
@@ -216,6 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     results = run(QUICK if args.quick else FULL, sections, quick=args.quick, label=args.label)
     previous = args.output.read_text() if args.output.exists() else None
     text = report.render(results, previous)
+    if "formats" in results:
+        # Section 10 is rendered by bench/formats.py and put before the Analysis (bench/report.py does not know it).
+        text = formats_section(text, results) or text
     print(text)
     if args.no_write:
         return 0
@@ -242,8 +264,23 @@ def main(argv: list[str] | None = None) -> int:
             log(f"[bench] {args.output} has no place for {', '.join(spliced)}: run the whole bench")
         else:
             args.output.write_text(updated)
+            previous = updated
             log(f"[bench] wrote {', '.join(spliced)} into {args.output}")
+    if "formats" in results:
+        # Like sections 7 and 8: a formats run writes section 10 in place and nothing else.
+        updated = formats_section(previous, results) if previous else None
+        if updated is None:
+            log(f"[bench] {args.output} has no place for formats: run the whole bench")
+        else:
+            args.output.write_text(updated)
+            log(f"[bench] wrote formats into {args.output}")
     return 0
+
+
+def formats_section(text: str, results: dict[str, Any]) -> str | None:
+    from bench import formats
+
+    return formats.with_section(text, formats.section(results))
 
 
 if __name__ == "__main__":

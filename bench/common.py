@@ -140,6 +140,29 @@ def lambda_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]
     return env
 
 
+# The CDN the API signs media URLs for when a bench configures one (issue 14). Nothing is ever fetched from it.
+MEDIA_URL = "https://d111111abcdef8.cloudfront.net"
+# A fixed P-256 signing key (any scalar below the curve's order is one): with a fixed key the signatures, and so the
+# work of every big-integer operation, repeat for the same policy, which valgrind's exact counts need.
+MEDIA_KEY_SCALAR = 0x5D1F3A7C9B2E4F6A8C0D2E4F6A8B0C1D3E5F7A9B1C3D5E7F9A0B2C4D6E8F0A1B
+MEDIA_KEY_PAIR_ID = "KBENCHMEDIAKEY"
+
+
+def media_key_json() -> str:
+    """`PHOTOSKY_MEDIA_KEY` for the bench's key: `{"key_pair_id", "private_key"}` with a PKCS #8 PEM, as
+    tests/support/media.py writes it (with `cryptography`, a dev dependency; the API itself never imports it)."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from tests.support.media import media_key_json as key_json
+
+    return key_json(ec.derive_private_key(MEDIA_KEY_SCALAR, ec.SECP256R1()), MEDIA_KEY_PAIR_ID)
+
+
+def media_environment(media_url: str = MEDIA_URL) -> dict[str, str]:
+    """The variables that make the API hand out CloudFront signed URLs instead of S3 presigned ones."""
+    return {"PHOTOSKY_MEDIA_URL": media_url, "PHOTOSKY_MEDIA_KEY": media_key_json()}
+
+
 def apply_lambda_environment() -> None:
     """Make this process look like the API Lambda (used by in-process sections before importing the app)."""
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL"):

@@ -7,7 +7,7 @@ import itertools
 import re
 from typing import Any
 
-from bench import albums, common, cost, library, roundtrips
+from bench import albums, common, cost, library, media, roundtrips
 from bench.coldstart import GOAL as COLD_GOAL
 from bench.common import fmt_num, fmt_ratio, table, verdict
 
@@ -17,8 +17,7 @@ NAIVE_SPEEDUP_GOAL = 3.0
 
 def render(results: dict[str, Any], previous: str | None = None) -> str:
     """The whole report; `previous` is the report this one replaces, whose cold-start run log is carried over."""
-    if "coldstart" in results:
-        results = {**results, "cold_log": [*cold_log_rows(previous), cold_log_row(results)]}
+    results = with_run_logs(results, previous)
     parts = [header(results), summary(results)]
     for name, function in (
         ("coldstart", cold_section),
@@ -29,6 +28,7 @@ def render(results: dict[str, Any], previous: str | None = None) -> str:
         ("cost", cost_section),
         ("albums", albums.section),
         ("library", library.section),
+        ("media", media.section),
     ):
         if name in results:
             parts.append(function(results))
@@ -110,8 +110,7 @@ def summary(results: dict[str, Any]) -> str:
             allowed = roundtrips.budget(route, data["minimum"], by_design)
             goal = f"≤ {allowed}" + (f" (minimum {minimum} + {by_design[route][1]})" if allowed > minimum else "")
             rows.append((f"AWS calls, {route}", goal, str(calls), verdict(calls <= allowed)))
-    if "albums" in results:
-        rows.extend(albums.goal_rows(results["albums"]))
+    rows.extend(section_goal_rows(results))
     if "previews" in results:
         for name, entry in results["previews"]["images"].items():
             if not name.startswith("jpeg"):
@@ -152,6 +151,15 @@ def summary(results: dict[str, Any]) -> str:
     return "## Goals\n\n" + table(["what", "goal", "measured", "verdict"], rows)
 
 
+def section_goal_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """The Goals rows of the sections that render their own (albums, media)."""
+    rows = []
+    for name, goal_rows in (("albums", albums.goal_rows), ("media", media.goal_rows)):
+        if name in results:
+            rows.extend(goal_rows(results[name]))
+    return rows
+
+
 def warm_comparisons(warm: dict[str, Any]) -> list[tuple[str, float, float, str]]:
     from bench.warm import FRAMEWORKS, PEERS
 
@@ -188,19 +196,36 @@ COLD_LOG_HEADERS = (
 )
 
 
-def cold_log_rows(previous: str | None) -> list[tuple[str, ...]]:
-    """The run log's rows from the report being replaced (none when there is none, or it has no log yet)."""
-    if not previous or COLD_LOG_MARKER not in previous:
+def with_run_logs(results: dict[str, Any], previous: str | None) -> dict[str, Any]:
+    """`results` with the run logs of the sections it measured: the rows of `previous` (the report this run
+    replaces or writes into), then this run's."""
+    if "coldstart" in results and "cold_log" not in results:
+        results = {**results, "cold_log": [*cold_log_rows(previous), cold_log_row(results)]}
+    if "media" in results and "media_log" not in results:
+        carried = log_rows(previous, media.LOG_MARKER, len(media.LOG_HEADERS))
+        results = {**results, "media_log": [*carried, media.log_row(results)]}
+    return results
+
+
+def log_rows(previous: str | None, marker: str, width: int) -> list[tuple[str, ...]]:
+    """The rows of the run log under `marker` in the report being replaced (none when there is none, or it has no
+    such log yet); rows of another width (an older layout) are dropped."""
+    if not previous or marker not in previous:
         return []
-    lines = previous.split(COLD_LOG_MARKER, 1)[1].strip().splitlines()
+    lines = previous.split(marker, 1)[1].strip().splitlines()
     rows = []
     for line in lines[2:]:  # after the header and the alignment row
         if not line.startswith("|"):
             break
         cells = tuple(cell.strip() for cell in line.strip().strip("|").split("|"))
-        if len(cells) == len(COLD_LOG_HEADERS):
+        if len(cells) == width:
             rows.append(cells)
     return rows
+
+
+def cold_log_rows(previous: str | None) -> list[tuple[str, ...]]:
+    """The cold-start run log's rows from the report being replaced."""
+    return log_rows(previous, COLD_LOG_MARKER, len(COLD_LOG_HEADERS))
 
 
 def cold_log_row(results: dict[str, Any]) -> tuple[str, ...]:
@@ -254,7 +279,7 @@ def cold_section(results: dict[str, Any]) -> str:
     for state, data in cold["states"].items():
         for name, label in (
             ("baseline", "baseline: chalice + DynamoDB and S3 clients"),
-            ("photosky", "PhotoSky: `import app` + the first request's clients and services"),
+            ("photosky", "PhotoSky: `import app` + what the first GET /photos builds"),
         ):
             figures = data[name]
             phases = figures["phases_ms"]
@@ -264,7 +289,7 @@ def cold_section(results: dict[str, Any]) -> str:
                     label,
                     fmt_num(phases["import"]),
                     fmt_num(phases["dynamodb"]),
-                    fmt_num(phases["s3"]),
+                    fmt_num(phases["media"]),
                     fmt_num(phases["rest"]),
                     fmt_num(figures["cpu_ms"]),
                     f"{fmt_num(figures['cpu_min_ms'])}–{fmt_num(figures['cpu_max_ms'])}",
@@ -324,9 +349,15 @@ def cold_section(results: dict[str, Any]) -> str:
             "initialisation, each minus a bare interpreter's; not at process exit, because Lambda keeps the "
             "environment after INIT and never pays the interpreter's teardown (which, for these imports, costs "
             "hundreds of ms: freeing botocore's loaded models). PhotoSky builds its clients on first use, so it is "
-            "measured as `import app` plus what the first photo request builds (`deps.photo_service()`: DynamoDB + "
-            "S3 clients, repository, storage, cursor codec), against `import chalice` + `Chalice()` + the same two "
-            "clients made with `boto3.client` (both from boto3's default session, as the Chalice samples do).",
+            "measured as `import app` plus what the first GET /photos builds, with the CDN configured "
+            "(`PHOTOSKY_MEDIA_URL` and `PHOTOSKY_MEDIA_KEY`, as deployed since issue 14): the DynamoDB client, the "
+            "first media URLs (`deps.media().urls(…, original=True, filename=…)`: the key parsed and two ECDSA P-256 "
+            "signatures in pure Python, one for the owner's previews and one for their originals) and the photo "
+            "service (repository, storage, cursor codec); no S3 client, which the list no longer needs. The "
+            "baseline is `import chalice` + `Chalice()` + a DynamoDB and an S3 client made with `boto3.client` "
+            "(both from boto3's default session, as the Chalice samples do). Phase by phase: *media URLs* is what "
+            "hands out the photos' URLs, the S3 client for the baseline (presigning), the first signed URLs for "
+            "PhotoSky.",
             "",
             f"**The goal's figure** ({goal_state} bytecode, as infra/package.py ships): the machine is shared, so "
             "each round runs a bare interpreter, the baseline and PhotoSky back to back (the two alternating which "
@@ -351,12 +382,28 @@ def cold_section(results: dict[str, Any]) -> str:
             "up); the ratio row is the median of the per-round ratios.",
             "",
             table(
-                ["bytecode", "what", "import", "DynamoDB client", "S3 client", "rest", "CPU ms", "min–max", "wall ms"],
+                [
+                    "bytecode",
+                    "what",
+                    "import",
+                    "DynamoDB client",
+                    "media URLs",
+                    "rest",
+                    "CPU ms",
+                    "min–max",
+                    "wall ms",
+                ],
                 rows,
             ),
             "",
             f"Modules loaded (files): baseline {cold['module_files']['baseline']}, PhotoSky "
-            f"{cold['module_files']['photosky']}.",
+            f"{cold['module_files']['photosky']}."
+            + (
+                " What PhotoSky's script built of chalicelib.deps (checked in every run: CloudFront URLs, no S3 "
+                f"client): {', '.join(f'`{name}`' for name in cold['photosky_built'])}."
+                if cold.get("photosky_built")
+                else ""
+            ),
             "",
             f"What `import app` pulls in (`python -X importtime`, with bytecode, median of {cold['importtime_runs']} "
             f"runs; {fmt_num(cold['import_total_us'] / 1000)} ms of self time in total), by top-level package:",
@@ -737,6 +784,8 @@ def analysis(results: dict[str, Any]) -> str:
         lines.append(albums.analysis(results["albums"]))
     if "library" in results:
         lines.append(library.analysis(results["library"]))
+    if "media" in results:
+        lines.append(media.analysis(results["media"]))
     if "previews" in results:
         lines.extend(previews_analysis(results))
     if "devstack" in results:
@@ -868,13 +917,13 @@ def cold_analysis(cold: dict[str, Any]) -> str:
             "imported)"
         )
     sentence += (
-        f". Then the two clients ({fmt_num(ours['dynamodb'] + ours['s3'])} vs "
-        f"{fmt_num(theirs['dynamodb'] + theirs['s3'])} ms): botocore loading and parsing service models and "
-        "endpoint rules, which every Chalice app on DynamoDB + S3 pays and PhotoSky defers to the first request. "
-        "Both build them from one boto3 session, which loads botocore's endpoint data (endpoints.json), its list "
-        "of services and its default configuration once and registers its handlers once; chalicelib/deps.py "
-        "used to make a session per client and paid all of that again for each (the run log's rows before the "
-        f"fix). The services cost {fmt_num(ours['rest'])} ms. The heaviest imports are "
+        f". Then the DynamoDB client ({fmt_num(ours['dynamodb'])} vs {fmt_num(theirs['dynamodb'])} ms): botocore "
+        "loading and parsing the service model and endpoint rules, which every Chalice app on DynamoDB pays and "
+        "PhotoSky defers to the first request, from one boto3 session as `boto3.client` does (chalicelib/deps.py "
+        "used to make a session per client: the run log's rows before that fix). The first media URLs cost "
+        f"PhotoSky {fmt_num(ours['media'])} ms (the key parsed, two P-256 signatures in pure Python) where the "
+        f"baseline's S3 client costs {fmt_num(theirs['media'])} ms: since issue 14 the list needs no S3 client. "
+        f"The services cost {fmt_num(ours['rest'])} ms. The heaviest imports are "
         + ", ".join(f"{name} ({us / 1000:.0f} ms)" for name, us, _m in top)
         + ". Shipped as plain `chalice deploy` does (our code and chalice compiled at import) PhotoSky takes "
         f"{fmt_num(zipped['photosky']['cpu_ms'])} ms "
@@ -1019,14 +1068,17 @@ def with_cold_start(previous: str, results: dict[str, Any]) -> str | None:
 SPLICED_SECTIONS = {
     "albums": (albums.SECTION_HEADING, albums.section),
     "library": (library.SECTION_HEADING, library.section),
+    "media": (media.SECTION_HEADING, media.section),
 }
 ANALYSIS_HEADING = "## Analysis"
 
 
 def with_sections(previous: str, results: dict[str, Any]) -> str | None:
     """`previous` with each of SPLICED_SECTIONS this run measured replaced by the fresh one (or, new, put before the
-    Analysis heading); None if `previous` has neither the section nor that heading."""
+    first section numbered after it, else before the Analysis heading); None if `previous` has neither the section
+    nor that heading."""
     text = previous
+    results = with_run_logs(results, previous)
     for name, (heading, render_section) in SPLICED_SECTIONS.items():
         if name not in results:
             continue
@@ -1038,8 +1090,22 @@ def with_sections(previous: str, results: dict[str, Any]) -> str | None:
             end = len(text) if end < 0 else end
             text = text[:start] + fresh + "\n" + text[end:]
             continue
-        anchor = text.find("\n\n" + ANALYSIS_HEADING)
+        anchor = next_section_at(text, heading)
         if anchor < 0:
             return None
         text = text[:anchor] + "\n\n" + fresh + text[anchor:]
     return text
+
+
+_NUMBERED = re.compile(r"^## (\d+)\. ", re.MULTILINE)
+
+
+def next_section_at(text: str, heading: str) -> int:
+    """Where a new section `heading` ("## 9. …") goes in `text`: at the blank line before the first section numbered
+    after it, else before the Analysis heading; -1 if there is neither."""
+    number = _NUMBERED.match(heading)
+    if number is not None:
+        for later in _NUMBERED.finditer(text):
+            if int(later.group(1)) > int(number.group(1)) and text[: later.start()].endswith("\n\n"):
+                return later.start() - 2
+    return text.find("\n\n" + ANALYSIS_HEADING)

@@ -15,7 +15,7 @@ import os
 import pstats
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +42,7 @@ class Route:
     query: dict[str, str] = field(default_factory=dict)
     body: Any = None
     dynamodb: tuple[str, ...] = ()  # operations each request makes, answered by the stub in this order
+    items: int = LIST_PAGE + 1  # photos the stub's Query answers with (a page and one more: a next cursor)
 
 
 def routes(photo_id: str) -> list[Route]:
@@ -148,6 +149,22 @@ def response_shape(body: Any) -> Any:
 
 def _child(framework: str, requests: int, warmup: int, profile_route: str | None) -> dict[str, Any]:
     common.apply_lambda_environment()
+    results = run_routes(framework, routes, requests=requests, warmup=warmup, profile_route=profile_route)
+    for entry in results["routes"].values():
+        del entry["body"]  # (checked by the media section; here only its shape is compared)
+    return results
+
+
+def run_routes(
+    framework: str,
+    make_routes: Callable[[str], list[Route]],
+    *,
+    requests: int | Mapping[str, int],
+    warmup: int | Mapping[str, int],
+    profile_route: str | None = None,
+) -> dict[str, Any]:
+    """CPU per request of each route (`make_routes(photo_id)`) through `framework`'s handler, in this process
+    (whose environment the caller has set). `requests` and `warmup` may differ per route name."""
     from botocore.stub import Stubber
 
     from chalicelib import deps
@@ -158,15 +175,19 @@ def _child(framework: str, requests: int, warmup: int, profile_route: str | None
     s3_stub = Stubber(s3)  # nothing queued: any S3 call would fail the run (presigning makes none)
     stub.activate()
     s3_stub.activate()
-    items = ready_photo_items(LIST_PAGE + 1)
+    first_items = ready_photo_items(1)
+    planned = make_routes(first_items[0]["photo_id"]["S"])
+    items = first_items + ready_photo_items(max(route.items for route in planned) - 1)
     context = LambdaContext()
     real_stdout = sys.stdout
     results: dict[str, Any] = {"framework": framework, "routes": {}}
-    for route in routes(items[0]["photo_id"]["S"]):
-        total = warmup + requests
+    for route in planned:
+        measured = requests if isinstance(requests, int) else requests[route.name]
+        warm_up = warmup if isinstance(warmup, int) else warmup[route.name]
+        total = warm_up + measured
         for _ in range(total):
             for operation in route.dynamodb:
-                stub.add_response(operation, stub_response(operation, items))
+                stub.add_response(operation, stub_response(operation, items[: route.items]))
         events = [
             api_gateway_event(
                 route.method,
@@ -181,13 +202,13 @@ def _child(framework: str, requests: int, warmup: int, profile_route: str | None
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the request log lines, for every framework alike
         try:
             first = handler(events[0], context)
-            for event in events[1:warmup]:
+            for event in events[1:warm_up]:
                 handler(event, context)
             profiler = cProfile.Profile() if profile_route == route.name else None
             if profiler:
                 profiler.enable()
             started = time.process_time()
-            for event in events[warmup:]:
+            for event in events[warm_up:]:
                 response = handler(event, context)
             cpu = time.process_time() - started
             if profiler:
@@ -199,8 +220,9 @@ def _child(framework: str, requests: int, warmup: int, profile_route: str | None
         if first["statusCode"] != route.status or response["statusCode"] != route.status:
             raise AssertionError(f"{framework} {route.name}: {first['statusCode']} {first.get('body')}")
         entry: dict[str, Any] = {
-            "us_per_request": cpu / requests * 1e6,
+            "us_per_request": cpu / measured * 1e6,
             "shape": response_shape(json.loads(first["body"])),
+            "body": first["body"],  # the first response, for callers that check what it holds
         }
         if profiler:
             entry["profile"] = profile_breakdown(profiler)

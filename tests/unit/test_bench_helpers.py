@@ -331,7 +331,7 @@ def cold_results(label: str = "") -> dict[str, Any]:
     from bench import coldstart
 
     def one_round(index: int) -> dict[str, dict[str, float]]:
-        base = {"import": 200.0, "dynamodb": 280.0, "s3": 330.0, "end": 330.0, "wall": 340.0}
+        base = {"import": 200.0, "dynamodb": 280.0, "media": 330.0, "end": 330.0, "wall": 340.0}
         ours = {key: value * (1.0 + index / 100) for key, value in base.items()}
         return {"bare": {"end": 15.0, "wall": 20.0}, "baseline": base, "photosky": ours}
 
@@ -888,3 +888,403 @@ def test_every_upload_in_a_bench_has_bytes_of_its_own() -> None:
     assert len(set(samples)) == 3
     assert all(sample.startswith(b"\xff\xd8") for sample in samples)
     assert roundtrips.photo_bytes(1) == roundtrips.photo_bytes(1)  # the same variant: the same bytes, run to run
+
+
+# --- section 9 (bench/media.py): media URLs, CDN against presigning --------------------------------------------------
+
+
+def test_media_goals_are_met_only_when_every_paired_ratio_is_within_them() -> None:
+    from bench import media
+
+    assert media.ratio_summary([0.01, 0.02, 0.03], 0.05)["verdict"] == "met"
+    assert media.ratio_summary([0.06, 0.07], 0.05)["verdict"] == "missed"
+    within = media.ratio_summary([0.04, 0.06, 0.05], 0.05)
+    assert (within["verdict"], within["median"], within["min"], within["max"]) == ("within the noise", 0.05, 0.04, 0.06)
+    assert media.verdict_cell("within the noise").startswith("**within the noise**")
+
+
+def test_media_urls_and_requests_are_told_apart_by_kind() -> None:
+    from bench import media
+
+    cdn = "https://d1.cloudfront.net"
+    signed = f"{cdn}/previews/u/p/small.jpg?Policy=a&Signature=b&Key-Pair-Id=K1&Hash-Algorithm=SHA256"
+    assert media.url_kind(signed, cdn) == "cdn"
+    assert media.url_kind(signed.replace("&Hash-Algorithm=SHA256", ""), cdn) == "other"  # SHA-1 is not ours
+    assert media.url_kind(signed, "https://elsewhere.example") == "other"
+    assert media.url_kind("https://b.s3.amazonaws.com/k?X-Amz-Signature=00", cdn) == "s3"
+    stack = {"api_url": "http://127.0.0.1:1", "media_url": "http://127.0.0.1:2", "web_url": "http://127.0.0.1:3"}
+    kinds = [
+        media.request_kind(url, **stack)
+        for url in (
+            "http://127.0.0.1:1/photos?limit=24",
+            "http://127.0.0.1:2/previews/u/p/small.jpg?Policy=x",
+            "http://127.0.0.1:2/originals/u/p",
+            "http://127.0.0.1:3/app.js",
+            "http://127.0.0.1:4/",  # the emulated Cognito
+            "http://127.0.0.1:10/photos",  # another port that starts like the API's
+        )
+    ]
+    assert kinds == ["api", "previews", "other", "web", "other", "other"]
+
+
+def test_a_visit_counts_cache_hits_preflights_and_bytes_received_per_kind() -> None:
+    from bench import media
+
+    visit = media.Visit()
+    visit.asked.update(api=1, previews=2)
+    visit.url_of = {"1": "A/photos", "2": "A/photos", "3": "M/previews/a", "4": "M/previews/b"}
+    visit.preflights = {"1"}
+    visit.cached = {"4"}
+    visit.wire_bytes = {"1": 300, "2": 5_000, "3": 9_000, "4": 0}
+    summary = visit.summary(lambda url: "api" if url.startswith("A") else "previews")
+    assert summary["api"] == {"asked": 1, "network": 2, "preflights": 1, "cache": 0, "bytes": 5_300}
+    assert summary["previews"] == {"asked": 2, "network": 1, "preflights": 0, "cache": 1, "bytes": 9_000}
+    assert summary["web"]["network"] == summary["other"]["network"] == 0
+
+
+def test_signing_figures_are_ratios_to_botocore_in_the_same_process() -> None:
+    from bench import media
+
+    def process(botocore: float, memo: float) -> dict[str, float]:
+        figures = dict.fromkeys(media.SIGN_FIGURES, 1.0)
+        figures.update(botocore_us=botocore, memo_list_us=memo, page_new_window_ms=40.0)
+        return figures
+
+    # The second process is twice as slow at everything: its ratio is the first's, not its raw figure's.
+    summary = media.summarise_signing([process(400.0, 2.0), process(800.0, 4.0), process(300.0, 6.0)])
+    memo = summary["ratios"]["memo_list_us"]
+    assert memo["ratios"] == [pytest.approx(0.005), pytest.approx(0.005), pytest.approx(0.02)]
+    assert (memo["median"], memo["verdict"]) == (pytest.approx(0.005), "met")
+    assert summary["botocore_us"] == {"median": 400.0, "min": 300.0, "max": 800.0}
+    # An album page: one signature a photo, two URLs a photo.
+    assert summary["per_url_us"]["page_new_window_per_url_us"] == pytest.approx(40_000 / (2 * media.PHOTOS))
+    assert summary["processes"] == 3
+
+
+def test_warm_list_ratios_pair_the_variants_of_one_cycle() -> None:
+    from bench import media
+
+    route = "GET /photos?limit=10"
+    samples = {
+        "photosky-cdn": {route: [1_000.0, 2_000.0]},
+        "photosky-s3": {route: [10_000.0, 10_000.0]},
+        "powertools-cdn": {route: [1_500.0, 1_500.0]},
+        "powertools-s3": {route: [12_000.0, 9_000.0]},
+    }
+    warm = media.summarise_warm(samples)
+    assert warm["cdn_vs_s3"][route]["ratios"] == [0.1, 0.2]
+    assert warm["cdn_vs_s3"][route]["verdict"] == "met"
+    assert warm["vs_peer"]["s3"][route]["ratios"] == [pytest.approx(10 / 12), pytest.approx(10 / 9)]
+    assert warm["spreads"]["photosky-cdn"][route] == pytest.approx(1_000 / 1_500)
+
+
+def test_the_list_routes_hand_out_cloudfront_urls_with_the_cdn_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    # What the media section's warm children run (bench/warm.py's run_routes on bench/media.py's routes), in this
+    # process and with no time measured: every URL of both pages is a CloudFront signed URL that verifies.
+    from bench import media
+    from tests.support.media import public_key_of, signed_policy
+
+    for name, value in common.media_environment().items():
+        monkeypatch.setenv(name, value)
+    deps.reset()
+    try:
+        results = warm.run_routes("photosky", media.list_routes, requests=1, warmup=1)
+    finally:
+        deps.reset()
+    for route, limit in (("GET /photos?limit=10", 10), ("GET /photos?limit=100", 100)):
+        items = json.loads(results["routes"][route]["body"])["items"]
+        urls = [url for item in items for url in item["urls"].values()]
+        assert len(items) == limit
+        assert {media.url_kind(url, common.MEDIA_URL) for url in urls} == {"cdn"}
+    signed_policy(urls[0], public_key_of(common.media_key_json()))
+
+
+def test_the_cold_start_signs_the_first_lists_urls_and_builds_no_s3_client() -> None:
+    from bench import coldstart
+
+    assert coldstart.GOAL == 1.0
+    assert coldstart.PHASES == ("import", "dynamodb", "media", "end")
+    photosky, baseline = coldstart.BODIES["photosky"], coldstart.BODIES["baseline"]
+    assert "deps.media().urls(" in photosky
+    assert "original=True" in photosky
+    assert "filename=" in photosky
+    assert "deps.s3()" not in photosky
+    for body in (photosky, baseline):
+        assert [line for line in body.splitlines() if line.startswith("_mark(")] == [
+            "_mark('import')",
+            "_mark('dynamodb')",
+            "_mark('media')",
+        ]
+    # The key is fixed (valgrind's counts repeat only if the signatures do) and makes CloudFront URLs.
+    assert common.media_key_json() == common.media_key_json()
+    assert set(common.media_environment()) == {"PHOTOSKY_MEDIA_URL", "PHOTOSKY_MEDIA_KEY"}
+
+
+def media_results(second_visit_network: int = 0, cdn_ratio: float = 0.1) -> dict[str, Any]:
+    from bench import media
+
+    signing = media.summarise_signing(
+        [{**dict.fromkeys(media.SIGN_FIGURES, 50.0), "botocore_us": 400.0, "memo_list_us": 3.0} for _ in range(3)]
+    )
+    signing["list_rounds"] = 10
+    routes = ("GET /photos?limit=10", "GET /photos?limit=100")
+    samples = {
+        variant: {route: [cdn_ratio * 1000.0 if variant.endswith("cdn") else 1000.0] * 2 for route in routes}
+        for variant in media.WARM_VARIANTS
+    }
+    kinds = {kind: {"asked": 1, "network": 1, "preflights": 0, "cache": 0, "bytes": 2048} for kind in media.KINDS}
+    second = {**kinds, "previews": {**kinds["previews"], "network": second_visit_network}}
+    return {
+        **report_header_fields(),
+        "started": "2026-01-01 00:00 UTC",
+        "complete": False,
+        "code": "abc1234",
+        "media": {
+            "signing": signing,
+            "warm": {
+                **media.summarise_warm(samples),
+                "cycles": 2,
+                "requests": dict.fromkeys(routes, 10),
+                "profile": {"areas": {"PhotoSky code (chalicelib)": 0.5}, "top": [("x.py:1 f", 0.2)]},
+                "profile_route": routes[1],
+            },
+            "browser": {
+                "photos": 100,
+                "first": kinds,
+                "second": second,
+                "first_seconds": 2.0,
+                "second_seconds": 1.0,
+                "same_preview_urls": True,
+                "previews_shown": 100,
+                "endpoint_requests_during_second": 0,
+                "chromium": "chromium",
+                "attempts": 1,
+            },
+            "load_start": "0.50 0.40 0.30",
+            "load_end": "0.60 0.40 0.30",
+        },
+    }
+
+
+def test_the_media_section_renders_its_goals_and_keeps_every_run_in_its_log() -> None:
+    from bench import media
+
+    results = media_results()
+    rows = media.goal_rows(results["media"])
+    assert [row[3] for row in rows] == ["met"] * 4
+    assert rows[0][2].startswith("0.007× (0.007–0.007×): 3.0 vs 400 µs")
+    assert media.goal_rows(media_results(second_visit_network=3)["media"])[-1][3] == "**missed**"
+    assert media.goal_rows(media_results(cdn_ratio=0.3)["media"])[1][3] == "**missed**"
+    first = report.render(results)
+    assert media.SECTION_HEADING in first
+    assert "| media URL, warm owner list (CDN), CPU per URL |" in first  # in the Goals table
+    assert "- **Media URLs (section 9).**" in first
+    assert len(report.log_rows(first, media.LOG_MARKER, len(media.LOG_HEADERS))) == 1
+    again = report.render(media_results(second_visit_network=3), previous=first)
+    logged = report.log_rows(again, media.LOG_MARKER, len(media.LOG_HEADERS))
+    assert [row[-2] for row in logged] == ["0 of 100 (endpoint: 0)", "3 of 100 (endpoint: 0)"]
+    assert logged[-1][-1] == "met, missed"
+
+
+def test_a_media_run_writes_section_9_in_place_before_section_10() -> None:
+    from bench import media
+
+    report_text = "# R\n\n## 8. Library\n\nold\n\n## 10. Formats\n\nformats\n\n## Analysis\n\n- a\n"
+    once = report.with_sections(report_text, media_results())
+    assert once is not None
+    assert once.index("## 8. Library") < once.index(media.SECTION_HEADING) < once.index("## 10. Formats")
+    twice = report.with_sections(once, media_results(second_visit_network=2))
+    assert twice is not None
+    assert twice.count(media.SECTION_HEADING) == 1
+    assert "formats\n\n## Analysis" in twice
+    assert len(report.log_rows(twice, media.LOG_MARKER, len(media.LOG_HEADERS))) == 2
+    # Without section 10 it goes before the Analysis, as sections 7 and 8 do.
+    alone = report.with_sections("# R\n\n## 8. Library\n\nold\n\n## Analysis\n\n- a\n", media_results())
+    assert alone is not None
+    assert alone.index(media.SECTION_HEADING) < alone.index("## Analysis")
+
+
+# --- section 10 (bench/formats.py): SSIM, the quality search, srcset, the splice --------------------------------
+
+
+def _plane(rows: list[list[float]]) -> Any:
+    from PIL import Image
+
+    plane = Image.new("F", (len(rows[0]), len(rows)))
+    plane.putdata([value for row in rows for value in row])
+    return plane
+
+
+def _ssim_by_definition(x: list[list[float]], y: list[list[float]]) -> float:
+    """Wang et al.'s SSIM with an 11-tap Gaussian window (σ 1.5), summed pixel by pixel, border left out."""
+    from bench import formats
+
+    taps, radius = formats.gaussian_taps(), formats.SSIM_RADIUS
+    height, width = len(x), len(x[0])
+    values = []
+    for cy in range(radius, height - radius):
+        for cx in range(radius, width - radius):
+            mx = my = sxx = syy = sxy = 0.0
+            for dy in range(-radius, radius + 1):
+                for dx in range(-radius, radius + 1):
+                    weight = taps[dy + radius] * taps[dx + radius]
+                    a, b = x[cy + dy][cx + dx], y[cy + dy][cx + dx]
+                    mx, my = mx + weight * a, my + weight * b
+                    sxx, syy, sxy = sxx + weight * a * a, syy + weight * b * b, sxy + weight * a * b
+            top = (2 * mx * my + formats.SSIM_C1) * (2 * (sxy - mx * my) + formats.SSIM_C2)
+            bottom = (mx * mx + my * my + formats.SSIM_C1) * (sxx - mx * mx + syy - my * my + formats.SSIM_C2)
+            values.append(top / bottom)
+    return sum(values) / len(values)
+
+
+def test_ssim_is_wang_et_al_gaussian_ssim_summed_by_hand() -> None:
+    import random
+
+    from bench import formats
+
+    rng = random.Random(7)  # noqa: S311 - test pixels
+    x = [[float(rng.randrange(256)) for _ in range(23)] for _ in range(19)]
+    y = [[min(255.0, max(0.0, value + rng.randrange(-40, 41))) for value in row] for row in x]
+    assert formats.ssim(_plane(x), _plane(y)) == pytest.approx(_ssim_by_definition(x, y), abs=1e-5)
+    assert sum(formats.gaussian_taps()) == pytest.approx(1.0)
+    assert len(formats.gaussian_taps()) == 11
+
+
+def test_ssim_is_one_for_the_same_plane_and_the_luminance_term_for_flat_ones() -> None:
+    import random
+
+    from bench import formats
+
+    rng = random.Random(8)  # noqa: S311 - test pixels
+    x = _plane([[float(rng.randrange(256)) for _ in range(30)] for _ in range(20)])
+    assert formats.ssim(x, x) == pytest.approx(1.0, abs=1e-6)
+    # Flat planes have no variance: SSIM is (2ab + C1) / (a² + b² + C1).
+    a, b = 100.0, 140.0
+    flat_a, flat_b = _plane([[a] * 16] * 16), _plane([[b] * 16] * 16)
+    expected = (2 * a * b + formats.SSIM_C1) / (a * a + b * b + formats.SSIM_C1)
+    assert formats.ssim(flat_a, flat_b) == pytest.approx(expected, rel=1e-5)
+
+
+def test_ssim_falls_as_the_distortion_grows_and_is_symmetric() -> None:
+    import random
+
+    from bench import formats
+
+    rng = random.Random(9)  # noqa: S311 - test pixels
+    base = [[float(rng.randrange(40, 216)) for _ in range(32)] for _ in range(24)]
+    noise = [[float(rng.randrange(-1, 2)) for _ in range(32)] for _ in range(24)]
+
+    def distorted(amount: float) -> Any:
+        return _plane([[v + amount * n for v, n in zip(r, m, strict=True)] for r, m in zip(base, noise, strict=True)])
+
+    scores = [formats.ssim(_plane(base), distorted(amount)) for amount in (2, 8, 32)]
+    assert scores[0] > scores[1] > scores[2]
+    other = distorted(8)
+    assert formats.ssim(_plane(base), other) == pytest.approx(formats.ssim(other, _plane(base)), abs=1e-6)
+
+
+def test_ssim_refuses_planes_it_cannot_compare() -> None:
+    from bench import formats
+
+    with pytest.raises(ValueError, match="sizes differ"):
+        formats.ssim(_plane([[0.0] * 20] * 20), _plane([[0.0] * 21] * 20))
+    with pytest.raises(ValueError, match="too small"):
+        formats.ssim(_plane([[0.0] * 10] * 30), _plane([[0.0] * 10] * 30))
+
+
+@pytest.mark.parametrize(
+    "curve",
+    [
+        lambda q: 1 - 0.2 * 2.718281828 ** (-q / 25),  # SSIM-like: steep at low qualities, flat at high
+        lambda q: q / 100,
+        lambda q: 1 / (1 + 2.718281828 ** (-(q - 60) / 3)),  # almost a step
+        lambda q: (q // 7) / 20,  # plateaus
+    ],
+)
+def test_the_quality_search_finds_the_lowest_quality_reaching_the_target(curve: Any) -> None:
+    from bench import formats
+
+    for answer in range(1, 101, 3):
+        target = curve(answer)
+        truth = next(q for q in range(1, 101) if curve(q) >= target)
+        for hint in (None, 1, truth, truth - 3, truth + 3, truth + 15, 100):
+            calls: list[int] = []
+
+            def score(quality: int, calls: list[int] = calls) -> float:
+                calls.append(quality)
+                return curve(quality)
+
+            assert formats.lowest_quality_reaching(target, score, hint=hint) == truth
+            assert len(calls) <= 13  # never more than a bisection of 1..100 and a gallop
+            assert len(set(calls)) == len(calls)  # no quality encoded twice
+
+
+def test_the_quality_search_is_frugal_with_a_good_hint_and_says_when_nothing_reaches() -> None:
+    from bench import formats
+
+    calls: list[int] = []
+
+    def score(quality: int) -> float:
+        calls.append(quality)
+        return quality / 100
+
+    assert formats.lowest_quality_reaching(0.62, score, hint=62) == 62
+    assert len(calls) <= 3  # the hint, a step below it, the neighbour the secant aims at
+    assert formats.lowest_quality_reaching(1.5, lambda q: q / 100) is None
+    assert formats.lowest_quality_reaching(0.0, lambda q: q / 100) == 1
+    assert formats.lowest_quality_reaching(0.3, lambda q: q / 100, low=40, high=60) == 40
+    with pytest.raises(ValueError, match="low must not exceed high"):
+        formats.lowest_quality_reaching(0.5, lambda q: q / 100, low=60, high=40)
+
+
+def test_srcset_picks_as_firefox_and_safari_and_as_chrome() -> None:
+    from bench import formats
+
+    def pick(slot: float, ratio: float, engine: str, widths: tuple[int, ...] = (256, 1024, 2048)) -> int:
+        return formats.srcset_pick(widths, slot, ratio, engine=engine)
+
+    # Firefox, Safari: the least dense candidate at least as dense as the screen, else the densest.
+    assert pick(238, 1.0, "webkit") == 256
+    assert pick(238, 2.0, "webkit") == 1024
+    assert pick(358, 3.0, "webkit") == 2048  # a 3× phone's photo view: 1024 / 358 = 2.86 falls short of 3
+    assert pick(752, 4.0, "gecko") == 2048
+    assert pick(200, 3.0, "webkit", (256, 1024)) == 1024
+    # Chrome (Blink): the denser of the two around the ratio only from their densities' geometric mean up.
+    assert pick(358, 3.0, "blink") == 1024  # √(2.86 × 5.72) = 4.04 > 3: keeps the 1024
+    assert pick(752, 2.0, "blink") == 2048  # √(1.36 × 2.72) = 1.93 ≤ 2
+    assert pick(238, 2.0, "blink") == 256  # √(1.08 × 4.30) = 2.15 > 2: upscales the 256
+    assert pick(238, 2.0, "blink", (256, 512, 1024, 2048)) == 512
+    assert pick(300, 1.0, "blink") == 1024  # on a 1× screen never below 1×
+    assert pick(200, 20.0, "blink") == 2048
+    with pytest.raises(ValueError, match="unknown engine"):
+        pick(200, 1.0, "presto")
+
+
+def test_the_views_follow_the_web_clients_stylesheet() -> None:
+    from bench import formats
+
+    views = {(view["view"].split(" (")[0], view["screen"]): view for view in formats.views()}
+    assert views[("photo view", "desktop, 1×")]["slot_css"] == pytest.approx(752)  # (1152 - 24) × 2/3
+    assert views[("photo view", "phone, 3×")]["needed_px"] == pytest.approx(358 * 3)
+    assert views[("gallery page", "desktop, 1×")]["slot_css"] == pytest.approx((1152 - 5 * 16) / 6)  # 6 columns
+    assert views[("gallery page", "phone, 3×")]["slot_css"] == pytest.approx((358 - 16) / 2)  # 2 columns
+    assert formats.draft_scale(4032, 1024) == 2
+    assert formats.draft_scale(4032, 2048) == 1
+    assert formats.draft_scale(6000, 1024) == 4
+
+
+def test_the_formats_section_replaces_itself_or_goes_before_the_analysis() -> None:
+    from bench import formats
+
+    heading = formats.SECTION_HEADING
+    fresh = f"{heading}\n\nnew figures\n"
+    report_without = "# Report\n\n## 8. Library\n\ntable\n\n## Analysis\n\n- notes\n"
+    inserted = formats.with_section(report_without, fresh)
+    assert inserted == f"# Report\n\n## 8. Library\n\ntable\n\n{heading}\n\nnew figures\n\n## Analysis\n\n- notes\n"
+    replaced = formats.with_section(inserted or "", f"{heading}\n\nnewer figures\n")
+    assert replaced is not None
+    assert "newer figures" in replaced
+    assert "new figures\n" not in replaced
+    assert replaced.count(heading) == 1
+    assert replaced.endswith("## Analysis\n\n- notes\n")
+    assert formats.with_section("# A report with no analysis\n", fresh) is None
