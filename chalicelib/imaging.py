@@ -1,6 +1,7 @@
 """Image checks and previews for the upload worker: pure functions on bytes, no AWS, no I/O.
 
-`process` proves an upload is the image it claims to be and renders two JPEG previews from one reduced decode.
+`process` proves an upload is the image it claims to be and renders two previews (WebP; JPEG where Pillow cannot
+write WebP) from one reduced decode.
 Before any pixel is decoded it bounds what the decode will cost: the file's structure is walked (scans, chunks,
 frames, items; never pixels) and refused past `DecodeLimits`, and the decode's peak memory is estimated from the
 mode and size and refused past the memory budget. `process_guarded`, what the worker runs, does the same in a
@@ -37,10 +38,12 @@ from PIL import (
     PngImagePlugin,  # noqa: F401
     TiffImagePlugin,  # noqa: F401
     WebPImagePlugin,  # noqa: F401
+    features,
 )
 
 from chalicelib import decode_guard
 from chalicelib.clock import iso_utc
+from chalicelib.photos.models import PreviewFormat
 
 # Each accepted content type and the one Pillow decoder allowed to read it.
 _PILLOW_FORMAT = {
@@ -54,6 +57,14 @@ ALLOWED_CONTENT_TYPES: frozenset[str] = frozenset(_PILLOW_FORMAT)
 LARGE_EDGE = 1024
 SMALL_EDGE = 256
 JPEG_QUALITY = 82
+# WebP at the qualities whose luma SSIM matches JPEG q82's on most photos (docs/PERFORMANCE.md section 10: 20% fewer
+# bytes at 1024 px, 27% at 256 px), at libwebp's effort 4 (Pillow's default, what the bench measured).
+WEBP_LARGE_QUALITY = 87
+WEBP_SMALL_QUALITY = 82
+WEBP_METHOD = 4
+# What new previews are made as. The Lambda layer's Pillow wheel writes WebP; a Pillow built without libwebp falls
+# back to JPEG, and the photo records which (old photos' previews are JPEG and stay so).
+PREVIEW_FORMAT = PreviewFormat.WEBP if features.check("webp") else PreviewFormat.JPEG
 DEFAULT_MAX_PIXELS = 100_000_000  # phones make 50–200 MP now; bombs are far beyond
 # Every signature `sniff_content_type` knows fits in this many leading bytes (an ISO-BMFF brand list included).
 SNIFF_BYTES = 64
@@ -177,6 +188,7 @@ class ProcessedImage:
     large: Preview
     small: Preview
     frames: int
+    preview_format: PreviewFormat
 
 
 def sniff_content_type(head: bytes) -> str | None:
@@ -216,10 +228,13 @@ def process(
     declared_type: str,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     limits: DecodeLimits = DEFAULT_LIMITS,
+    preview_format: PreviewFormat | None = None,
 ) -> ProcessedImage:
-    """Check an upload and render its previews, or raise ImageRejected saying why it is not acceptable.
+    """Check an upload and render its previews (in `preview_format`, by default `PREVIEW_FORMAT`), or raise
+    ImageRejected saying why it is not acceptable.
 
     In this process and unguarded: for tests and benchmarks. The worker uses `process_guarded`."""
+    preview_format = preview_format or PREVIEW_FORMAT
     content_type = _checked_content_type(data, declared_type)
     structure = _checked_structure(data, content_type, limits)
     if structure.canvas is not None:
@@ -250,16 +265,23 @@ def process(
     small = _resized(large, SMALL_EDGE)
     if orientation in _SWAPS_EDGES:
         width, height = height, width
+    if preview_format is PreviewFormat.WEBP:
+        large_preview = _webp_preview(large, icc_profile, quality=WEBP_LARGE_QUALITY)
+        small_preview = _webp_preview(small, icc_profile, quality=WEBP_SMALL_QUALITY)
+    else:
+        # Progressive for the large preview: the same pixels in 3% fewer bytes (bench --only formats), and a page
+        # shows a coarse image at once. Not for the small one, where it saves nothing and can cost 11%.
+        large_preview = _jpeg_preview(large, icc_profile, progressive=True)
+        small_preview = _jpeg_preview(small, icc_profile)
     return ProcessedImage(
         content_type=content_type,
         width=width,
         height=height,
         taken_at=taken_at,
-        # Progressive for the large preview: the same pixels in 3% fewer bytes (bench --only formats), and a page
-        # shows a coarse image at once. Not for the small one, where it saves nothing and can cost 11%.
-        large=_jpeg_preview(large, icc_profile, progressive=True),
-        small=_jpeg_preview(small, icc_profile),
+        large=large_preview,
+        small=small_preview,
         frames=structure.frames,
+        preview_format=preview_format,
     )
 
 
@@ -345,6 +367,7 @@ def _encoded(outcome: ProcessedImage | ImageRejected) -> bytes:
         "height": outcome.height,
         "taken_at": outcome.taken_at,
         "frames": outcome.frames,
+        "preview_format": outcome.preview_format.value,
         "large": [outcome.large.width, outcome.large.height, len(outcome.large.data)],
         "small": [outcome.small.width, outcome.small.height, len(outcome.small.data)],
     }
@@ -370,6 +393,7 @@ def _decoded(payload: bytes) -> ProcessedImage | ImageRejected:
             large=Preview(previews[:large_bytes], large_width, large_height),
             small=Preview(previews[large_bytes:], small_width, small_height),
             frames=int(header["frames"]),
+            preview_format=PreviewFormat(header["preview_format"]),
         )
     except (ValueError, KeyError, TypeError) as e:
         raise RuntimeError(f"the decoding child returned a malformed result: {e}") from e
@@ -1087,4 +1111,14 @@ def _jpeg_preview(image: Image.Image, icc_profile: bytes | None, *, progressive:
     image.save(
         buffer, format="JPEG", quality=JPEG_QUALITY, optimize=True, progressive=progressive, icc_profile=icc_profile
     )
+    return Preview(data=buffer.getvalue(), width=image.width, height=image.height)
+
+
+def _webp_preview(image: Image.Image, icc_profile: bytes | None, *, quality: int) -> Preview:
+    # Pillow's WebP writer takes EXIF and XMP only when asked (never from image.info), but start from nothing as the
+    # JPEG path does, so no later Pillow that falls back to info can leak the original's. Lossy, 4:2:0: an RGB image
+    # has no alpha to keep (transparency was flattened onto white). The ICC profile travels in an ICCP chunk.
+    image.info = {}
+    buffer = io.BytesIO()
+    image.save(buffer, format="WEBP", quality=quality, method=WEBP_METHOD, icc_profile=icc_profile)
     return Preview(data=buffer.getvalue(), width=image.width, height=image.height)

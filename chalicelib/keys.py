@@ -43,8 +43,10 @@ S3 (one bucket):
 
     uploads/<sub>/<photo_id>                  what the client POSTs; the worker verifies it
     originals/<sub>/<photo_id>                the verified original
-    previews/<sub>/<photo_id>/large.jpg       fits 1024×1024
-    previews/<sub>/<photo_id>/small.jpg       fits 256×256
+    previews/<sub>/<photo_id>/large.webp      fits 1024×1024
+    previews/<sub>/<photo_id>/small.webp      fits 256×256
+                                              (`.jpg` for photos stored before WebP previews: the photo item's
+                                              `preview_format` says which; absent means JPEG)
 
 Keys never leave the adapters: clients see `user_id` and `photo_id`, never `PK`/`SK` or object keys.
 """
@@ -52,6 +54,8 @@ Keys never leave the adapters: clients see `user_id` and `photo_id`, never `PK`/
 from __future__ import annotations
 
 import zlib
+
+from chalicelib.photos.models import PreviewFormat
 
 PROFILE_SK = "PROFILE"
 USAGE_SK = "USAGE"
@@ -78,6 +82,8 @@ PURGE_SHARDS = 16
 # PENDING photos spread over this many index partitions (by photo id), so a burst of uploads never heats one.
 PENDING_SHARDS = 16
 UPLOADS_PREFIX = "uploads/"
+# A photo's previews: fits 1024×1024, fits 256×256.
+PREVIEW_SIZES = ("large", "small")
 
 Key = dict[str, dict[str, str]]
 
@@ -261,8 +267,19 @@ def original_object(owner_id: str, photo_id: str) -> str:
     return f"{originals_prefix(owner_id)}{photo_id}"
 
 
-def preview_object(owner_id: str, photo_id: str, size: str) -> str:
-    return f"{photo_previews_prefix(owner_id, photo_id)}{size}.jpg"
+def preview_object(owner_id: str, photo_id: str, size: str, preview_format: PreviewFormat) -> str:
+    """One preview of a photo, in the format the photo records (`Photo.preview_format`)."""
+    return f"{photo_previews_prefix(owner_id, photo_id)}{size}.{preview_format.extension}"
+
+
+def preview_objects(owner_id: str, photo_id: str) -> tuple[str, ...]:
+    """Every name a photo's previews may have, in every format: what a delete removes, whichever it has (a photo
+    whose upload an older worker began may even have both)."""
+    return tuple(
+        preview_object(owner_id, photo_id, size, preview_format)
+        for preview_format in PreviewFormat
+        for size in PREVIEW_SIZES
+    )
 
 
 def photo_objects(owner_id: str, photo_id: str) -> tuple[str, ...]:
@@ -270,8 +287,7 @@ def photo_objects(owner_id: str, photo_id: str) -> tuple[str, ...]:
     return (
         upload_object(owner_id, photo_id),
         original_object(owner_id, photo_id),
-        preview_object(owner_id, photo_id, "large"),
-        preview_object(owner_id, photo_id, "small"),
+        *preview_objects(owner_id, photo_id),
     )
 
 

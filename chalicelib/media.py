@@ -33,7 +33,7 @@ from typing import Protocol
 from urllib.parse import quote
 
 from chalicelib import errors, keys, p256
-from chalicelib.photos.models import DownloadUrls
+from chalicelib.photos.models import DownloadUrls, PreviewFormat
 
 _log = logging.getLogger(__name__)
 
@@ -48,10 +48,18 @@ MIN_WINDOW_SECONDS = 3600
 
 class MediaLinks(Protocol):
     def urls(
-        self, owner_id: str, photo_id: str, *, viewer: str | None, original: bool, filename: str | None = None
+        self,
+        owner_id: str,
+        photo_id: str,
+        *,
+        preview_format: PreviewFormat,
+        viewer: str | None,
+        original: bool,
+        filename: str | None = None,
     ) -> DownloadUrls:
-        """A READY photo's URLs for `viewer` (None: a share-link visitor). The owner gets every URL, the original
-        named `filename` when downloaded; anyone else gets the previews, and the original only if `original`."""
+        """A READY photo's URLs for `viewer` (None: a share-link visitor), its previews in `preview_format` (the
+        one the photo records). The owner gets every URL, the original named `filename` when downloaded; anyone
+        else gets the previews, and the original only if `original`."""
         ...
 
 
@@ -124,13 +132,22 @@ class CloudFrontMedia:
         self._memo_window = -1
 
     def urls(
-        self, owner_id: str, photo_id: str, *, viewer: str | None, original: bool, filename: str | None = None
+        self,
+        owner_id: str,
+        photo_id: str,
+        *,
+        preview_format: PreviewFormat,
+        viewer: str | None,
+        original: bool,
+        filename: str | None = None,
     ) -> DownloadUrls:
         now = self._clock()
         window = int(now // self._window)
         base = self._base
-        small_key = keys.preview_object(owner_id, photo_id, "small")
-        large_key = keys.preview_object(owner_id, photo_id, "large")
+        # The signatures cover prefixes (the owner's previews, or this photo's), not names: one per window whatever
+        # the format, so a JPEG and a WebP photo share them.
+        small_key = keys.preview_object(owner_id, photo_id, "small", preview_format)
+        large_key = keys.preview_object(owner_id, photo_id, "large", preview_format)
         original_key = keys.original_object(owner_id, photo_id)
         if viewer == owner_id:
             previews = self._query(f"{base}/{keys.previews_prefix(owner_id)}*", window, now)
@@ -202,7 +219,14 @@ class S3Media:
         self._shared_seconds = shared_seconds
 
     def urls(
-        self, owner_id: str, photo_id: str, *, viewer: str | None, original: bool, filename: str | None = None
+        self,
+        owner_id: str,
+        photo_id: str,
+        *,
+        preview_format: PreviewFormat,
+        viewer: str | None,
+        original: bool,
+        filename: str | None = None,
     ) -> DownloadUrls:
         owned = viewer == owner_id
         seconds = self._owner_seconds if owned else self._shared_seconds
@@ -213,6 +237,6 @@ class S3Media:
             )
             if owned or original
             else None,
-            large=url(keys.preview_object(owner_id, photo_id, "large"), expires_in=seconds),
-            small=url(keys.preview_object(owner_id, photo_id, "small"), expires_in=seconds),
+            large=url(keys.preview_object(owner_id, photo_id, "large", preview_format), expires_in=seconds),
+            small=url(keys.preview_object(owner_id, photo_id, "small", preview_format), expires_in=seconds),
         )

@@ -2,9 +2,11 @@
 
 What must always hold, whatever crashed, was retried or raced (each violation names one of these):
 
-- ``ready-missing-object``: a READY photo has its original and both previews.
+- ``ready-missing-object``: a READY photo has its original and both previews, in the format it records
+  (``preview_format``: ``<size>.webp``; an item recording none, stored before WebP previews, has ``<size>.jpg``).
 - ``orphan-object``: every object under ``originals/`` and ``previews/`` belongs to a photo item that is not
-  REJECTED (a PENDING photo may have objects: the worker writes them before it marks the photo READY).
+  REJECTED (a PENDING photo may have objects: the worker writes them before it marks the photo READY), and a READY
+  photo has no previews in a format other than its own.
 - ``stale-upload``: an object under ``uploads/`` older than the grace window belongs to a PENDING photo. Younger
   ones may be in flight (the photo was deleted while the client was still uploading, the event is queued).
 - ``usage-mismatch``: each user's usage counters equal the count and the byte sum of their photos that count
@@ -46,12 +48,14 @@ What must always hold, whatever crashed, was retried or raced (each violation na
 - ``album-count-mismatch``: an album's ``photo_count`` equals its photo entries and ``member_count`` its members
   that are not leaving (not judged while the album is being deleted: its clean-up removes them without counting).
 - ``album-photo-copy-mismatch``: every photo entry of an album has its copy beside the photo (keys only) and every
-  copy its entry, and the entry is in the album's photo index under its time added (the listing reads it there).
+  copy its entry, the entry is in the album's photo index under its time added (the listing reads it there), and
+  it records its photo's preview format (the cover's URLs are built from it).
 - ``album-photo-not-ready``: every photo in an album exists, is its entry owner's and is READY.
 - ``album-photo-stranger``: every photo in an album (not being deleted) is its owner's or a member's who is marked
   as having contributed, so a departure takes that member's photos with them.
-- ``album-cover-mismatch``: a cover is null or a photo in the album, with the owner its entry names (not judged
-  while the album is being deleted).
+- ``album-cover-mismatch``: a cover is null or a photo in the album, with the owner and preview format its entry
+  names; an album without a cover records no cover preview format (``cover_preview``) either (not judged while the
+  album is being deleted).
 - ``orphan-album-item``: every member, photo entry, access entry, link and link token belongs to an existing album.
 - ``album-access-mismatch``: the owner has an access entry (role owner), each member not leaving has one with their
   role, nobody else has one; the owner is no member; a member's role is contributor or viewer.
@@ -94,7 +98,7 @@ from chalicelib import keys
 from chalicelib.albums import items as album_items
 from chalicelib.albums.models import MEMBER_ROLES, Album, AlbumPhotoEntry, Membership, Role
 from chalicelib.albums.service import CLEANUP_GRACE
-from chalicelib.photos.models import Photo, PhotoStatus
+from chalicelib.photos.models import Photo, PhotoStatus, PreviewFormat
 from chalicelib.photos.repository import photo_from_item
 
 # How often the scheduled job (app.release_abandoned_uploads) runs the album sweeper.
@@ -107,7 +111,9 @@ if TYPE_CHECKING:
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 # The presigned POST lives 15 minutes and the worker gets 15 more before an upload counts as abandoned.
 DEFAULT_UPLOAD_GRACE = timedelta(minutes=30)
-PREVIEW_SIZES = ("large", "small")
+PREVIEW_SIZES = keys.PREVIEW_SIZES
+# Every name a preview may have: its size, then its format's extension.
+_PREVIEW_NAMES = frozenset(f"{size}.{fmt.extension}" for size in PREVIEW_SIZES for fmt in PreviewFormat)
 
 
 @dataclass(frozen=True)
@@ -429,7 +435,7 @@ def _photo_of_object(key: str) -> tuple[str, tuple[str, str]] | None:
         return "upload", (parts[1], parts[2])
     if parts[0] == "originals" and len(parts) == 3 and all(parts):
         return "original", (parts[1], parts[2])
-    if parts[0] == "previews" and len(parts) == 4 and parts[3] in {f"{size}.jpg" for size in PREVIEW_SIZES}:
+    if parts[0] == "previews" and len(parts) == 4 and parts[3] in _PREVIEW_NAMES:
         return "preview", (parts[1], parts[2])
     return None
 
@@ -487,6 +493,12 @@ def _check_entry_photo(state: _TableState, report: Report, subject: str, entry: 
         report.add("album-photo-not-ready", subject, f"no photo {entry.photo_id} of {entry.owner_id}")
     elif photo.status is not PhotoStatus.READY:
         report.add("album-photo-not-ready", subject, f"the photo is {photo.status.value}")
+    elif photo.preview_format is not entry.preview_format:
+        report.add(
+            "album-photo-copy-mismatch",
+            subject,
+            f"entry says its previews are {entry.preview_format.value}, the photo's are {photo.preview_format.value}",
+        )
 
 
 def _check_entry_owner(state: _TableState, report: Report, subject: str, album: Album, entry: AlbumPhotoEntry) -> None:
@@ -527,8 +539,13 @@ def _check_album_counts_and_covers(state: _TableState, report: Report) -> None:
                 "album-count-mismatch", album_id, f"member_count {album.member_count}, {len(staying)} members staying"
             )
         cover = entries.get(album.cover_photo_id) if album.cover_photo_id is not None else None
+        # A photo joining an album without a cover writes its own cover_preview where none is: one left behind
+        # would stand beside the next cover.
+        cover_preview = state.raw_albums[album_id].get("cover_preview", {}).get("S")
         if album.cover_photo_id is None and album.cover_owner_id is not None:
             report.add("album-cover-mismatch", album_id, f"no cover photo, but cover_owner_id {album.cover_owner_id}")
+        elif album.cover_photo_id is None and cover_preview is not None:
+            report.add("album-cover-mismatch", album_id, f"no cover photo, but cover_preview {cover_preview}")
         elif album.cover_photo_id is not None and cover is None:
             report.add("album-cover-mismatch", album_id, f"cover {album.cover_photo_id} is not in the album")
         elif cover is not None and cover.owner_id != album.cover_owner_id:
@@ -536,6 +553,13 @@ def _check_album_counts_and_covers(state: _TableState, report: Report) -> None:
                 "album-cover-mismatch",
                 album_id,
                 f"cover {album.cover_photo_id} is {cover.owner_id}'s, cover_owner_id says {album.cover_owner_id}",
+            )
+        elif cover is not None and cover.preview_format is not album.cover_preview_format:
+            report.add(
+                "album-cover-mismatch",
+                album_id,
+                f"cover {album.cover_photo_id}'s previews are {cover.preview_format.value}, "
+                f"the album says {album.cover_preview_format.value}",
             )
 
 
@@ -928,14 +952,20 @@ def _check_objects(
             report.add("orphan-object", key, "no photo item")
         elif photo.status is PhotoStatus.REJECTED:
             report.add("orphan-object", key, "photo is REJECTED")
+        elif kind == "preview" and photo.status is PhotoStatus.READY and key not in _previews(photo):
+            report.add("orphan-object", key, f"the photo's previews are {photo.preview_format.value}")
     for (owner_id, photo_id), photo in state.photos.items():
         if photo.status is not PhotoStatus.READY or photo.purging:
             continue  # a photo being purged loses its objects before its item (overdue-purge if it stops there)
-        wanted = [keys.original_object(owner_id, photo_id)]
-        wanted += [keys.preview_object(owner_id, photo_id, size) for size in PREVIEW_SIZES]
+        wanted = [keys.original_object(owner_id, photo_id), *_previews(photo)]
         missing = [key for key in wanted if key not in objects]
         if missing:
             report.add("ready-missing-object", f"{owner_id}/{photo_id}", f"missing {missing}")
+
+
+def _previews(photo: Photo) -> list[str]:
+    """A READY photo's previews: in the format it records."""
+    return [keys.preview_object(photo.owner_id, photo.photo_id, size, photo.preview_format) for size in PREVIEW_SIZES]
 
 
 def check(

@@ -13,6 +13,7 @@ from typing import Any
 from chalicelib import keys
 from chalicelib.albums.models import Album, AlbumPhotoEntry, Link, Membership, Role
 from chalicelib.aws import dependency_errors
+from chalicelib.photos.models import PreviewFormat
 
 Item = dict[str, Any]
 
@@ -29,6 +30,24 @@ def _str(item: Item, name: str) -> str | None:
     return item[name]["S"] if name in item else None
 
 
+# The album's `cover_preview` is "<photo_id>#<preview format>": the format of the photo it names, which is the cover
+# only while that photo is. A photo joining an album sets it only where it is missing, as it does the cover; but an
+# album whose cover was set before WebP previews has a cover and no `cover_preview`, and there the joining photo's
+# would be written beside a cover it does not describe. Naming the photo makes that harmless: a `cover_preview`
+# naming another photo than the cover says nothing, and the cover's previews are JPEG (the format of every photo
+# whose album has no `cover_preview` for it). Every write that moves or removes the cover writes it too.
+def cover_preview(photo_id: str, preview_format: PreviewFormat) -> str:
+    return f"{photo_id}#{preview_format.value}"
+
+
+def cover_preview_format(item: Item) -> PreviewFormat:
+    cover, recorded = _str(item, "cover_photo_id"), _str(item, "cover_preview")
+    if cover is None or recorded is None:
+        return PreviewFormat.JPEG
+    photo_id, _, preview_format = recorded.rpartition("#")
+    return PreviewFormat(preview_format) if photo_id == cover else PreviewFormat.JPEG
+
+
 def album_item(album: Album) -> Item:
     attributes: dict[str, Any] = {
         **keys.album_key(album.album_id),
@@ -40,6 +59,9 @@ def album_item(album: Album) -> Item:
         "description": _s(album.description),
         "cover_photo_id": _s(album.cover_photo_id),
         "cover_owner_id": _s(album.cover_owner_id),
+        "cover_preview": _s(
+            cover_preview(album.cover_photo_id, album.cover_preview_format) if album.cover_photo_id else None
+        ),
         "photo_count": {"N": str(album.photo_count)},
         "member_count": {"N": str(album.member_count)},
         "created_at": {"S": album.created_at},
@@ -58,6 +80,7 @@ def album_from_item(item: Item) -> Album:
         description=_str(item, "description"),
         cover_photo_id=_str(item, "cover_photo_id"),
         cover_owner_id=_str(item, "cover_owner_id"),
+        cover_preview_format=cover_preview_format(item),
         photo_count=int(item.get("photo_count", {"N": "0"})["N"]),
         member_count=int(item.get("member_count", {"N": "0"})["N"]),
         created_at=item["created_at"]["S"],
@@ -103,16 +126,22 @@ def access_item(user_id: str, album_id: str, role: Role) -> Item:
 
 
 def album_photo_item(entry: AlbumPhotoEntry) -> Item:
-    return {
-        **keys.album_photo_key(entry.album_id, entry.photo_id),
-        "entity": {"S": "album_photo"},
-        "album_id": {"S": entry.album_id},
-        "photo_id": {"S": entry.photo_id},
-        "owner_id": {"S": entry.owner_id},
-        "added_at": {"S": entry.added_at},
-        "GSI1PK": {"S": keys.album_photos_index_pk(entry.album_id)},
-        "GSI1SK": {"S": keys.album_photos_index_sk(entry.added_at, entry.photo_id)},
-    }
+    return _compact(
+        {
+            **keys.album_photo_key(entry.album_id, entry.photo_id),
+            "entity": {"S": "album_photo"},
+            "album_id": {"S": entry.album_id},
+            "photo_id": {"S": entry.photo_id},
+            "owner_id": {"S": entry.owner_id},
+            "added_at": {"S": entry.added_at},
+            # As in the photo's item: only when not JPEG.
+            "preview_format": {"S": entry.preview_format.value}
+            if entry.preview_format is not PreviewFormat.JPEG
+            else None,
+            "GSI1PK": {"S": keys.album_photos_index_pk(entry.album_id)},
+            "GSI1SK": {"S": keys.album_photos_index_sk(entry.added_at, entry.photo_id)},
+        }
+    )
 
 
 def album_photo_from_item(item: Item) -> AlbumPhotoEntry:
@@ -121,6 +150,7 @@ def album_photo_from_item(item: Item) -> AlbumPhotoEntry:
         photo_id=item["photo_id"]["S"],
         owner_id=item["owner_id"]["S"],
         added_at=item["added_at"]["S"],
+        preview_format=PreviewFormat.recorded(_str(item, "preview_format")),
     )
 
 
@@ -209,11 +239,12 @@ def leave_album_writes(
         values[":cover"] = {"S": album.cover_photo_id}
         if covers_cleared(album, leaving):
             if successor is None:
-                removes = ["cover_photo_id", "cover_owner_id"]
+                removes = ["cover_photo_id", "cover_owner_id", "cover_preview"]
             else:
-                sets += ["cover_photo_id = :next", "cover_owner_id = :next_owner"]
+                sets += ["cover_photo_id = :next", "cover_owner_id = :next_owner", "cover_preview = :next_preview"]
                 values[":next"] = {"S": successor.photo_id}
                 values[":next_owner"] = {"S": successor.owner_id}
+                values[":next_preview"] = {"S": cover_preview(successor.photo_id, successor.preview_format)}
                 writes.append(
                     {
                         "ConditionCheck": {
@@ -266,7 +297,8 @@ def join_album_writes(
                 "UpdateExpression": (
                     "ADD photo_count :n SET updated_at = :now,"
                     " cover_photo_id = if_not_exists(cover_photo_id, :cover),"
-                    " cover_owner_id = if_not_exists(cover_owner_id, :cover_owner)"
+                    " cover_owner_id = if_not_exists(cover_owner_id, :cover_owner),"
+                    " cover_preview = if_not_exists(cover_preview, :cover_preview)"
                 ),
                 "ConditionExpression": "attribute_exists(PK) AND attribute_not_exists(deleting_since)",
                 "ExpressionAttributeValues": {
@@ -274,6 +306,7 @@ def join_album_writes(
                     ":now": {"S": now},
                     ":cover": {"S": first.photo_id},
                     ":cover_owner": {"S": first.owner_id},
+                    ":cover_preview": {"S": cover_preview(first.photo_id, first.preview_format)},
                 },
             }
         }
@@ -317,7 +350,7 @@ def cover_successor(
         "ExpressionAttributeValues": {":pk": {"S": keys.album_photos_index_pk(album.album_id)}},
         "ScanIndexForward": False,
         "Limit": min(len(excluded) + 1, 100),
-        "ProjectionExpression": "album_id, photo_id, owner_id, added_at",
+        "ProjectionExpression": "album_id, photo_id, owner_id, added_at, preview_format",
     }
     while True:
         with dependency_errors("DynamoDB"):

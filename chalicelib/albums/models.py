@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from chalicelib.photos.models import PreviewFormat
+
 TITLE_MAX = 200
 DESCRIPTION_MAX = 2000
 # Photos one call may add or remove: one result each, in two or three transactions.
@@ -39,6 +41,8 @@ class Album:
     description: str | None = None
     cover_photo_id: str | None = None
     cover_owner_id: str | None = None
+    # The cover photo's preview format, so the album's cover URLs need no read of the photo (JPEG when no cover).
+    cover_preview_format: PreviewFormat = PreviewFormat.JPEG
     photo_count: int = 0
     member_count: int = 0
     version: int = 1
@@ -76,6 +80,8 @@ class AlbumPhotoEntry:
     photo_id: str
     owner_id: str
     added_at: str
+    # The photo's, copied when it joins (a READY photo's never changes): what the album's cover needs for its URLs.
+    preview_format: PreviewFormat = PreviewFormat.JPEG
 
 
 @dataclass(frozen=True)

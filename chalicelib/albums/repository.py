@@ -31,7 +31,7 @@ from chalicelib.aws import (
     query_page,
     transact,
 )
-from chalicelib.photos.models import Photo, PhotoStatus
+from chalicelib.photos.models import Photo, PhotoStatus, PreviewFormat
 from chalicelib.photos.repository import photo_from_item, photos_of
 
 if TYPE_CHECKING:
@@ -139,8 +139,15 @@ class DynamoAlbumRepository:
         sets = ["title = :title", "updated_at = :now", "version = :version"]
         removes = []
         fields = [("description", album.description)]
+        cover_preview = (
+            items.cover_preview(album.cover_photo_id, album.cover_preview_format) if album.cover_photo_id else None
+        )
         if cover_changed:
-            fields += [("cover_photo_id", album.cover_photo_id), ("cover_owner_id", album.cover_owner_id)]
+            fields += [
+                ("cover_photo_id", album.cover_photo_id),
+                ("cover_owner_id", album.cover_owner_id),
+                ("cover_preview", cover_preview),
+            ]
         for name, value in fields:
             if value is None:
                 removes.append(name)
@@ -167,6 +174,7 @@ class DynamoAlbumRepository:
                             ":cover_owner_id": {"S": album.cover_owner_id}
                             if cover_changed and album.cover_owner_id
                             else None,
+                            ":cover_preview": {"S": cover_preview} if cover_changed and cover_preview else None,
                         }
                     ),
                 }
@@ -221,7 +229,10 @@ class DynamoAlbumRepository:
     ) -> dict[str, str]:
         outcome: dict[str, str] = {}
         while photos:
-            entries = [AlbumPhotoEntry(album.album_id, photo.photo_id, photo.owner_id, added_at) for photo in photos]
+            entries = [
+                AlbumPhotoEntry(album.album_id, photo.photo_id, photo.owner_id, added_at, photo.preview_format)
+                for photo in photos
+            ]
             writes: list[Any] = items.join_album_writes(
                 self._table,
                 album.album_id,
@@ -306,6 +317,7 @@ class DynamoAlbumRepository:
                         album,
                         cover_photo_id=successor.photo_id if successor else None,
                         cover_owner_id=successor.owner_id if successor else None,
+                        cover_preview_format=successor.preview_format if successor else PreviewFormat.JPEG,
                     )
             remaining = remaining[REMOVE_CHUNK:]
         return removed

@@ -32,7 +32,7 @@ from chalicelib.albums.models import (
 from chalicelib.clock import iso_utc
 from chalicelib.cursors import CursorCodec
 from chalicelib.ids import is_ulid, new_ulid
-from chalicelib.photos.models import DownloadUrls, Photo
+from chalicelib.photos.models import DownloadUrls, Photo, PreviewFormat
 from chalicelib.users.service import is_user_id
 
 if TYPE_CHECKING:
@@ -165,22 +165,24 @@ class AlbumService:
                 )
             cover_entry = None
             cover_photo_id, cover_owner_id = current.cover_photo_id, current.cover_owner_id
+            cover_preview_format = current.cover_preview_format
             if "cover_photo_id" in changes.sent:
                 cover_photo_id = changes.cover_photo_id
                 if cover_photo_id is None:
-                    cover_owner_id = None
+                    cover_owner_id, cover_preview_format = None, PreviewFormat.JPEG
                 else:
                     found = self._repository.entries(album_id, [cover_photo_id]) if is_ulid(cover_photo_id) else {}
                     cover_entry = found.get(cover_photo_id)
                     if cover_entry is None:
                         raise errors.Invalid("cover_photo_id", "must be a photo in this album")
-                    cover_owner_id = cover_entry.owner_id
+                    cover_owner_id, cover_preview_format = cover_entry.owner_id, cover_entry.preview_format
             edited = dataclasses.replace(
                 current,
                 title=changes.title if "title" in changes.sent and changes.title else current.title,
                 description=changes.description if "description" in changes.sent else current.description,
                 cover_photo_id=cover_photo_id,
                 cover_owner_id=cover_owner_id,
+                cover_preview_format=cover_preview_format,
                 updated_at=iso_utc(self._clock()),
                 version=current.version + 1,
             )
@@ -271,13 +273,25 @@ class AlbumService:
         that photo only (chalicelib/media.py)."""
         # The file name goes only into the owner's own URLs (the media adapter leaves it out of anyone else's).
         return self._media.urls(
-            photo.owner_id, photo.photo_id, viewer=viewer, original=original, filename=photo.filename
+            photo.owner_id,
+            photo.photo_id,
+            preview_format=photo.preview_format,
+            viewer=viewer,
+            original=original,
+            filename=photo.filename,
         )
 
     def cover_urls(self, album: Album, *, viewer: str | None) -> DownloadUrls | None:
+        """The cover's URLs from the album alone (its cover's owner and preview format are copied there)."""
         if album.cover_photo_id is None or album.cover_owner_id is None:
             return None
-        return self._media.urls(album.cover_owner_id, album.cover_photo_id, viewer=viewer, original=False)
+        return self._media.urls(
+            album.cover_owner_id,
+            album.cover_photo_id,
+            preview_format=album.cover_preview_format,
+            viewer=viewer,
+            original=False,
+        )
 
     # --- members ---------------------------------------------------------------------------------------------------
 

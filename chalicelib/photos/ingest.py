@@ -162,13 +162,15 @@ class UploadProcessor:
         holder = self._repository.claim_holder(owner, digest)
         if holder is not None and holder != photo_id:
             return self._reject_duplicate(photo, object_key, holder)
-        # Objects first, item last: a READY photo always has its original and both previews.
-        self._storage.write(
-            keys.preview_object(owner, photo_id, "large"), processed.large.data, content_type="image/jpeg"
-        )
-        self._storage.write(
-            keys.preview_object(owner, photo_id, "small"), processed.small.data, content_type="image/jpeg"
-        )
+        # Objects first, item last: a READY photo always has its original and both previews, in the format it
+        # records (WebP for new photos; S3 and CloudFront serve each with the Content-Type written here).
+        preview_format = processed.preview_format
+        for size, preview in (("large", processed.large), ("small", processed.small)):
+            self._storage.write(
+                keys.preview_object(owner, photo_id, size, preview_format),
+                preview.data,
+                content_type=preview_format.content_type,
+            )
         # The bytes that were verified, not a copy of the upload key: the presigned POST stays valid for its whole
         # window, so other bytes may sit there by now, and the original is served inline as the checked type.
         self._storage.write(keys.original_object(owner, photo_id), inspected.data, content_type=processed.content_type)
@@ -179,6 +181,7 @@ class UploadProcessor:
             height=processed.height,
             taken_at=processed.taken_at,
             sha256=digest,
+            preview_format=preview_format,
             updated_at=now,
             revision=photo.revision + 1,
         )
@@ -198,11 +201,7 @@ class UploadProcessor:
         redelivery can read it and settle the photo.
         """
         owner, photo_id = photo.owner_id, photo.photo_id
-        self._storage.delete(
-            keys.original_object(owner, photo_id),
-            keys.preview_object(owner, photo_id, "large"),
-            keys.preview_object(owner, photo_id, "small"),
-        )
+        self._storage.delete(keys.original_object(owner, photo_id), *keys.preview_objects(owner, photo_id))
         rejected = dataclasses.replace(
             photo,
             status=PhotoStatus.REJECTED,

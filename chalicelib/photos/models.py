@@ -25,6 +25,28 @@ class PhotoStatus(StrEnum):
     REJECTED = "REJECTED"
 
 
+class PreviewFormat(StrEnum):
+    """How a photo's previews are encoded, recorded when it becomes READY. Photos stored before WebP previews record
+    none: theirs are JPEG, and stay so (no backfill), so every reader takes a missing format as JPEG."""
+
+    JPEG = "jpeg"
+    WEBP = "webp"
+
+    @classmethod
+    def recorded(cls, value: str | None) -> PreviewFormat:
+        """The format an item records (a photo, an album's entry or cover): JPEG when it records none."""
+        return cls.JPEG if value is None else cls(value)
+
+    @property
+    def extension(self) -> str:
+        """The previews' object names end in this (`large.jpg`, `large.webp`)."""
+        return "jpg" if self is PreviewFormat.JPEG else "webp"
+
+    @property
+    def content_type(self) -> str:
+        return f"image/{self.value}"
+
+
 @dataclass(frozen=True)
 class Photo:
     photo_id: str
@@ -64,6 +86,9 @@ class Photo:
     # Written by this version or later, so counted in its month and placed in the indexes by its state. A photo
     # stored before the library existed is not, until `python -m ops.backfill` (or its next write) makes it so.
     indexed: bool = True
+    # The format of its previews (READY photos; the worker records it with READY). JPEG for photos stored before
+    # WebP previews, whose items have none.
+    preview_format: PreviewFormat = PreviewFormat.JPEG
 
     @property
     def counts_against_quota(self) -> bool:

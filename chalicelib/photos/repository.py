@@ -12,7 +12,7 @@ from chalicelib import clock, errors, keys
 from chalicelib.aws import batch_get, dependency_errors, query_all, query_index_partitions, query_page, transact
 from chalicelib.ids import new_ulid
 from chalicelib.lazy import lazy_import
-from chalicelib.photos.models import ListQuery, Photo, PhotoStatus
+from chalicelib.photos.models import ListQuery, Photo, PhotoStatus, PreviewFormat
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -61,6 +61,8 @@ def _photo_item(photo: Photo) -> Item:
         "duplicate_of": _optional_s(photo.duplicate_of),
         "album_return": {"L": [{"S": entry} for entry in photo.album_return]} if photo.album_return else None,
         "purging": {"BOOL": True} if photo.purging else None,
+        # Only when not JPEG: an item without it (every photo stored before WebP previews) has JPEG previews.
+        "preview_format": {"S": photo.preview_format.value} if photo.preview_format is not PreviewFormat.JPEG else None,
         # Every write places the photo by its state and counts it: see Photo.indexed.
         "indexed": {"BOOL": True},
     }
@@ -142,6 +144,7 @@ def photo_from_item(item: Item) -> Photo:
         album_return=tuple(entry["S"] for entry in item.get("album_return", {}).get("L", [])),
         purging=item.get("purging", {}).get("BOOL", False),
         indexed="indexed" in item,
+        preview_format=PreviewFormat.recorded(_optional_str(item, "preview_format")),
     )
 
 
@@ -768,7 +771,9 @@ class DynamoPhotoRepository:
         writes: list[Any] = []
         for album_id, added_at in back:
             as_contributor = joinable[album_id]
-            entry = album_models.AlbumPhotoEntry(album_id, photo.photo_id, photo.owner_id, added_at)
+            entry = album_models.AlbumPhotoEntry(
+                album_id, photo.photo_id, photo.owner_id, added_at, preview_format=photo.preview_format
+            )
             writes += album_items.join_album_writes(
                 self._table, album_id, [entry], now=now, contributor_id=photo.owner_id if as_contributor else None
             )

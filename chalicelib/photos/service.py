@@ -341,4 +341,11 @@ class PhotoService:
         if photo.status is not PhotoStatus.READY:
             return DownloadUrls(original=None, large=None, small=None)
         owner = photo.owner_id
-        return self._media.urls(owner, photo.photo_id, viewer=owner, original=True, filename=photo.filename)
+        return self._media.urls(
+            owner,
+            photo.photo_id,
+            preview_format=photo.preview_format,
+            viewer=owner,
+            original=True,
+            filename=photo.filename,
+        )

@@ -119,7 +119,7 @@ def test_each_supported_format_becomes_ready_with_previews(
     assert photo["status"] == "READY", photo
     assert (photo["width"], photo["height"]) == (width, height)
     large, small = fetch_image(photo["urls"]["large"]), fetch_image(photo["urls"]["small"])
-    assert large.format == small.format == "JPEG"
+    assert large.format == small.format == "WEBP"
     assert max(large.size) == min(1024, max(width, height))
     assert max(small.size) == 256
     assert (large.width > large.height) == (width > height)  # orientation applied
@@ -225,7 +225,7 @@ def test_the_invariant_checker_passes_on_the_running_stack_and_catches_a_leak(
     # Remove one preview behind the API's back: the checker must name the broken photo and exit 1.
     s3 = emulated_client("s3", devstack)
     owner, photo_id = ready["owner_id"], ready["photo_id"]
-    s3.delete_object(Bucket=devstack["bucket_name"], Key=f"previews/{owner}/{photo_id}/small.jpg")
+    s3.delete_object(Bucket=devstack["bucket_name"], Key=f"previews/{owner}/{photo_id}/small.webp")
     broken = invariants()
     assert broken.returncode == 1, broken.stdout + broken.stderr
     violations = json.loads(broken.stdout)["violations"]
@@ -233,7 +233,7 @@ def test_the_invariant_checker_passes_on_the_running_stack_and_catches_a_leak(
         {
             "rule": "ready-missing-object",
             "subject": f"{owner}/{photo_id}",
-            "detail": f"missing ['previews/{owner}/{photo_id}/small.jpg']",
+            "detail": f"missing ['previews/{owner}/{photo_id}/small.webp']",
         }
     ]
     # Leave the stack consistent for later tests.

@@ -733,7 +733,7 @@ def test_photo_bucket_lets_only_this_distribution_read_previews_and_originals(
     assert sorted(patterns) == ["${PhotoBucket.Arn}/originals/*", "${PhotoBucket.Arn}/previews/*"]
     assert statement["Condition"] == props(resources, "SpaBucketPolicy")["PolicyDocument"]["Statement"][0]["Condition"]
     # ... which covers every object the app serves, and no upload.
-    served = [keys.original_object("u-1", "p-1"), keys.preview_object("u-1", "p-1", "small")]
+    served = [keys.original_object("u-1", "p-1"), *keys.preview_objects("u-1", "p-1")]
     for key in served:
         assert any(fnmatch.fnmatchcase(f"${{PhotoBucket.Arn}}/{key}", pattern) for pattern in patterns), key
     upload = f"${{PhotoBucket.Arn}}/{keys.upload_object('u-1', 'p-1')}"

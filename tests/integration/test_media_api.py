@@ -56,7 +56,7 @@ def test_the_owner_sees_cdn_urls_for_their_prefixes_identical_across_requests(
     listed = body(alice.call("GET", "/photos"))["items"][0]["urls"]
     assert listed == body(alice.call("GET", "/photos"))["items"][0]["urls"]
     assert listed == body(alice.call("GET", f"/photos/{photo['photo_id']}"))["urls"]  # one cache entry per object
-    assert listed["small"].startswith(f"{MEDIA}/previews/{alice.sub}/{photo['photo_id']}/small.jpg?Policy=")
+    assert listed["small"].startswith(f"{MEDIA}/previews/{alice.sub}/{photo['photo_id']}/small.webp?Policy=")
     assert resource_of(listed["small"], key_json) == f"{MEDIA}/previews/{alice.sub}/*"
     assert resource_of(listed["original"], key_json) == f"{MEDIA}/originals/{alice.sub}/*"
     disposition = parse_qs(urlsplit(listed["original"]).query)["response-content-disposition"]

@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 from chalicelib import errors, keys
 from chalicelib.clock import iso_utc
 from chalicelib.ids import new_ulid
-from chalicelib.photos.models import ListQuery, Photo, PhotoStatus
+from chalicelib.photos.models import ListQuery, Photo, PhotoStatus, PreviewFormat
 from chalicelib.photos.repository import DynamoPhotoRepository, _photo_item
 from chalicelib.users.models import Usage
 from chalicelib.users.repository import DynamoUserRepository
@@ -124,9 +124,20 @@ def test_every_field_reads_back_equal(library: Library) -> None:
     library.add(full)
     assert library.photos.get(OWNER, full.photo_id) == full
 
-    ready = written(full, status=PhotoStatus.READY, width=10, height=20, taken_at="2025-01-01T00:00:00.000Z")
+    ready = written(
+        full,
+        status=PhotoStatus.READY,
+        width=10,
+        height=20,
+        taken_at="2025-01-01T00:00:00.000Z",
+        preview_format=PreviewFormat.WEBP,
+    )
     assert library.photos.replace(ready, full)
     assert library.photos.get(OWNER, full.photo_id) == ready
+    # An edit of any kind keeps the previews' format.
+    edited = written(ready, title="Hiver", version=ready.version + 1)
+    assert library.photos.replace(edited, ready)
+    assert library.photos.get(OWNER, full.photo_id) == edited
 
 
 def test_a_photo_without_optional_fields_reads_back_with_none_and_no_tags(library: Library) -> None:

@@ -17,6 +17,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from chalicelib import deps, keys
+from chalicelib.photos.models import PreviewFormat
 from tests.integration.conftest import BUCKET, TABLE, User
 from tests.support.cognito import REGION
 
@@ -146,11 +147,11 @@ def user_items(dynamodb: Any, sub: str) -> list[dict[str, Any]]:
 
 
 def object_keys_of(owner: str, photo_id: str) -> list[str]:
+    """Every object a photo may have: its upload, its original, and previews in either format."""
     return [
         keys.upload_object(owner, photo_id),
         keys.original_object(owner, photo_id),
-        keys.preview_object(owner, photo_id, "large"),
-        keys.preview_object(owner, photo_id, "small"),
+        *(keys.preview_object(owner, photo_id, size, fmt) for fmt in PreviewFormat for size in ("large", "small")),
     ]
 
 

@@ -14,7 +14,7 @@ from PIL import Image
 
 from chalicelib import deps, keys
 from chalicelib.photos.ingest import Outcome, UploadProcessor
-from chalicelib.photos.models import ListQuery, NewPhoto, Photo, PhotoChanges, PhotoStatus
+from chalicelib.photos.models import ListQuery, NewPhoto, Photo, PhotoChanges, PhotoStatus, PreviewFormat
 from chalicelib.photos.repository import DynamoPhotoRepository
 from chalicelib.users.models import Usage
 from tests.integration.conftest import BUCKET, TABLE
@@ -74,15 +74,18 @@ def test_a_good_upload_becomes_ready_with_previews_and_its_original(worker: Uplo
     assert ready is not None
     assert (ready.status, ready.width, ready.height) == (PhotoStatus.READY, 2000, 1000)
     assert ready.version == photo.version  # the worker never makes the owner's version stale
+    assert ready.preview_format is PreviewFormat.WEBP
     assert objects(s3) == {
         keys.original_object(OWNER, photo.photo_id),
-        keys.preview_object(OWNER, photo.photo_id, "large"),
-        keys.preview_object(OWNER, photo.photo_id, "small"),
+        keys.preview_object(OWNER, photo.photo_id, "large", PreviewFormat.WEBP),
+        keys.preview_object(OWNER, photo.photo_id, "small", PreviewFormat.WEBP),
     }
-    large = Image.open(
-        io.BytesIO(s3.get_object(Bucket=BUCKET, Key=keys.preview_object(OWNER, photo.photo_id, "large"))["Body"].read())
+    stored_large = s3.get_object(
+        Bucket=BUCKET, Key=keys.preview_object(OWNER, photo.photo_id, "large", ready.preview_format)
     )
-    assert (large.format, large.size) == ("JPEG", (1024, 512))
+    assert stored_large["ContentType"] == "image/webp"
+    large = Image.open(io.BytesIO(stored_large["Body"].read()))
+    assert (large.format, large.size) == ("WEBP", (1024, 512))
     assert usage() == Usage(photos=1, bytes=len(data))
     # The tag copy follows the photo, so tag listings show it READY too.
     tagged, _ = deps.photo_repository().list_page(OWNER, limit=10, query=ListQuery(tag="cats"), start_key=None)
@@ -98,7 +101,7 @@ def test_a_ready_photo_has_download_urls(worker: UploadProcessor, s3: Any) -> No
     assert keys.original_object(OWNER, photo.photo_id) in urls.original
     assert "cat.jpg" in urls.original  # saved under the uploaded name
     assert urls.large is not None
-    assert urls.large.split("?")[0].endswith("/large.jpg")
+    assert urls.large.split("?")[0].endswith("/large.webp")
     assert urls.small is not None
     assert "X-Amz-Signature" in urls.small
 

@@ -1,6 +1,6 @@
 """Hostile files through the real upload path: POST /photos, the object in S3, the S3 event on the SQS handler.
 
-Each file ends READY with correct previews (JPEG, within 1024 and 256, no EXIF) or REJECTED with a reason, the
+Each file ends READY with correct previews (WebP, within 1024 and 256, no EXIF) or REJECTED with a reason, the
 worker never fails with an unexpected exception nor hangs, and the owner's usage stays exact. Every decode runs in
 the worker's guarded child: the CPU seconds and peak memory each one took (from the worker's "decode" log line)
 must stay within the guard's budget, and are written to .artifacts/hostile-decodes.json.
@@ -22,6 +22,7 @@ from PIL import Image
 
 from chalicelib import decode_guard, keys
 from chalicelib.imaging import LARGE_EDGE, SMALL_EDGE
+from chalicelib.photos.models import PreviewFormat
 from tests.integration.conftest import BUCKET, User
 from tests.reliability.support import (
     assert_invariants,
@@ -233,9 +234,9 @@ def assert_correct_previews(s3: Any, photo: dict[str, Any]) -> None:
     assert width, photo
     assert height, photo
     for size, edge in (("large", LARGE_EDGE), ("small", SMALL_EDGE)):
-        preview = s3_image(s3, keys.preview_object(owner, photo_id, size))
+        preview = s3_image(s3, keys.preview_object(owner, photo_id, size, PreviewFormat.WEBP))
         preview.load()
-        assert preview.format == "JPEG"
+        assert preview.format == "WEBP"
         assert preview.mode == "RGB"
         assert max(preview.size) <= edge
         assert max(preview.size) == min(edge, max(width, height))  # fitted, never upscaled
@@ -308,9 +309,10 @@ def test_a_polyglots_trailing_payload_never_reaches_a_preview(
     photo = start_upload(alice, data, filename="cat.jpg")["photo"]
     assert deliver_within_timeout(api, put_upload(s3, alice.sub, photo["photo_id"], data)) is None
     for size in ("large", "small"):
-        preview = s3.get_object(Bucket=BUCKET, Key=keys.preview_object(alice.sub, photo["photo_id"], size))
+        key = keys.preview_object(alice.sub, photo["photo_id"], size, PreviewFormat.WEBP)
+        preview = s3.get_object(Bucket=BUCKET, Key=key)
         assert b"<script" not in preview["Body"].read()
-        assert preview["ContentType"] == "image/jpeg"
+        assert preview["ContentType"] == "image/webp"
     # The original is kept as uploaded, but served only as the type its bytes proved.
     original = s3.head_object(Bucket=BUCKET, Key=keys.original_object(alice.sub, photo["photo_id"]))
     assert original["ContentType"] == "image/jpeg"

@@ -23,6 +23,7 @@ from chalicelib.albums.links import token_hash
 from chalicelib.albums.models import AlbumPhotoEntry, Membership, Role
 from chalicelib.albums.service import CLEANUP_GRACE
 from chalicelib.clock import iso_utc
+from chalicelib.photos.models import PreviewFormat
 from chalicelib.users.deletion import DynamoAccountRepository
 from ops import invariants
 from tests.integration.conftest import BUCKET, TABLE, User
@@ -43,6 +44,8 @@ from tests.support.albums import add_photos, create_album, create_link, public, 
 pytestmark = pytest.mark.suite("invariants")
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
+# The worker makes every photo here: their previews are WebP.
+WEBP, JPEG = PreviewFormat.WEBP, PreviewFormat.JPEG
 
 
 class Library:
@@ -120,7 +123,7 @@ def with_attribute(item: dict[str, Any], **changes: Any) -> dict[str, Any]:
 CORRUPTIONS: dict[str, tuple[str, Callable[[Library], None]]] = {
     "ready-photo-lost-its-small-preview": (
         "ready-missing-object",
-        lambda lib: lib.delete_object(keys.preview_object(lib.alice, lib.ready, "small")),
+        lambda lib: lib.delete_object(keys.preview_object(lib.alice, lib.ready, "small", WEBP)),
     ),
     "ready-photo-lost-its-original": (
         "ready-missing-object",
@@ -132,11 +135,15 @@ CORRUPTIONS: dict[str, tuple[str, Callable[[Library], None]]] = {
     ),
     "preview-of-a-rejected-photo": (
         "orphan-object",
-        lambda lib: lib.put_object(keys.preview_object(lib.alice, lib.rejected, "large")),
+        lambda lib: lib.put_object(keys.preview_object(lib.alice, lib.rejected, "large", WEBP)),
+    ),
+    "ready-photo-with-a-preview-of-another-format": (
+        "orphan-object",
+        lambda lib: lib.put_object(keys.preview_object(lib.alice, lib.ready, "large", JPEG)),
     ),
     "preview-filed-under-another-owner": (
         "orphan-object",
-        lambda lib: lib.put_object(keys.preview_object(lib.bob, lib.ready, "large")),
+        lambda lib: lib.put_object(keys.preview_object(lib.bob, lib.ready, "large", WEBP)),
     ),
     "usage-counts-one-photo-too-many": (
         "usage-mismatch",
@@ -282,6 +289,21 @@ def test_each_corruption_trips_exactly_its_rule_and_restoring_clears_it(library:
             assert restored.ok, [str(v) for v in restored.violations]
 
 
+def test_a_photo_recording_another_preview_format_misses_those_previews_and_has_stray_ones(library: Library) -> None:
+    """bob's photo (WebP previews) as if its item had lost its format, as a photo stored before WebP previews."""
+    item = library.item(library.bob, keys.photo_sk(library.bobs))
+    library.put_item({name: value for name, value in item.items() if name != "preview_format"})
+    report = library.check()
+    assert sorted((v.rule, v.subject) for v in report.violations) == [
+        ("orphan-object", keys.preview_object(library.bob, library.bobs, "large", WEBP)),
+        ("orphan-object", keys.preview_object(library.bob, library.bobs, "small", WEBP)),
+        ("ready-missing-object", f"{library.bob}/{library.bobs}"),
+    ]
+    assert "small.jpg" in str(report.violations[-1])
+    library.restore()
+    assert library.check().ok
+
+
 def test_usage_over_the_quota_trips_quota_exceeded_only(library: Library) -> None:
     # alice's READY and PENDING photos count; her REJECTED one does not.
     counted = library.item(library.alice, keys.USAGE_SK)
@@ -396,7 +418,7 @@ class SharedLibrary(Library):
 
     def put_entry(self, album_id: str, photo_id: str, owner_id: str, added_at: str = SOME_TIME) -> None:
         """A photo entry and its copy beside the photo, as the app writes them."""
-        entry = AlbumPhotoEntry(album_id, photo_id, owner_id, added_at)
+        entry = AlbumPhotoEntry(album_id, photo_id, owner_id, added_at, WEBP)
         self.put_item(album_items.album_photo_item(entry))
         self.put_item(album_items.photo_album_item(entry))
 
@@ -513,6 +535,10 @@ ALBUM_CORRUPTIONS: dict[str, tuple[str, Callable[[SharedLibrary], Any]]] = {
         "album-photo-copy-mismatch",
         lambda lib: lib.edit(keys.photo_album_key(lib.bob, lib.bobs, lib.album), title={"S": "a copy"}),
     ),
+    "entry-recording-another-preview-format": (
+        "album-photo-copy-mismatch",
+        lambda lib: lib.edit(keys.album_photo_key(lib.album, lib.bobs), preview_format=None),
+    ),
     "entry-missing-from-the-albums-photo-index": (
         "album-photo-copy-mismatch",
         lambda lib: lib.edit(keys.album_photo_key(lib.album, lib.bobs), GSI1PK=None, GSI1SK=None),
@@ -549,6 +575,20 @@ ALBUM_CORRUPTIONS: dict[str, tuple[str, Callable[[SharedLibrary], Any]]] = {
     "cover-owner-without-a-cover": (
         "album-cover-mismatch",
         lambda lib: lib.edit(keys.album_key(lib.other), cover_owner_id={"S": lib.alice}),
+    ),
+    "cover-preview-format-without-a-cover": (
+        "album-cover-mismatch",
+        lambda lib: lib.edit(keys.album_key(lib.other), cover_preview={"S": f"{lib.ready}#webp"}),
+    ),
+    "cover-recording-another-preview-format": (
+        "album-cover-mismatch",
+        lambda lib: lib.edit(keys.album_key(lib.album), cover_preview={"S": f"{lib.ready}#jpeg"}),
+    ),
+    "cover-without-its-preview-format": (
+        # A WebP cover with no format recorded for it would be served as JPEG (the format a cover set before WebP
+        # previews has): the app writes the format with every cover it sets.
+        "album-cover-mismatch",
+        lambda lib: lib.edit(keys.album_key(lib.album), cover_preview=None),
     ),
     "member-of-an-album-that-is-gone": (
         "orphan-album-item",
@@ -812,7 +852,7 @@ class TrashedLibrary(Library):
 
     def trashed_back_in_the_album(self) -> None:
         """An entry and its copy for the trashed photo, counted: only its being in the trash is wrong."""
-        entry = AlbumPhotoEntry(self.album, self.trashed, self.alice, SOME_TIME)
+        entry = AlbumPhotoEntry(self.album, self.trashed, self.alice, SOME_TIME, WEBP)
         self.put_item(album_items.album_photo_item(entry))
         self.put_item(album_items.photo_album_item(entry))
         album = self.clean.items[(keys.album_pk(self.album), keys.ALBUM_SK)]
@@ -1151,7 +1191,7 @@ def test_a_purge_is_overdue_only_past_the_grace_and_a_photo_being_purged_may_hav
         GSI1SK={"S": keys.purge_index_sk(marked, trashed.alice, trashed.trashed)},
     )
     trashed.delete_object(keys.original_object(trashed.alice, trashed.trashed))
-    trashed.delete_object(keys.preview_object(trashed.alice, trashed.trashed, "large"))
+    trashed.delete_object(keys.preview_object(trashed.alice, trashed.trashed, "large", WEBP))
     within = trashed.check(now=_at(marked) + grace, cleanup_grace=grace)
     assert within.ok, [str(v) for v in within.violations]
     late = trashed.check(now=_at(marked) + grace + second, cleanup_grace=grace)
@@ -1206,8 +1246,8 @@ def test_remains_of_a_deleted_account_is_nothing_and_names_whatever_is_left(
 
     leftovers: dict[str, Callable[[], Any]] = {
         f"item {keys.user_pk(bob.sub)}/{keys.MONTH_PREFIX}2020-01": lambda: trashed.put_month(bob.sub, "2020-01", 0),
-        f"object {keys.preview_object(bob.sub, trashed.bobs, 'small')}": lambda: trashed.put_object(
-            keys.preview_object(bob.sub, trashed.bobs, "small")
+        f"object {keys.preview_object(bob.sub, trashed.bobs, 'small', WEBP)}": lambda: trashed.put_object(
+            keys.preview_object(bob.sub, trashed.bobs, "small", WEBP)
         ),
         f"item {keys.album_pk(trashed.album)}/{keys.MEMBER_PREFIX}{bob.sub} (its user_id)": functools.partial(
             trashed.put_item,
@@ -1234,7 +1274,7 @@ def test_the_cli_exits_0_when_clean_1_with_each_violation_listed_and_checks_a_gi
     assert invariants.main(["--table", TABLE, "--bucket", BUCKET, "--json", *quota]) == 1
     assert [v["rule"] for v in json.loads(capsys.readouterr().out)["violations"]] == ["quota-exceeded"]
 
-    library.delete_object(keys.preview_object(library.alice, library.ready, "large"))
+    library.delete_object(keys.preview_object(library.alice, library.ready, "large", WEBP))
     library.put_object("stray.bin")
     status = invariants.main(["--table", TABLE, "--bucket", BUCKET, "--json"])
     printed = json.loads(capsys.readouterr().out)

@@ -30,17 +30,41 @@ from tests.support import imaging_samples as samples
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
 
-def opened_preview(preview: imaging.Preview) -> Image.Image:
+def opened_preview(preview: imaging.Preview, image_format: str = "WEBP") -> Image.Image:
+    """The preview decoded, checked to be `image_format` (new previews are WebP) at the size it claims."""
     image = Image.open(io.BytesIO(preview.data))
-    assert image.format == "JPEG"
+    assert image.format == image_format
     assert image.size == (preview.width, preview.height)
     return image
 
 
-def pixel(preview: imaging.Preview, xy: tuple[int, int]) -> tuple[int, ...]:
-    value = opened_preview(preview).convert("RGB").getpixel(xy)
+def pixel(preview: imaging.Preview, xy: tuple[int, int], image_format: str = "WEBP") -> tuple[int, ...]:
+    value = opened_preview(preview, image_format).convert("RGB").getpixel(xy)
     assert isinstance(value, tuple)
     return value
+
+
+def mean_colour(image: Image.Image, box: tuple[float, float, float, float]) -> tuple[int, ...]:
+    """The mean RGB of a part of the image (`box` in fractions of its width and height)."""
+    width, height = image.size
+    left, top, right, bottom = box
+    part = image.convert("RGB").crop((int(left * width), int(top * height), int(right * width), int(bottom * height)))
+    value = part.resize((1, 1), Image.Resampling.BOX).getpixel((0, 0))
+    assert isinstance(value, tuple)
+    return value
+
+
+def webp_chunks(data: bytes) -> list[bytes]:
+    """The kinds of a WebP file's RIFF chunks, in order (VP8X, ICCP, EXIF, XMP, VP8 / VP8L, ALPH…)."""
+    assert data[:4] == b"RIFF"
+    assert data[8:12] == b"WEBP"
+    kinds, position = [], 12
+    while position + 8 <= len(data):
+        kind, size = data[position : position + 4], int.from_bytes(data[position + 4 : position + 8], "little")
+        kinds.append(kind)
+        position += 8 + size + (size & 1)
+    assert position == len(data)
+    return kinds
 
 
 def assert_close(actual: tuple[int, ...], expected: tuple[int, ...], tolerance: int = 24) -> None:
@@ -105,6 +129,8 @@ def test_sniffing_trusts_only_the_magic_bytes(head: bytes, expected: str | None)
 # --- accepted types -------------------------------------------------------------------------------------------
 
 ORANGE = (240, 140, 20)
+RED_ISH = (200, 40, 50)
+BLUE_ISH = (30, 60, 190)
 
 
 @functools.cache
@@ -137,11 +163,60 @@ def test_each_allowed_type_gets_both_previews_at_the_right_size(content_type: st
         assert_close(pixel(preview, (10, 10)), ORANGE)
 
 
-def test_the_large_preview_is_a_progressive_jpeg_and_the_small_one_a_baseline_jpeg() -> None:
-    result = process(orange_photo("image/jpeg"), declared_type="image/jpeg")
+def test_new_previews_are_lossy_webp_at_the_measured_qualities(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = orange_photo("image/jpeg")
+    saved: list[dict[str, Any]] = []
+    save = Image.Image.save
 
-    assert opened_preview(result.large).info.get("progressive") == 1
-    assert "progressive" not in opened_preview(result.small).info
+    def recording_save(image: Image.Image, fp: Any, format: str | None = None, **params: Any) -> None:
+        saved.append({"format": format, **params})
+        save(image, fp, format, **params)
+
+    monkeypatch.setattr(Image.Image, "save", recording_save)
+
+    result = process(data, declared_type="image/jpeg")
+
+    assert result.preview_format is photo_models.PreviewFormat.WEBP
+    assert [(s["format"], s["quality"], s["method"]) for s in saved] == [("WEBP", 87, 4), ("WEBP", 82, 4)]
+    for preview in (result.large, result.small):
+        # Lossy (VP8, 4:2:0), not lossless VP8L: a photo's preview; no alpha chunk, since the image is RGB.
+        assert webp_chunks(preview.data) == [b"VP8 "]
+
+
+def test_without_webp_in_pillow_previews_fall_back_to_jpeg(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(imaging, "PREVIEW_FORMAT", photo_models.PreviewFormat.JPEG)
+
+    result = process(orange_photo("image/png"), declared_type="image/png")
+
+    assert result.preview_format is photo_models.PreviewFormat.JPEG
+    for preview in (result.large, result.small):
+        assert_close(pixel(preview, (10, 10), "JPEG"), ORANGE)
+
+
+def test_a_jpeg_large_preview_is_progressive_and_the_small_one_baseline() -> None:
+    jpeg = photo_models.PreviewFormat.JPEG
+    result = process(orange_photo("image/jpeg"), declared_type="image/jpeg", preview_format=jpeg)
+
+    assert opened_preview(result.large, "JPEG").info.get("progressive") == 1
+    assert "progressive" not in opened_preview(result.small, "JPEG").info
+
+
+def test_webp_previews_keep_the_colours_of_a_photo_like_image_as_the_jpeg_ones_do() -> None:
+    # Noise over a gradient with flat patches of colour: detail to compress, like a photo. Each preview's mean colour
+    # per quadrant stays the JPEG preview's: no shift from WebP's 4:2:0 or its RGB to YUV conversion. (Bytes are the
+    # bench's business: docs/PERFORMANCE.md section 10; noise like this is WebP's worst case.)
+    image = Image.linear_gradient("L").resize((1600, 1200)).convert("RGB")
+    image = Image.blend(image, samples.noise((1600, 1200)), 0.25)
+    image.paste(RED_ISH, (0, 0, 800, 600))
+    image.paste(BLUE_ISH, (800, 600, 1600, 1200))
+    data = samples.encode(image, "JPEG", quality=92)
+    webp = process(data, declared_type="image/jpeg")
+    jpeg = process(data, declared_type="image/jpeg", preview_format=photo_models.PreviewFormat.JPEG)
+    for name in ("large", "small"):
+        webp_image = opened_preview(getattr(webp, name))
+        jpeg_image = opened_preview(getattr(jpeg, name), "JPEG")
+        for box in ((0, 0, 0.5, 0.5), (0.5, 0.5, 1, 1), (0.5, 0, 1, 0.5)):
+            assert_close(mean_colour(webp_image, box), mean_colour(jpeg_image, box), tolerance=3)
 
 
 def test_a_small_image_is_never_upscaled() -> None:
@@ -312,7 +387,10 @@ def test_no_exif_means_no_taken_at() -> None:
 # --- what previews must not carry -----------------------------------------------------------------------------
 
 
-def test_previews_carry_no_exif_gps_xmp_or_comment_but_keep_the_colour_profile() -> None:
+@pytest.mark.parametrize("preview_format", list(photo_models.PreviewFormat))
+def test_previews_carry_no_exif_gps_xmp_or_comment_but_keep_the_colour_profile(
+    preview_format: photo_models.PreviewFormat,
+) -> None:
     xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF>home address</rdf:RDF></x:xmpmeta>'
     profile = samples.srgb_profile()
     data = samples.encode(
@@ -326,15 +404,18 @@ def test_previews_carry_no_exif_gps_xmp_or_comment_but_keep_the_colour_profile()
     source = Image.open(io.BytesIO(data))
     assert {"exif", "xmp", "comment"} <= source.info.keys()  # the sample really has them
 
-    result = process(data, declared_type="image/jpeg")
+    result = process(data, declared_type="image/jpeg", preview_format=preview_format)
 
     for preview in (result.large, result.small):
-        opened = opened_preview(preview)
+        opened = opened_preview(preview, preview_format.name)
         assert not {"exif", "xmp", "comment"} & opened.info.keys()
         assert len(opened.getexif()) == 0
         for leak in (b"Exif\x00\x00", b"http://ns.adobe.com/xap/1.0/", b"home address", b"secret comment"):
             assert leak not in preview.data
         assert opened.info.get("icc_profile") == profile
+        if preview_format is photo_models.PreviewFormat.WEBP:
+            # WebP's EXIF chunk holds the TIFF block without JPEG's "Exif\0\0": look at the chunks themselves.
+            assert webp_chunks(preview.data) == [b"VP8X", b"ICCP", b"VP8 "]
 
 
 @pytest.mark.parametrize("image_format", ["PNG", "WEBP"])
@@ -351,6 +432,7 @@ def test_previews_of_png_and_webp_carry_no_exif_or_xmp(image_format: str) -> Non
     for preview in (result.large, result.small):
         assert b"Exif\x00\x00" not in preview.data
         assert b"home address" not in preview.data
+        assert webp_chunks(preview.data) == [b"VP8 "]  # no EXIF, XMP or anything else beside the picture
 
 
 def test_a_profile_for_another_colour_space_is_not_attached_to_rgb_previews() -> None:

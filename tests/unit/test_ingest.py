@@ -17,7 +17,7 @@ from chalicelib.clock import iso_utc
 from chalicelib.ids import new_ulid
 from chalicelib.imaging import ImageRejected, Preview, ProcessedImage
 from chalicelib.photos.ingest import Outcome, UploadProcessor
-from chalicelib.photos.models import WRITE_ATTEMPTS, Photo, PhotoStatus, StoredObject
+from chalicelib.photos.models import WRITE_ATTEMPTS, Photo, PhotoStatus, PreviewFormat, StoredObject
 from chalicelib.users.models import Usage
 from tests.support.fakes import InMemoryPhotoRepository
 
@@ -72,6 +72,7 @@ class Imaging:
 
     def __init__(self) -> None:
         self.seen: list[bytes] = []
+        self.preview_format = PreviewFormat.WEBP  # JPEG: a Pillow without WebP
 
     def __call__(self, data: bytes, declared_type: str) -> ProcessedImage:
         self.seen.append(data)
@@ -87,6 +88,7 @@ class Imaging:
             large=Preview(b"large:" + data[:4], 64, 48),
             small=Preview(b"small:" + data[:4], 16, 12),
             frames=1,
+            preview_format=self.preview_format,
         )
 
 
@@ -171,11 +173,11 @@ def uploaded(bucket: Bucket, photo: Photo, data: bytes = GOOD) -> str:
     return upload_key(photo)
 
 
-def ready_objects(photo: Photo) -> set[str]:
+def ready_objects(photo: Photo, preview_format: PreviewFormat = PreviewFormat.WEBP) -> set[str]:
     return {
         keys.original_object(photo.owner_id, photo.photo_id),
-        keys.preview_object(photo.owner_id, photo.photo_id, "large"),
-        keys.preview_object(photo.owner_id, photo.photo_id, "small"),
+        keys.preview_object(photo.owner_id, photo.photo_id, "large", preview_format),
+        keys.preview_object(photo.owner_id, photo.photo_id, "small", preview_format),
     }
 
 
@@ -201,16 +203,32 @@ def test_a_good_upload_becomes_ready_with_previews_and_the_verified_original(
         height=480,
         taken_at="2026-08-01T12:00:00.000Z",
         sha256=hashlib.sha256(GOOD).hexdigest(),  # of the verified bytes
+        preview_format=PreviewFormat.WEBP,  # recorded with READY, in the same write
         updated_at=iso_utc(NOW),
         revision=photo.revision + 1,  # the owner's version is untouched: the worker never makes it stale
     )
     assert imaging.seen == [GOOD]
     assert bucket.objects == {
         keys.original_object(OWNER, photo.photo_id): (GOOD, "image/png"),
-        keys.preview_object(OWNER, photo.photo_id, "large"): (b"large:GOOD", "image/jpeg"),
-        keys.preview_object(OWNER, photo.photo_id, "small"): (b"small:GOOD", "image/jpeg"),
+        f"previews/{OWNER}/{photo.photo_id}/large.webp": (b"large:GOOD", "image/webp"),
+        f"previews/{OWNER}/{photo.photo_id}/small.webp": (b"small:GOOD", "image/webp"),
     }
     assert repository.usage(OWNER) == Usage(photos=1, bytes=len(GOOD), pending=0)
+
+
+def test_previews_made_as_jpeg_are_written_and_recorded_as_jpeg(
+    worker: UploadProcessor, repository: InMemoryPhotoRepository, bucket: Bucket, imaging: Imaging
+) -> None:
+    imaging.preview_format = PreviewFormat.JPEG  # a Pillow without WebP
+    photo = start(repository)
+
+    assert worker.ingest(uploaded(bucket, photo)) is Outcome.READY
+
+    ready = stored(repository, photo)
+    assert ready is not None
+    assert ready.preview_format is PreviewFormat.JPEG
+    assert set(bucket.objects) == ready_objects(photo, PreviewFormat.JPEG)
+    assert bucket.objects[f"previews/{OWNER}/{photo.photo_id}/large.jpg"] == (b"large:GOOD", "image/jpeg")
 
 
 @pytest.mark.suite("faults")
@@ -364,7 +382,8 @@ def test_an_event_for_a_photo_that_is_gone_removes_its_objects(
 ) -> None:
     photo = start(repository)
     assert repository.delete(photo)
-    for key in (upload_key(photo), *ready_objects(photo)):
+    # Previews of both formats: one an older worker wrote, one this one did.
+    for key in (upload_key(photo), *ready_objects(photo), *ready_objects(photo, PreviewFormat.JPEG)):
         bucket.put(key, GOOD)
 
     assert worker.ingest(upload_key(photo)) is Outcome.ORPHAN_REMOVED

@@ -13,11 +13,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from chalicelib import errors, keys, p256
 from chalicelib.config import ConfigError, Settings
 from chalicelib.media import CloudFrontMedia, S3Media, parse_media_key
+from chalicelib.photos.models import PreviewFormat
 from tests.support.media import media_key_json, new_private_key, private_pem, public_key_of, signed_policy
 
 BASE = "https://media.example"
 HOUR = 3600
 OWNER, OTHER, PHOTO = "owner-sub", "other-sub", "01JPHOTO"
+JPEG, WEBP = PreviewFormat.JPEG, PreviewFormat.WEBP
 
 
 # --- the signer ------------------------------------------------------------------------------------------------
@@ -131,11 +133,11 @@ def make_media(key_json: str, now: float = 100 * HOUR + 10) -> tuple[CloudFrontM
 
 def test_the_owner_gets_urls_signed_for_their_own_prefixes_valid_at_least_a_window(key_json: str) -> None:
     media, clock, _ = make_media(key_json)
-    urls = media.urls(OWNER, PHOTO, viewer=OWNER, original=True, filename="Été 1.jpg")
+    urls = media.urls(OWNER, PHOTO, preview_format=WEBP, viewer=OWNER, original=True, filename="Été 1.jpg")
     public_key = public_key_of(key_json)
     assert urls.small is not None
     assert urls.original is not None
-    assert urls.small.startswith(f"{BASE}/{keys.preview_object(OWNER, PHOTO, 'small')}?Policy=")
+    assert urls.small.startswith(f"{BASE}/{keys.preview_object(OWNER, PHOTO, 'small', WEBP)}?Policy=")
     [statement] = signed_policy(urls.small, public_key)["Statement"]
     assert statement["Resource"] == f"{BASE}/previews/{OWNER}/*"
     expires = statement["Condition"]["DateLessThan"]["AWS:EpochTime"]
@@ -151,11 +153,11 @@ def test_the_owner_gets_urls_signed_for_their_own_prefixes_valid_at_least_a_wind
 
 def test_urls_are_byte_identical_for_a_whole_window_and_change_with_the_next(key_json: str) -> None:
     media, clock, _ = make_media(key_json, now=100 * HOUR)
-    first = media.urls(OWNER, PHOTO, viewer=OWNER, original=True)
+    first = media.urls(OWNER, PHOTO, preview_format=WEBP, viewer=OWNER, original=True)
     clock.now = 101 * HOUR - 1
-    assert media.urls(OWNER, PHOTO, viewer=OWNER, original=True) == first
+    assert media.urls(OWNER, PHOTO, preview_format=WEBP, viewer=OWNER, original=True) == first
     clock.now = 101 * HOUR
-    later = media.urls(OWNER, PHOTO, viewer=OWNER, original=True)
+    later = media.urls(OWNER, PHOTO, preview_format=WEBP, viewer=OWNER, original=True)
     assert later.small != first.small
     assert signed_policy(later.small or "", public_key_of(key_json))["Statement"][0]["Condition"] == {
         "DateLessThan": {"AWS:EpochTime": 103 * HOUR}
@@ -166,14 +168,14 @@ def test_one_signature_serves_every_photo_of_the_owner_in_a_window(key_json: str
     media, _, _ = make_media(key_json)
     signed_before = p256._tables.signatures
     for i in range(50):
-        media.urls(OWNER, f"01JPHOTO{i:04d}", viewer=OWNER, original=True)
+        media.urls(OWNER, f"01JPHOTO{i:04d}", preview_format=WEBP, viewer=OWNER, original=True)
     assert p256._tables.signatures - signed_before == 2  # previews and originals
 
 
 def test_anyone_else_gets_urls_for_that_photo_only_and_the_original_only_when_allowed(key_json: str) -> None:
     media, _, _ = make_media(key_json)
     public_key = public_key_of(key_json)
-    member = media.urls(OWNER, PHOTO, viewer=OTHER, original=True, filename="ignored.jpg")
+    member = media.urls(OWNER, PHOTO, preview_format=WEBP, viewer=OTHER, original=True, filename="ignored.jpg")
     assert signed_policy(member.small or "", public_key)["Statement"][0]["Resource"] == (
         f"{BASE}/previews/{OWNER}/{PHOTO}/*"
     )
@@ -181,14 +183,14 @@ def test_anyone_else_gets_urls_for_that_photo_only_and_the_original_only_when_al
         f"{BASE}/originals/{OWNER}/{PHOTO}"
     )
     assert "response-content-disposition" not in (member.original or "")  # the file name stays the owner's
-    visitor = media.urls(OWNER, PHOTO, viewer=None, original=False)
+    visitor = media.urls(OWNER, PHOTO, preview_format=WEBP, viewer=None, original=False)
     assert visitor.original is None
     assert visitor.small == member.small  # one signature per photo, whoever asks
 
 
 def test_a_signature_from_another_key_does_not_verify(key_json: str) -> None:
     media, _, _ = make_media(key_json)
-    url = media.urls(OWNER, PHOTO, viewer=OWNER, original=False).small or ""
+    url = media.urls(OWNER, PHOTO, preview_format=WEBP, viewer=OWNER, original=False).small or ""
     with pytest.raises(InvalidSignature):
         signed_policy(url, new_private_key().public_key())
 
@@ -196,47 +198,49 @@ def test_a_signature_from_another_key_does_not_verify(key_json: str) -> None:
 def test_the_key_is_read_on_first_use_then_once_a_window(key_json: str) -> None:
     media, clock, source = make_media(key_json, now=100 * HOUR)
     assert source.reads == 0
-    media.urls(OWNER, PHOTO, viewer=OWNER, original=True)
-    media.urls(OTHER, PHOTO, viewer=OTHER, original=True)
+    media.urls(OWNER, PHOTO, preview_format=WEBP, viewer=OWNER, original=True)
+    media.urls(OTHER, PHOTO, preview_format=WEBP, viewer=OTHER, original=True)
     assert source.reads == 1
     clock.now += HOUR
-    media.urls(OWNER, PHOTO, viewer=OWNER, original=True)
+    media.urls(OWNER, PHOTO, preview_format=WEBP, viewer=OWNER, original=True)
     assert source.reads == 2
 
 
 def test_a_rotated_key_signs_from_the_next_window(key_json: str) -> None:
     media, clock, source = make_media(key_json, now=100 * HOUR)
-    media.urls(OWNER, PHOTO, viewer=OWNER, original=True)
+    media.urls(OWNER, PHOTO, preview_format=WEBP, viewer=OWNER, original=True)
     rotated = media_key_json(new_private_key(), "KSECOND000002")
     source.key_json = rotated
     clock.now += HOUR
-    url = media.urls(OWNER, PHOTO, viewer=OWNER, original=True).small or ""
+    url = media.urls(OWNER, PHOTO, preview_format=WEBP, viewer=OWNER, original=True).small or ""
     assert parse_qs(urlsplit(url).query)["Key-Pair-Id"] == ["KSECOND000002"]
     signed_policy(url, public_key_of(rotated))
 
 
 def test_a_failed_refresh_keeps_signing_with_the_current_key_and_retries_later(key_json: str) -> None:
     media, clock, source = make_media(key_json, now=100 * HOUR)
-    media.urls(OWNER, PHOTO, viewer=OWNER, original=True)
+    media.urls(OWNER, PHOTO, preview_format=WEBP, viewer=OWNER, original=True)
     source.fail = errors.Unavailable("Secrets Manager is busy; retry shortly")
     clock.now += HOUR
-    url = media.urls(OWNER, PHOTO, viewer=OWNER, original=True).small or ""
+    url = media.urls(OWNER, PHOTO, preview_format=WEBP, viewer=OWNER, original=True).small or ""
     signed_policy(url, public_key_of(key_json))
     reads = source.reads
-    media.urls(OTHER, PHOTO, viewer=OTHER, original=True)
+    media.urls(OTHER, PHOTO, preview_format=WEBP, viewer=OTHER, original=True)
     assert source.reads == reads  # no new read until the retry time
     clock.now += 61
     source.fail = None
-    media.urls("third-sub", PHOTO, viewer="third-sub", original=True)
+    media.urls("third-sub", PHOTO, preview_format=WEBP, viewer="third-sub", original=True)
     assert source.reads == reads + 1
 
 
 def test_an_unusable_refreshed_key_is_ignored_with_the_current_one_kept(key_json: str) -> None:
     media, clock, source = make_media(key_json, now=100 * HOUR)
-    media.urls(OWNER, PHOTO, viewer=OWNER, original=True)
+    media.urls(OWNER, PHOTO, preview_format=WEBP, viewer=OWNER, original=True)
     source.key_json = '{"key_pair_id": "KBAD", "private_key": "not a pem"}'
     clock.now += HOUR
-    signed_policy(media.urls(OWNER, PHOTO, viewer=OWNER, original=True).small or "", public_key_of(key_json))
+    signed_policy(
+        media.urls(OWNER, PHOTO, preview_format=WEBP, viewer=OWNER, original=True).small or "", public_key_of(key_json)
+    )
 
 
 @pytest.mark.parametrize(
@@ -251,7 +255,7 @@ def test_without_any_usable_key_the_caller_gets_a_503(key_json: str, failure: Ex
     else:
         source.fail = failure
     with pytest.raises(errors.Unavailable):
-        media.urls(OWNER, PHOTO, viewer=OWNER, original=True)
+        media.urls(OWNER, PHOTO, preview_format=WEBP, viewer=OWNER, original=True)
 
 
 def test_a_window_shorter_than_an_hour_is_refused() -> None:
@@ -266,14 +270,61 @@ class RecordingPresigner:
 
 def test_without_a_cdn_owners_and_others_get_presigned_urls_of_their_own_lifetimes() -> None:
     media = S3Media(RecordingPresigner(), owner_seconds=3600, shared_seconds=600)
-    owner = media.urls(OWNER, PHOTO, viewer=OWNER, original=False, filename="a.jpg")
+    owner = media.urls(OWNER, PHOTO, preview_format=WEBP, viewer=OWNER, original=False, filename="a.jpg")
     assert owner.original == f"s3://{keys.original_object(OWNER, PHOTO)}?expires=3600&filename=a.jpg"
-    shared = media.urls(OWNER, PHOTO, viewer=OTHER, original=False, filename="a.jpg")
+    shared = media.urls(OWNER, PHOTO, preview_format=WEBP, viewer=OTHER, original=False, filename="a.jpg")
     assert shared.original is None
-    assert shared.small == f"s3://{keys.preview_object(OWNER, PHOTO, 'small')}?expires=600&filename=None"
-    assert media.urls(OWNER, PHOTO, viewer=None, original=True).original == (
+    assert shared.small == f"s3://{keys.preview_object(OWNER, PHOTO, 'small', WEBP)}?expires=600&filename=None"
+    assert media.urls(OWNER, PHOTO, preview_format=WEBP, viewer=None, original=True).original == (
         f"s3://{keys.original_object(OWNER, PHOTO)}?expires=600&filename=None"
     )
+
+
+# --- preview formats: WebP for new photos, JPEG for those stored before ---------------------------------------------
+
+
+def test_a_preview_is_named_by_its_format_and_a_photo_lists_the_names_of_both() -> None:
+    assert keys.preview_object(OWNER, PHOTO, "large", WEBP) == f"previews/{OWNER}/{PHOTO}/large.webp"
+    assert keys.preview_object(OWNER, PHOTO, "small", JPEG) == f"previews/{OWNER}/{PHOTO}/small.jpg"
+    # What a delete removes: whatever the photo's format (and a photo an older worker began may have both).
+    assert set(keys.photo_objects(OWNER, PHOTO)) == {
+        f"uploads/{OWNER}/{PHOTO}",
+        f"originals/{OWNER}/{PHOTO}",
+        *(f"previews/{OWNER}/{PHOTO}/{size}.{ext}" for size in ("large", "small") for ext in ("jpg", "webp")),
+    }
+    assert all(key.startswith(keys.photo_previews_prefix(OWNER, PHOTO)) for key in keys.preview_objects(OWNER, PHOTO))
+
+
+def test_a_format_absent_from_an_item_is_jpeg() -> None:
+    assert PreviewFormat.recorded(None) is JPEG
+    assert PreviewFormat.recorded("webp") is WEBP
+    assert (JPEG.content_type, WEBP.content_type) == ("image/jpeg", "image/webp")
+
+
+@pytest.mark.parametrize("viewer", [OWNER, OTHER, None], ids=["owner", "member", "visitor"])
+def test_cdn_urls_name_the_photos_format_under_the_same_signatures(key_json: str, viewer: str | None) -> None:
+    media, _, _ = make_media(key_json)
+    webp = media.urls(OWNER, PHOTO, preview_format=WEBP, viewer=viewer, original=False)
+    signed_before = p256._tables.signatures
+    jpeg = media.urls(OWNER, PHOTO, preview_format=JPEG, viewer=viewer, original=False)
+    for urls, extension in ((webp, "webp"), (jpeg, "jpg")):
+        assert urls.large is not None
+        assert urls.small is not None
+        assert urls.large.startswith(f"{BASE}/previews/{OWNER}/{PHOTO}/large.{extension}?Policy=")
+        assert urls.small.startswith(f"{BASE}/previews/{OWNER}/{PHOTO}/small.{extension}?Policy=")
+    # The policies cover the prefix, not the name: the signatures serve both formats, so none changes.
+    assert p256._tables.signatures == signed_before
+    assert (webp.small or "").split("?")[1] == (jpeg.small or "").split("?")[1]
+    resource = signed_policy(webp.large or "", public_key_of(key_json))["Statement"][0]["Resource"]
+    assert (webp.large or "").split("?")[0].startswith(resource.removesuffix("*"))
+
+
+def test_presigned_urls_name_the_photos_format() -> None:
+    media = S3Media(RecordingPresigner(), owner_seconds=3600, shared_seconds=600)
+    for preview_format, extension in ((WEBP, "webp"), (JPEG, "jpg")):
+        urls = media.urls(OWNER, PHOTO, preview_format=preview_format, viewer=OWNER, original=False)
+        assert urls.large == f"s3://previews/{OWNER}/{PHOTO}/large.{extension}?expires=3600&filename=None"
+        assert urls.small == f"s3://previews/{OWNER}/{PHOTO}/small.{extension}?expires=3600&filename=None"
 
 
 # --- settings -----------------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from chalicelib.photos.models import (
     PhotoChanges,
     PhotoStatus,
     PresignedUpload,
+    PreviewFormat,
 )
 from chalicelib.photos.service import PhotoService
 from chalicelib.users.models import Quota, Usage
@@ -519,13 +520,12 @@ def test_only_a_ready_photo_has_download_urls(service: PhotoService, repository:
         urls.original
         == f"https://bucket.example/{keys.original_object(OWNER, photo.photo_id)}?expires=300&filename=cat.jpg"
     )
-    assert (
-        urls.large
-        == f"https://bucket.example/{keys.preview_object(OWNER, photo.photo_id, 'large')}?expires=300&filename=None"
-    )
-    assert (
-        urls.small
-        == f"https://bucket.example/{keys.preview_object(OWNER, photo.photo_id, 'small')}?expires=300&filename=None"
+    # Settled without a preview format, as every photo before WebP previews: its JPEG previews.
+    assert urls.large == f"https://bucket.example/previews/{OWNER}/{photo.photo_id}/large.jpg?expires=300&filename=None"
+    assert urls.small == f"https://bucket.example/previews/{OWNER}/{photo.photo_id}/small.jpg?expires=300&filename=None"
+    webp = dataclasses.replace(settle(repository, upload(service)), preview_format=PreviewFormat.WEBP)
+    assert service.download_urls(webp).large == (
+        f"https://bucket.example/previews/{OWNER}/{webp.photo_id}/large.webp?expires=300&filename=None"
     )
     rejected = settle(repository, upload(service), PhotoStatus.REJECTED)
     assert service.download_urls(rejected) == DownloadUrls(original=None, large=None, small=None)
