@@ -82,11 +82,9 @@ BODIES = {
         "from chalicelib import deps\n"
         "deps.dynamodb()\n"
         "_mark('dynamodb')\n"
-        # (`preview_format=`, the default a photo records, where photos record one: WebP previews, beside issue 14)
-        "from chalicelib.photos.models import Photo\n"
-        "_stored = {'preview_format': Photo.preview_format} if hasattr(Photo, 'preview_format') else {}\n"
+        "from chalicelib.photos.models import PreviewFormat\n"
         f"deps.media().urls({MEDIA_OWNER!r}, {MEDIA_PHOTO!r}, viewer={MEDIA_OWNER!r}, original=True, "
-        "filename='IMG_2041.jpg', **_stored)\n"
+        "filename='IMG_2041.jpg', preview_format=PreviewFormat.WEBP)\n"
         "_mark('media')\n"
         "deps.photo_service()\n"
     ),

@@ -101,15 +101,6 @@ def request_kind(url: str, *, api_url: str, media_url: str, web_url: str) -> str
     return "other"
 
 
-def preview_format_argument() -> dict[str, Any]:
-    """`preview_format=` as `MediaLinks.urls` takes it where photos record their previews' format (WebP previews,
-    changed beside issue 14), the format a photo gets by default; nothing where they do not. What a URL costs does
-    not depend on it."""
-    from chalicelib.photos.models import Photo
-
-    return {"preview_format": Photo.preview_format} if hasattr(Photo, "preview_format") else {}
-
-
 # --- child: signing cost ---------------------------------------------------------------------------------------
 
 
@@ -126,6 +117,7 @@ def _sign_child(list_rounds: int) -> dict[str, Any]:  # noqa: PLR0915 - one scri
     from chalicelib import deps, keys, p256
     from chalicelib.ids import new_ulid
     from chalicelib.media import CloudFrontMedia
+    from chalicelib.photos.models import PreviewFormat
     from tests.support.media import public_key_of, signed_policy
 
     key_json = common.media_key_json()
@@ -146,7 +138,7 @@ def _sign_child(list_rounds: int) -> dict[str, Any]:  # noqa: PLR0915 - one scri
     presigned = deps.media()  # no PHOTOSKY_MEDIA_URL here: S3Media, the presigning path the API falls back to
     if type(presigned).__name__ != "S3Media":
         raise AssertionError(f"expected the presigning path, got {type(presigned).__name__}")
-    as_stored = preview_format_argument()
+    as_stored = {"preview_format": PreviewFormat.WEBP}  # what a new photo records (the cost does not depend on it)
     out: dict[str, Any] = {}
 
     # The baseline: botocore's presign of one GET, as chalicelib.storage asks for it (the first call loads the
