@@ -6,12 +6,14 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import os
 import threading
 import weakref
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote_plus
 
 import boto3
@@ -22,6 +24,7 @@ from moto.core.models import botocore_stubber
 from PIL import Image
 
 from chalicelib import deps, errors, keys, web
+from chalicelib.photos.models import PreviewFormat
 from ops import invariants
 from tests.integration.conftest import BUCKET, TABLE, User
 
@@ -156,11 +159,12 @@ def bucket_keys(s3: Any) -> set[str]:
     return found
 
 
-def ready_objects(owner_id: str, photo_id: str) -> set[str]:
+def ready_objects(owner_id: str, photo_id: str, preview_format: PreviewFormat = PreviewFormat.WEBP) -> set[str]:
+    """A READY photo's objects: its original and its previews (WebP, as the worker makes every photo here)."""
     return {
         keys.original_object(owner_id, photo_id),
-        keys.preview_object(owner_id, photo_id, "large"),
-        keys.preview_object(owner_id, photo_id, "small"),
+        keys.preview_object(owner_id, photo_id, "large", preview_format),
+        keys.preview_object(owner_id, photo_id, "small", preview_format),
     }
 
 
@@ -459,3 +463,61 @@ CANCELLATIONS = {
     "TransactionConflict": transaction_cancelled("None", "TransactionConflict"),
     "ThrottlingError": transaction_cancelled("None", "ThrottlingError"),
 }
+
+
+# --- how much of a fault matrix a run tries ---------------------------------------------------------------------------
+
+Row = TypeVar("Row")
+Cell = TypeVar("Cell")
+
+
+def full_matrix(env: Mapping[str, str] = os.environ) -> bool:
+    """Whether the fault suites try every cell of their matrices: with PHOTOSKY_FAULTS=all, or PHOTOSKY_FUZZ_EXAMPLES
+    set (`make fuzz`, `make reliability`) unless PHOTOSKY_FAULTS=sample; else (`make test`) a sample."""
+    chosen = env.get("PHOTOSKY_FAULTS", "").strip().lower()
+    if chosen not in {"", "all", "sample"}:
+        raise ValueError(f"PHOTOSKY_FAULTS={chosen!r}: expected 'all' or 'sample'")
+    return chosen == "all" or (not chosen and bool(env.get("PHOTOSKY_FUZZ_EXAMPLES")))
+
+
+FULL_MATRIX = full_matrix()
+
+
+def sample(
+    matrix: Sequence[tuple[Row, Sequence[Cell]]],
+    kind: Callable[[Cell], Hashable] = lambda cell: cell,
+    *,
+    every: int = 1,
+    full: bool = FULL_MATRIX,
+) -> list[tuple[Row, Cell]]:
+    """The (row, cell) pairs of a fault matrix to try, in the matrix's order. A row is a position (a call an
+    operation makes), its cells the faults that fit there; `kind` names a cell's kind of fault.
+
+    With the full matrix, every cell. Otherwise one cell per row, the kind tried least so far (the row's first on a
+    tie), then each kind no row got, at the first row it fits: every position and every kind at least once. With
+    `every` (for an operation that repeats one item's steps for each item) only every `every`-th row and the last
+    get a cell of their own. The choice depends on the matrix alone, so a failure reproduces, and a sampled cell is
+    the same case (and subtest) as in the full run."""
+    if full:
+        return [(row, cell) for row, cells in matrix for cell in cells]
+    tried: Counter[Hashable] = Counter()
+    picked: list[set[int]] = []
+    for position, (_, cells) in enumerate(matrix):
+        if position % every and position != len(matrix) - 1:
+            picked.append(set())
+            continue
+        chosen = min(range(len(cells)), key=lambda index: tried[kind(cells[index])], default=None)
+        if chosen is not None:
+            tried[kind(cells[chosen])] += 1
+        picked.append(set() if chosen is None else {chosen})
+    for (_, cells), indexes in zip(matrix, picked, strict=True):
+        for index, cell in enumerate(cells):
+            if not tried[kind(cell)]:
+                tried[kind(cell)] += 1
+                indexes.add(index)
+    return [
+        (row, cell)
+        for (row, cells), indexes in zip(matrix, picked, strict=True)
+        for index, cell in enumerate(cells)
+        if index in indexes
+    ]

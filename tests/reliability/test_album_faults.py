@@ -7,7 +7,9 @@ Each DynamoDB and S3 call an operation makes, in turn, is made to fail the way A
 its reply lost after the write applied (a read time-out), or its transaction cancelled for a conflict or throttling.
 The client must get a 503 (never a 500); the state, cut short, must be consistent; the client's retry of the same
 call must finish the operation; and a deletion or departure cut short must be finished by the sweeper on its own.
-The invariant checker (ops/invariants.py, which knows every album rule) runs after each step.
+The invariant checker (ops/invariants.py, which knows every album rule) runs after each step. `make test` tries a
+sample of each operation's calls × faults (every call and every kind of fault at least once, support.sample);
+PHOTOSKY_FAULTS=all, or `make fuzz` and `make reliability`, try them all.
 
 Transactions hold two photos here (clean-ups four items), so a handful of photos make several transactions; one
 test keeps the real sizes. Races run the service layer in threads or, for exact interleavings, a second call hooked
@@ -18,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import itertools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from chalicelib.albums import repository as album_repository
 from chalicelib.albums.links import token_hash
 from chalicelib.albums.models import AlbumChanges, Role
 from chalicelib.albums.service import CLEANUP_GRACE
-from chalicelib.photos.models import PhotoStatus
+from chalicelib.photos.models import PhotoStatus, PreviewFormat
 from ops import invariants
 from tests.integration.conftest import BUCKET, TABLE, User
 from tests.reliability.support import (
@@ -53,6 +54,7 @@ from tests.reliability.support import (
     ready_objects,
     recorded_calls,
     s3_error,
+    sample,
     start_upload,
     status_of,
     upload_ready,
@@ -259,12 +261,12 @@ class Scene:
     def quick_photo(self, owner: User) -> str:
         """A READY photo made the worker's way (objects written, then the photo marked READY) without decoding."""
         photo_id = str(start_upload(owner, b"x" * 100)["photo"]["photo_id"])
-        for key in (
-            keys.original_object(owner.sub, photo_id),
-            keys.preview_object(owner.sub, photo_id, "large"),
-            keys.preview_object(owner.sub, photo_id, "small"),
-        ):
-            self.s3.put_object(Bucket=BUCKET, Key=key, Body=b"x" * 100, ContentType="image/jpeg")
+        self.s3.put_object(
+            Bucket=BUCKET, Key=keys.original_object(owner.sub, photo_id), Body=b"x" * 100, ContentType="image/jpeg"
+        )
+        for size in ("large", "small"):
+            key = keys.preview_object(owner.sub, photo_id, size, PreviewFormat.WEBP)
+            self.s3.put_object(Bucket=BUCKET, Key=key, Body=b"x" * 100, ContentType="image/webp")
         repository = deps.photo_repository()
         pending = repository.get(owner.sub, photo_id)
         assert pending is not None
@@ -273,6 +275,7 @@ class Scene:
             status=PhotoStatus.READY,
             width=1,
             height=1,
+            preview_format=PreviewFormat.WEBP,
             updated_at=clock.utc_now(),
             revision=pending.revision + 1,
         )
@@ -521,17 +524,22 @@ OPERATIONS: dict[str, Operation] = {
 
 @dataclass(frozen=True)
 class Kind:
-    name: str
+    family: str  # what happens: the kinds `make test` samples (see support.sample)
     inject: Callable[[Faults, str, str, int], Any]  # (faults, service, operation, which call of it)
     applied: bool  # whether the failing call's write took effect
     attempts: int | None  # how many attempts of the failing call reach the fault (None: it answers, then fails)
+    error: str = ""  # the error it answers with, where the family has several
+
+    @property
+    def name(self) -> str:
+        return f"{self.family} ({self.error})" if self.error else self.family
 
 
 def throttled(name: str, respond: Callable[[Any], Any]) -> Kind:
     def inject(faults: Faults, service: str, operation: str, nth: int) -> Any:
         return faults.inject(service, operation, respond, failing=set(range(nth, nth + ATTEMPTS)))
 
-    return Kind(f"throttled ({name})", inject, applied=False, attempts=ATTEMPTS)
+    return Kind("throttled", inject, applied=False, attempts=ATTEMPTS, error=name)
 
 
 def _lose_reply(request_name: str) -> None:
@@ -553,22 +561,20 @@ def cancelled(name: str, respond: Callable[[Any], Any]) -> Kind:
         return faults.inject(service, operation, respond, failing={nth})
 
     # botocore does not retry a cancelled transaction.
-    return Kind(f"transaction cancelled ({name})", inject, applied=False, attempts=1)
+    return Kind("transaction cancelled", inject, applied=False, attempts=1, error=name)
 
 
-def kinds_for(service: str, operation: str, turn: Iterator[int]) -> list[Kind]:
-    """Each call meets the next throttling error in turn; a write also loses its reply once it applied, and a
-    transaction is also cancelled (a conflict or throttling, in turn)."""
+def kinds_for(service: str, operation: str, position: int) -> list[Kind]:
+    """Every kind of fault that fits the call: throttled (the throttling error rotating with the position); for a
+    write, its reply lost once it applied; for a transaction, cancelled (a conflict or throttling, rotating)."""
     if service == "s3":
         return [throttled("S3 InternalError", s3_error("InternalError", 500))]
-    names = list(THROTTLES)
-    name = names[next(turn) % len(names)]
-    kinds = [throttled(name, THROTTLES[name])]
+    code = list(THROTTLES)[position % len(THROTTLES)]
+    kinds = [throttled(code, THROTTLES[code])]
     if operation in WRITES:
         kinds.append(REPLY_LOST)
     if operation == "TransactWriteItems":
-        reasons = list(CANCELLATIONS)
-        reason = reasons[next(turn) % len(reasons)]
+        reason = list(CANCELLATIONS)[position % len(CANCELLATIONS)]
         kinds.append(cancelled(reason, CANCELLATIONS[reason]))
     return kinds
 
@@ -583,6 +589,13 @@ def requests_of(scene: Scene, operation: Operation) -> list[Request]:
     case.finished(response)
     assert_invariants(scene.aws)
     return requests
+
+
+def fault_or_finisher(cell: tuple[Kind, str]) -> str:
+    """What a case stands for in the sample: its kind of fault if the client's retry finishes it, else the sweeper.
+    So every kind of fault, and the sweeper where it has something to finish, is tried at least once per operation."""
+    kind, finisher = cell
+    return kind.family if finisher == "retry" else finisher
 
 
 def run_cut_short(
@@ -632,19 +645,25 @@ def test_a_fault_on_any_call_of_an_album_operation_is_503_and_its_retry_or_the_s
     begins = None
     if operation.begins_cleanup is not None:
         begins = next(i for i, (_, op, params) in enumerate(requests) if operation.begins_cleanup(op, params))
-    turn = itertools.count()
-    for position in range(len(requests)):
-        service, op, nth = nth_call(requests, position)
-        for kind in kinds_for(service, op, turn):
-            with subtests.test(call=f"{position}:{op}#{nth}", fault=kind.name, finished_by="retry"):
-                run_cut_short(scene, faults, operation, (service, op, nth), kind)
-            # A throttled call after the clean-up began, or the beginning itself applied and its reply lost.
-            left_behind = begins is not None and (
-                (position > begins and kind.name.startswith("throttled")) or (position == begins and kind.applied)
-            )
-            if left_behind:
-                with subtests.test(call=f"{position}:{op}#{nth}", fault=kind.name, finished_by="sweeper"):
-                    run_cut_short(scene, faults, operation, (service, op, nth), kind, sweeper=monkeypatch)
+
+    def finishers(position: int, kind: Kind) -> list[str]:
+        # The sweeper too where the request leaves a clean-up behind: a throttled call after the clean-up began,
+        # or the beginning itself applied and its reply lost.
+        left_behind = begins is not None and (
+            (position > begins and kind.family == "throttled") or (position == begins and kind.applied)
+        )
+        return ["retry", "sweeper"] if left_behind else ["retry"]
+
+    calls = [nth_call(requests, position) for position in range(len(requests))]
+    matrix = [
+        (position, [(kind, end) for kind in kinds_for(service, op, position) for end in finishers(position, kind)])
+        for position, (service, op, _) in enumerate(calls)
+    ]
+    for position, (kind, finisher) in sample(matrix, fault_or_finisher):
+        _, op, nth = call = calls[position]
+        with subtests.test(call=f"{position}:{op}#{nth}", fault=kind.name, finished_by=finisher):
+            sweeper = monkeypatch if finisher == "sweeper" else None
+            run_cut_short(scene, faults, operation, call, kind, sweeper=sweeper)
 
 
 def test_at_the_real_transaction_sizes_fifty_photos_added_and_removed_survive_a_failed_second_transaction(

@@ -13,8 +13,6 @@ thin (parse, call one service method, shape), and `web.error_response` gives the
 from __future__ import annotations
 
 import functools
-import itertools
-import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,6 +48,7 @@ from tests.reliability.support import (
     ready_objects,
     recorded_calls,
     s3_error,
+    sample,
     snapshot,
     start_upload,
     status_of,
@@ -61,23 +60,16 @@ from tests.reliability.support import (
 
 pytestmark = pytest.mark.suite("faults")
 
-# By default each failing call meets one kind of error in turn (every call and every kind is covered); `make fuzz`
-# (PHOTOSKY_FUZZ_EXAMPLES set) tries every kind on every call. moto answers a call in ~25 ms, so the cross product
-# would triple this module's time for little: the kinds all take the same path (errors.Unavailable).
-THOROUGH = bool(os.environ.get("PHOTOSKY_FUZZ_EXAMPLES"))
+# `make test` tries a sample of each calls × errors matrix (every call and every error at least once: support.sample);
+# PHOTOSKY_FAULTS=all, or `make fuzz` and `make reliability`, try every error on every call. moto answers a call in
+# ~25 ms, so the cross product would triple this module's time for little: the errors all take the same path
+# (errors.Unavailable).
 S3_FAULTS = {
     "InternalError": s3_error("InternalError", 500),
     "SlowDown": s3_error("SlowDown", 503),
     "ReadTimeout": read_timeout,
     "ConnectTimeout": connect_timeout,
 }
-
-
-def error_kinds(kinds: dict[str, Any], turn: itertools.count[int]) -> list[tuple[str, Any]]:
-    """Every kind when thorough, else the next one in turn."""
-    if THOROUGH:
-        return list(kinds.items())
-    return [list(kinds.items())[next(turn) % len(kinds)]]
 
 
 def fresh_clients() -> None:
@@ -187,28 +179,28 @@ def scene(aws: boto3.session.Session, api: Client, s3: Any, alice: User) -> Scen
 def test_persistent_dynamodb_throttling_on_any_routes_call_is_503_and_writes_nothing_or_everything(
     scene: Scene, faults: Faults, subtests: Any
 ) -> None:
-    turn = itertools.count()
-    for name, route in ROUTES.items():
-        for position, operation in enumerate(route.operations):
-            for code, respond in error_kinds(THROTTLES, turn):
-                with subtests.test(route=name, operation=operation, error=code):
-                    send = route.prepare(scene)
-                    before = snapshot(scene.aws, quick=True)
-                    fresh_clients()
-                    # The earlier calls of the same operation (the rate counter's UpdateItem before the profile's)
-                    # go through; every attempt of this one fails.
-                    earlier = route.operations[:position].count(operation)
-                    failing = set(range(earlier + 1, earlier + 1 + ATTEMPTS))
-                    fault = faults.inject("dynamodb", operation, respond, failing=failing)
-                    try:
-                        response = send()
-                    finally:
-                        faults.clear()
-                    assert_retry_later(response)
-                    assert fault.attempts == earlier + ATTEMPTS  # botocore retried before giving up
-                    if route.writes_at is None or position <= route.writes_at:
-                        assert snapshot(scene.aws, quick=True) == before, "a failed request changed the table or bucket"
-                    assert_invariants(scene.aws)
+    calls = [(name, position) for name, route in ROUTES.items() for position in range(len(route.operations))]
+    for (name, position), code in sample([(call, list(THROTTLES)) for call in calls]):
+        route = ROUTES[name]
+        operation = route.operations[position]
+        with subtests.test(route=name, operation=operation, error=code):
+            send = route.prepare(scene)
+            before = snapshot(scene.aws, quick=True)
+            fresh_clients()
+            # The earlier calls of the same operation (the rate counter's UpdateItem before the profile's) go
+            # through; every attempt of this one fails.
+            earlier = route.operations[:position].count(operation)
+            failing = set(range(earlier + 1, earlier + 1 + ATTEMPTS))
+            fault = faults.inject("dynamodb", operation, THROTTLES[code], failing=failing)
+            try:
+                response = send()
+            finally:
+                faults.clear()
+            assert_retry_later(response)
+            assert fault.attempts == earlier + ATTEMPTS  # botocore retried before giving up
+            if route.writes_at is None or position <= route.writes_at:
+                assert snapshot(scene.aws, quick=True) == before, "a failed request changed the table or bucket"
+            assert_invariants(scene.aws)
 
 
 def test_a_transient_dynamodb_throttle_is_retried_and_the_request_succeeds_once(
@@ -404,6 +396,8 @@ def test_a_worker_that_crashes_before_or_after_any_call_is_finished_by_the_redel
 
     calls = worker_calls(scene.api, scene.s3, scene.alice, upload_data())
     assert len(calls) >= 5, calls
+    # Whole, not sampled: a crash before a call leaves what a crash after the one before leaves, so one crash per
+    # call (support.sample) would skip every other state the worker can die in.
     for position, (service, operation) in enumerate(calls):
         nth = nth_occurrence(calls, position)
         for when in ("before", "after"):
@@ -427,30 +421,28 @@ def test_a_worker_that_crashes_before_or_after_any_call_is_finished_by_the_redel
 def test_a_worker_whose_dependencies_keep_failing_gives_up_retryably_and_the_redelivery_finishes(
     scene: Scene, faults: Faults, subtests: Any
 ) -> None:
-    calls = worker_calls(scene.api, scene.s3, scene.alice, jpeg())
-    turns = {"dynamodb": itertools.count(), "s3": itertools.count()}
-    for position, (service, operation) in enumerate(calls):
-        if calls.index((service, operation)) != position:
-            continue  # a persistent fault always hits the first call of an operation
-        kinds = THROTTLES if service == "dynamodb" else S3_FAULTS
-        for code, respond in error_kinds(kinds, turns[service]):
-            with subtests.test(call=f"{service}.{operation}", error=code):
-                counted_before = usage_of(scene.alice)
-                data = jpeg()  # bytes of its own: the same again would be a copy of the photo worker_calls settled
-                photo = start_upload(scene.alice, data)["photo"]
-                key = put_upload(scene.s3, scene.alice.sub, photo["photo_id"], data)
-                fresh_clients()
-                fault = faults.inject(service, operation, respond)
-                try:
-                    with pytest.raises(errors.Unavailable):
-                        deliver(scene.api, key)
-                finally:
-                    faults.clear()
-                assert fault.attempts == ATTEMPTS
-                assert_invariants(scene.aws)
-                run_until_settled(scene, key)
-                assert_settled_exactly_once(scene, photo["photo_id"], "READY", len(data), counted_before)
-                tidy(scene, photo["photo_id"])
+    # A persistent fault always hits the first call of an operation.
+    firsts = list(dict.fromkeys(worker_calls(scene.api, scene.s3, scene.alice, jpeg())))
+    matrix = [(call, list(THROTTLES if call[0] == "dynamodb" else S3_FAULTS)) for call in firsts]
+    for (service, operation), code in sample(matrix):
+        respond = (THROTTLES if service == "dynamodb" else S3_FAULTS)[code]
+        with subtests.test(call=f"{service}.{operation}", error=code):
+            counted_before = usage_of(scene.alice)
+            data = jpeg()  # bytes of its own: the same again would be a copy of the photo worker_calls settled
+            photo = start_upload(scene.alice, data)["photo"]
+            key = put_upload(scene.s3, scene.alice.sub, photo["photo_id"], data)
+            fresh_clients()
+            fault = faults.inject(service, operation, respond)
+            try:
+                with pytest.raises(errors.Unavailable):
+                    deliver(scene.api, key)
+            finally:
+                faults.clear()
+            assert fault.attempts == ATTEMPTS
+            assert_invariants(scene.aws)
+            run_until_settled(scene, key)
+            assert_settled_exactly_once(scene, photo["photo_id"], "READY", len(data), counted_before)
+            tidy(scene, photo["photo_id"])
 
 
 def test_a_delete_landing_while_the_worker_writes_previews_leaves_nothing_and_raises_nothing(

@@ -9,11 +9,11 @@ client's retry of the same call, or the scheduled job, finishes the operation; t
 (ops/invariants.py) runs after each step, and after an account's deletion `invariants.remains_of` finds nothing of
 the user's anywhere.
 
-Sampled, to keep `make test` quick (`make fuzz`, PHOTOSKY_FUZZ_EXAMPLES set, runs everything): each call meets one
-kind of fault in turn; an operation that repeats one photo's steps per photo (a batch, emptying the trash) is
-faulted at every other call; an account deletion dies after every other write. The cases that matter most are
-explicit tests besides (objects deleted but not the item; one photo of a batch failing). Each case starts from the
-same small scene (`Scene.case`): moto's calls take time in proportion to the whole table.
+`make test` tries a sample of each matrix (support.sample): every kind of fault and finisher, and every call (every
+other one where an operation repeats its steps for each photo or album), at least once; PHOTOSKY_FAULTS=all, or
+`make fuzz` and `make reliability`, try every cell. The cases that matter most are explicit tests besides (objects
+deleted but not the item; one photo of a batch failing). Each case starts from the same small scene
+(`Scene.case`): moto's calls take time in proportion to the whole table.
 
 Photos are made the worker's way without decoding an image (`quick_photo`) except where the worker itself is under
 test (duplicates). Races run the service layer in threads (see test_faults.py for why not the HTTP views).
@@ -24,8 +24,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import itertools
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -41,7 +39,7 @@ from chalice.test import Client
 from chalicelib import clock, deps, errors, keys
 from chalicelib.albums.service import CLEANUP_GRACE
 from chalicelib.photos import repository as photo_repository
-from chalicelib.photos.models import NewPhoto, PhotoStatus
+from chalicelib.photos.models import NewPhoto, PhotoStatus, PreviewFormat
 from ops import invariants
 from tests.integration.conftest import BUCKET, TABLE, User
 from tests.reliability.support import (
@@ -64,6 +62,7 @@ from tests.reliability.support import (
     ready_objects,
     recorded_calls,
     s3_error,
+    sample,
     snapshot,
     start_upload,
     status_of,
@@ -76,7 +75,6 @@ pytestmark = pytest.mark.suite("faults")
 
 S3_FAULTS = {"InternalError": s3_error("InternalError", 500), "SlowDown": s3_error("SlowDown", 503)}
 WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem", "DeleteObjects"})
-THOROUGH = bool(os.environ.get("PHOTOSKY_FUZZ_EXAMPLES"))
 TRASH_DAYS = 30
 
 
@@ -176,6 +174,7 @@ def quick_photo(owner: User, *, digest: str | None = None, **fields: Any) -> str
         width=1,
         height=1,
         sha256=digest or hashlib.sha256(photo_id.encode()).hexdigest(),
+        preview_format=PreviewFormat.WEBP,  # the previews ready_objects names, as the worker makes them
         updated_at=clock.utc_now(),
         revision=pending.revision + 1,
     )
@@ -445,8 +444,8 @@ class Operation:
     purge_finishes: bool = False
     # A batch answers for each photo: a fault in one photo's steps is that photo's "conflict", not a 503.
     batch: bool = False
-    # Every how many calls one is faulted (all when thorough): an operation that repeats one photo's steps for
-    # each photo (a batch, emptying the trash) needs no fault on every repetition of the same step.
+    # Sampled, every how many calls one is faulted (see support.sample): an operation that repeats one photo's
+    # steps for each photo (a batch, emptying the trash) needs no fault at every repetition of the same step.
     every: int = 1
 
 
@@ -469,17 +468,22 @@ OPERATIONS: dict[str, Operation] = {
 
 @dataclass(frozen=True)
 class Kind:
-    name: str
+    family: str  # what happens: the kinds `make test` samples (see support.sample)
     inject: Callable[[Faults, str, str, int], Any]  # (faults, service, operation, which call of it)
     applied: bool  # whether the failing call's write took effect
     crash: bool = False  # the process dies: no response at all
+    error: str = ""  # the error it answers with, where the family has several
+
+    @property
+    def name(self) -> str:
+        return f"{self.family} ({self.error})" if self.error else self.family
 
 
 def throttled(name: str, respond: Callable[[Any], Any]) -> Kind:
     def inject(faults: Faults, service: str, operation: str, nth: int) -> Any:
         return faults.inject(service, operation, respond, failing=set(range(nth, nth + ATTEMPTS)))
 
-    return Kind(f"throttled ({name})", inject, applied=False)
+    return Kind("throttled", inject, applied=False, error=name)
 
 
 def _lose_reply(request_name: str) -> None:
@@ -505,24 +509,24 @@ def cancelled(name: str, respond: Callable[[Any], Any]) -> Kind:
     def inject(faults: Faults, service: str, operation: str, nth: int) -> Any:
         return faults.inject(service, operation, respond, failing={nth})
 
-    return Kind(f"transaction cancelled ({name})", inject, applied=False)
+    return Kind("transaction cancelled", inject, applied=False, error=name)
 
 
-def kinds_for(service: str, operation: str, turn: Iterator[int]) -> list[Kind]:
-    """Every kind that fits the call when thorough; else the next one in turn (a throttle rotating through its
-    codes, a lost reply or a crash for a write, a cancellation for a transaction)."""
+def kinds_for(service: str, operation: str, position: int) -> list[Kind]:
+    """Every kind of fault that fits the call: throttled (its error rotating with the position); for a write, its
+    reply lost or a crash once it applied; for a transaction, cancelled (its reason rotating)."""
     if service == "s3":
-        code = list(S3_FAULTS)[next(turn) % len(S3_FAULTS)]
+        code = list(S3_FAULTS)[position % len(S3_FAULTS)]
         fitting = [throttled(f"S3 {code}", S3_FAULTS[code])]
     else:
-        code = list(THROTTLES)[next(turn) % len(THROTTLES)]
+        code = list(THROTTLES)[position % len(THROTTLES)]
         fitting = [throttled(code, THROTTLES[code])]
     if operation in WRITES:
         fitting += [REPLY_LOST, CRASH_AFTER]
     if operation == "TransactWriteItems":
-        reason = list(CANCELLATIONS)[next(turn) % len(CANCELLATIONS)]
+        reason = list(CANCELLATIONS)[position % len(CANCELLATIONS)]
         fitting.append(cancelled(reason, CANCELLATIONS[reason]))
-    return fitting if THOROUGH else [fitting[next(turn) % len(fitting)]]
+    return fitting
 
 
 Call = tuple[str, str, int]  # (service, operation, which call of that operation)
@@ -538,6 +542,13 @@ def calls_of(scene: Scene, operation: Operation, case: Case, prepared: Snapshot)
         case.finished(response)
         assert_invariants(scene.aws)
     return [(service, name, calls[: i + 1].count((service, name))) for i, (service, name) in enumerate(calls)]
+
+
+def fault_or_finisher(cell: tuple[Kind, str]) -> str:
+    """What a case stands for in the sample: its kind of fault if the client's retry finishes it, else the purge.
+    So every kind of fault, and the purge where it has something to finish, is tried at least once per operation."""
+    kind, finisher = cell
+    return kind.family if finisher == "retry" else finisher
 
 
 def send_with_fault(case: Case, faults: Faults, call: Call, kind: Kind) -> Any:
@@ -609,26 +620,25 @@ def test_a_fault_on_any_call_of_a_library_operation_is_503_and_its_retry_or_the_
     case = operation.prepare(scene)
     prepared = scene.state()
     calls = calls_of(scene, operation, case, prepared)
-    turn = itertools.count()
-    marked = False  # whether a photo has been marked for its purge by the calls so far
-    for position, call in enumerate(calls):
-        service, op, nth = call
-        if position % operation.every and not THOROUGH:
-            marked = marked or op == "TransactWriteItems"
-            continue
-        for kind in kinds_for(service, op, turn):
-            named = {"call": f"{position}:{service}.{op}#{nth}", "fault": kind.name, "finished_by": "retry"}
-            with subtests.test(**named), scene.case(prepared):
-                run_cut_short(scene, faults, operation, case, call, kind, purge=None)
-            # The scheduled purge as the finisher, where a photo is left marked: sampled at the object deletion and
-            # at crashes (every such case when thorough; the explicit cases are the tests below).
-            sampled = THOROUGH or kind.crash or op == "DeleteObjects"
-            if operation.purge_finishes and sampled and (marked or (kind.applied and op == "TransactWriteItems")):
-                named = {"call": f"{position}:{service}.{op}#{nth}", "fault": kind.name, "finished_by": "purge"}
-                with subtests.test(**named), scene.case(prepared):
-                    run_cut_short(scene, faults, operation, case, call, kind, purge=monkeypatch)
+    matrix: list[tuple[int, list[tuple[Kind, str]]]] = []
+    marked = False  # whether a photo has been marked for its purge by the calls before this one
+    for position, (service, op, _) in enumerate(calls):
+        cells = []
+        for kind in kinds_for(service, op, position):
+            cells.append((kind, "retry"))
+            # The scheduled purge as the finisher too, where a photo is left marked (the explicit cases are the
+            # tests below).
+            if operation.purge_finishes and (marked or (kind.applied and op == "TransactWriteItems")):
+                cells.append((kind, "purge"))
+        matrix.append((position, cells))
         # A purge's first transaction marks the photo; from then on the scheduled purge can finish it.
         marked = marked or op == "TransactWriteItems"
+    for position, (kind, finisher) in sample(matrix, fault_or_finisher, every=operation.every):
+        service, op, nth = call = calls[position]
+        named = {"call": f"{position}:{service}.{op}#{nth}", "fault": kind.name, "finished_by": finisher}
+        with subtests.test(**named), scene.case(prepared):
+            purge = monkeypatch if finisher == "purge" else None
+            run_cut_short(scene, faults, operation, case, call, kind, purge=purge)
 
 
 @pytest.mark.parametrize("finisher", ["retry", "scheduled purge"])
@@ -1147,15 +1157,14 @@ def test_an_account_deletion_that_dies_after_any_step_is_finished_by_its_retry_o
     scene: Scene, faults: Faults, monkeypatch: pytest.MonkeyPatch, subtests: Any
 ) -> None:
     """The request dies right after each of its writes in turn (the mark, each album's, each photo's, the objects',
-    the leftovers', the finish); alternately finished by DELETE /users/me again and by the scheduled job. (Dying
-    right after a read leaves what dying after the write before it leaves.)"""
+    the leftovers', the finish), then DELETE /users/me again or the scheduled job finishes it (sampled: every
+    other write, as it repeats its steps for each album and photo, and the finish; the two finishers alternate).
+    (Dying right after a read leaves what dying after the write before it leaves.)"""
     doomed, prepared, steps = doomed_and_its_deletions_calls(scene)
     assert len(steps) > 20, steps
     writes = [(position, step) for position, step in enumerate(steps) if step[1] in WRITES]
-    if not THOROUGH:
-        writes = writes[::2] + writes[-1:]  # every other write, and the finish
-    for turn, (position, (service, op, nth)) in enumerate(writes):
-        finisher = "retry" if turn % 2 else "scheduled job"
+    matrix = [(write, ["scheduled job", "retry"]) for write in writes]
+    for (position, (service, op, nth)), finisher in sample(matrix, every=2):
         with subtests.test(call=f"{position}:{service}.{op}#{nth}", finished_by=finisher), scene.case(prepared):
             fresh_clients()
             faults.crash_after(service, op, nth)
@@ -1183,15 +1192,13 @@ def test_an_account_deletion_that_dies_after_any_step_is_finished_by_its_retry_o
 def test_an_account_deletion_throttled_at_each_step_is_503_and_its_retry_finishes_it(
     scene: Scene, faults: Faults, monkeypatch: pytest.MonkeyPatch, subtests: Any
 ) -> None:
-    """A persistent throttle on the first call of each kind the deletion makes: 503 (the work so far kept), then
-    the client's retry finishes it."""
+    """A persistent throttle (each of DynamoDB's or S3's errors; sampled, one each in turn) on the first call of
+    each kind the deletion makes: 503 (the work so far kept), then the client's retry finishes it."""
     doomed, prepared, steps = doomed_and_its_deletions_calls(scene)
     firsts = [step for step in steps if step[2] == 1]
-    firsts = firsts if THOROUGH else firsts[1::2]  # every other kind of call (the first is the write-rate token)
-    turn = itertools.count()
-    for service, op, nth in firsts:
+    matrix = [(first, list(S3_FAULTS if first[0] == "s3" else THROTTLES)) for first in firsts]
+    for (service, op, nth), code in sample(matrix):
         kinds = S3_FAULTS if service == "s3" else THROTTLES
-        code = list(kinds)[next(turn) % len(kinds)]
         with subtests.test(call=f"{service}.{op}", error=code), scene.case(prepared):
             fresh_clients()
             faults.inject(service, op, kinds[code], failing=set(range(nth, nth + ATTEMPTS)))
