@@ -978,21 +978,38 @@ def test_warm_list_ratios_pair_the_variants_of_one_cycle() -> None:
     assert warm["spreads"]["photosky-cdn"][route] == pytest.approx(1_000 / 1_500)
 
 
-def test_the_list_routes_hand_out_cloudfront_urls_with_the_cdn_configured(monkeypatch: pytest.MonkeyPatch) -> None:
-    # What the media section's warm children run (bench/warm.py's run_routes on bench/media.py's routes), in this
-    # process and with no time measured: every URL of both pages is a CloudFront signed URL that verifies.
+def test_the_list_routes_hand_out_cloudfront_urls_with_the_cdn_configured() -> None:
+    # What the media section's warm children run (bench/warm.py's run_routes on bench/media.py's routes), with no
+    # time measured: every URL of both pages is a CloudFront signed URL that verifies. In a fresh interpreter with
+    # the child's environment, as the bench runs it: what earlier tests left in this process is no part of it.
+    import os
+    import subprocess
+    import sys
+
     from bench import media
     from tests.support.media import public_key_of, signed_policy
 
-    for name, value in common.media_environment().items():
-        monkeypatch.setenv(name, value)
-    deps.reset()
-    try:
-        results = warm.run_routes("photosky", media.list_routes, requests=1, warmup=1)
-    finally:
-        deps.reset()
+    child = (
+        "import json\n"
+        "from bench import common, media, warm\n"
+        "common.apply_lambda_environment()\n"
+        "results = warm.run_routes('photosky', media.list_routes, requests=1, warmup=1)\n"
+        "print(json.dumps({route: entry['body'] for route, entry in results['routes'].items()}))\n"
+    )
+    environment = {**os.environ, **common.media_environment()}
+    done = subprocess.run(
+        [sys.executable, "-c", child],
+        cwd=common.PROJECT_DIR,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    bodies = json.loads(done.stdout.strip().splitlines()[-1])
     for route, limit in (("GET /photos?limit=10", 10), ("GET /photos?limit=100", 100)):
-        items = json.loads(results["routes"][route]["body"])["items"]
+        items = json.loads(bodies[route])["items"]
         urls = [url for item in items for url in item["urls"].values()]
         assert len(items) == limit
         assert {media.url_kind(url, common.MEDIA_URL) for url in urls} == {"cdn"}
