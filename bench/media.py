@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 
 from bench import common
 from bench.common import table
+from tests.support.chromium import CHROMIUM, CHROMIUM_ARGS  # as the browser tests launch it
 
 SECTION_HEADING = "## 9. Media URLs: CloudFront signed URLs against S3 presigning (issue 14)"
 PHOTOS = 100  # the owner list, the album page and the gallery of the browser visit
@@ -408,17 +409,6 @@ def measure_warm(cycles: int, requests: int, warmup: int, log: Callable[[str], N
 
 # --- the browser's second visit --------------------------------------------------------------------------------
 
-# As tests/browser/conftest.py launches Debian's Chromium (its comments say why each flag is there).
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SETTLE_SECONDS = 120.0
 TIMEOUT_MS = 60_000
 KINDS = ("api", "previews", "web", "other")

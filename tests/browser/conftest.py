@@ -9,14 +9,12 @@ The stack is started exactly as tests/e2e starts it (the same fixture, imported)
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,20 +22,8 @@ import pytest
 from devstack.clients import emulated_client, presigned_post_body
 from devstack.token import new_confirmed_user
 from tests.e2e.conftest import PROJECT_DIR, devstack, spawn  # noqa: F401 - fixtures, shared with tests/e2e
+from tests.support.chromium import CHROMIUM, CHROMIUM_ARGS
 
-# Debian's package; PHOTOSKY_CHROMIUM points elsewhere (another distribution's path) if need be.
-CHROMIUM = Path(os.environ.get("PHOTOSKY_CHROMIUM") or "/usr/bin/chromium")
-# Without the background-networking flags Chromium phones home at start and this machine's closed network
-# refuses it; no GPU and no sandbox in a container.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = PROJECT_DIR / ".artifacts" / "browser"
 # Every wait is bounded: a broken page fails in seconds instead of hanging the suite.
 ACTION_TIMEOUT_MS = 15_000
