@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 from botocore.exceptions import ClientError
 
 from chalicelib import errors
 from chalicelib.aws import dependency_errors, error_code
 from chalicelib.clock import iso_utc
+from chalicelib.media import content_disposition
 from chalicelib.photos.models import PresignedUpload, StoredObject
 
 if TYPE_CHECKING:
@@ -66,8 +66,7 @@ class S3Storage:
     def download_url(self, key: str, *, expires_in: int, filename: str | None = None) -> str:
         params: dict[str, Any] = {"Bucket": self._bucket, "Key": key}
         if filename is not None:
-            # The browser saves the original under the name it was uploaded with.
-            params["ResponseContentDisposition"] = f"inline; filename*=UTF-8''{quote(filename, safe='')}"
+            params["ResponseContentDisposition"] = content_disposition(filename)
         return self._client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
 
     def head(self, key: str) -> StoredObject | None:
