@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 GIB = 1024**3
 MIB = 1024**2
+# A media URL is byte-identical for a window and valid one more; an hour at least, so a page stays cacheable.
+MIN_MEDIA_URL_WINDOW_SECONDS = 3600
 
 
 class ConfigError(RuntimeError):
@@ -55,7 +57,7 @@ class Settings:
     media_key: str | None = None
     media_key_secret_arn: str | None = None
     # Media URLs stay byte-identical for this long and are valid at least this long after they are handed out.
-    media_url_window_seconds: int = 3600
+    media_url_window_seconds: int = MIN_MEDIA_URL_WINDOW_SECONDS
     # The Cognito user pool whose users can be found by user name (to share an album with them).
     user_pool_id: str | None = None
     # Browser origins (scheme://host[:port]) whose requests get CORS headers: the SPA's, nothing else.
@@ -105,8 +107,10 @@ class Settings:
         if media_url and not media_key and not media_key_secret_arn:
             problems.append("PHOTOSKY_MEDIA_URL needs PHOTOSKY_MEDIA_KEY or PHOTOSKY_MEDIA_KEY_SECRET_ARN")
         media_window = positive_int("PHOTOSKY_MEDIA_URL_WINDOW_SECONDS", cls.media_url_window_seconds)
-        if media_window < cls.media_url_window_seconds:
-            problems.append(f"PHOTOSKY_MEDIA_URL_WINDOW_SECONDS must be at least 3600, got {media_window}")
+        if media_window < MIN_MEDIA_URL_WINDOW_SECONDS:
+            problems.append(
+                f"PHOTOSKY_MEDIA_URL_WINDOW_SECONDS must be at least {MIN_MEDIA_URL_WINDOW_SECONDS}, got {media_window}"
+            )
         settings = cls(
             table_name=table_name,
             bucket_name=bucket_name,

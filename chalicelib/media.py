@@ -33,6 +33,7 @@ from typing import Protocol
 from urllib.parse import quote
 
 from chalicelib import errors, keys, p256
+from chalicelib.config import MIN_MEDIA_URL_WINDOW_SECONDS
 from chalicelib.photos.models import DownloadUrls, PreviewFormat
 
 _log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ _CLOUDFRONT_SAFE = str.maketrans("+=/", "-_~")
 _MEMO_MAX = 50_000
 # After a failed key refresh, a container keeps signing with the key it has and tries again this much later.
 _REFRESH_RETRY_SECONDS = 60.0
-MIN_WINDOW_SECONDS = 3600
+MIN_WINDOW_SECONDS = MIN_MEDIA_URL_WINDOW_SECONDS
 
 
 class MediaLinks(Protocol):
