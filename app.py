@@ -34,6 +34,13 @@ app = Chalice(app_name="photosky")
 app.register_middleware(web.log_requests, "http")
 app.register_middleware(web.allow_spa_origin, "http")
 
+# `chalice local --stage local`: serve against the running dev stack, with its token checks (Chalice's local
+# authorizer verifies nothing). Imported only there: the dev stack is not packaged into Lambda.
+if os.environ.get("AWS_CHALICE_CLI_MODE") and os.environ.get("PHOTOSKY_STAGE") == "local":
+    from devstack.chalice_local import attach_to_dev_stack
+
+    attach_to_dev_stack()
+
 # API Gateway verifies the Cognito ID token before the Lambda runs; the Lambda only reads the claims.
 cognito = CognitoUserPoolAuthorizer("PhotoSkyUsers", provider_arns=config.user_pool_arns())
 

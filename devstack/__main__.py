@@ -6,6 +6,9 @@ token checks, runs the upload worker on the bucket's S3 -> SQS events (and the s
 media endpoint (CloudFront's signed URL check in front of the bucket, devstack/media.py) with a fresh signing key
 in the emulated Secrets Manager, serves the web client (web/, with its /config.json) as the one origin the API
 allows, writes `.devstack/outputs.json`, and runs until Ctrl-C.
+
+`python -m devstack --no-api` (`make aws`) starts all of it but the API server: Chalice's own `chalice local --stage
+local` serves the API against this stack instead (devstack/chalice_local.py), at the `api_url` written here.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ if TYPE_CHECKING:
     from chalice.config import Config
     from chalice.local import LocalDevServer
 
+    from devstack.auth import CognitoIdTokenVerifier
     from devstack.events import EventPump
     from devstack.media import MediaServer
     from devstack.resources import Provisioned
@@ -62,7 +66,7 @@ def _port_from_env(name: str, default: int) -> int:
     return port
 
 
-def _ensure_port_free(port: int, variable: str) -> None:
+def _ensure_port_free(port: int, variable: str, command: str = "make dev") -> None:
     # Same socket options as the servers use, so a port in TIME_WAIT is not mistaken for a busy one.
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -72,7 +76,7 @@ def _ensure_port_free(port: int, variable: str) -> None:
             if e.errno == errno.EADDRINUSE:
                 raise StartupError(
                     f"port {port} on {HOST} is already in use (is another dev stack running?). "
-                    f"Stop it, or pick another port: {variable}=<port> make dev"
+                    f"Stop it, or pick another port: {variable}=<port> {command}"
                 ) from None
             raise StartupError(f"cannot listen on {HOST}:{port}: {e.strerror}") from None
 
@@ -96,8 +100,9 @@ def stage_environment(config_env: Mapping[str, str], environ: Mapping[str, str])
     return merged
 
 
-def _isolate_from_real_aws(endpoint: str) -> None:
-    """Point every boto3 client at moto, with throwaway credentials, before any client exists."""
+def isolate_from_real_aws(endpoint: str, region: str = REGION) -> None:
+    """Point every boto3 client at moto, with throwaway credentials, before any client exists (the dev stack, and
+    `chalice local` attached to it)."""
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_CONFIG_FILE"):
         os.environ.pop(name, None)
     os.environ.update(
@@ -105,8 +110,8 @@ def _isolate_from_real_aws(endpoint: str) -> None:
             "AWS_ENDPOINT_URL": endpoint,
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": region,
+            "AWS_REGION": region,
             "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
             "AWS_EC2_METADATA_DISABLED": "true",
         }
@@ -153,12 +158,25 @@ def _write_json_atomically(path: Path, document: dict[str, Any]) -> None:
     partial.replace(path)  # readers never see half a file
 
 
-def _recipe(outputs: dict[str, Any]) -> str:
+def chalice_local_command(api_url: str) -> str:
+    """The command that serves the API of a `--no-api` stack at its `api_url`."""
+    port = api_url.rsplit(":", 1)[1]
+    return ".venv/bin/chalice local --stage local" + ("" if port == "8000" else f" --port {port}")
+
+
+def _recipe(outputs: dict[str, Any], *, serve_api: bool = True) -> str:
     demo = outputs["demo_user"]
+    if serve_api:
+        api = f"{outputs['api_url']}   (upload worker running on S3 -> SQS events)"
+    else:
+        api = (
+            f"{outputs['api_url']}   NOT served here (upload worker running on S3 -> SQS events); next, in another\n"
+            f"               terminal: {chalice_local_command(outputs['api_url'])}"
+        )
     return f"""
 PhotoSky dev stack is up (all on {HOST}):
   web client   {outputs["web_url"]}   (sign in as the demo user; API description at {outputs["openapi_url"]})
-  API          {outputs["api_url"]}   (upload worker running on S3 -> SQS events)
+  API          {api}
   media        {outputs["media_url"]}   (signed URLs checked as CloudFront does; key in the emulated Secrets Manager)
   emulated AWS {outputs["aws_endpoint_url"]}  (moto: DynamoDB, S3, SQS, Cognito, Secrets Manager; {outputs["region"]})
   user pool    {outputs["user_pool_id"]}   SPA app client {outputs["user_pool_client_id"]}
@@ -205,32 +223,50 @@ def _provision(stage_env: Mapping[str, str]) -> tuple[Provisioned, str]:
     return provisioned, demo_password
 
 
-def _serve_api(
-    chalice_config: Config,
-    provisioned: Provisioned,
-    aws_endpoint: str,
-    port: int,
-    web_url: str,
-    *,
-    media_env: Mapping[str, str],
-) -> LocalDevServer:
-    from chalice.deploy.validate import validate_routes
-
-    from chalicelib.config import ConfigError, Settings
-    from devstack.auth import CognitoIdTokenVerifier, HttpJwks, cognito_issuer
-    from devstack.gateway import verifying_dev_server
-
-    # As `chalice local` does, the stage's variables go into the environment before app.py is imported (but the
-    # developer's own PHOTOSKY_* settings win); the pool ARN too, since the app reads it at import for its authorizer.
-    os.environ.update(stage_environment(chalice_config.environment_variables, os.environ))
-    os.environ["COGNITO_USER_POOL_ARN"] = provisioned.user_pool_arn
+def point_api_at_stack(*, user_pool_arn: str, web_url: str, media_url: str, media_key_secret_arn: str) -> None:
+    """Put in the environment what the API reads about this stack, before app.py is imported (the dev stack, and
+    `chalice local` attached to it)."""
+    # The app reads the pool ARN at import, for its authorizer.
+    os.environ["COGNITO_USER_POOL_ARN"] = user_pool_arn
     # The web client is the one browser origin the API answers (CORS), as the SPA's distribution is in AWS.
     os.environ["PHOTOSKY_ALLOWED_ORIGINS"] = web_url
     # The API signs media URLs for this stack's media endpoint with the key it trusts (see _serve_media). A key
     # given directly in the environment would sign URLs the endpoint refuses: the secret is the one source here.
-    os.environ.update(media_env)
+    os.environ["PHOTOSKY_MEDIA_URL"] = media_url
+    os.environ["PHOTOSKY_MEDIA_KEY_SECRET_ARN"] = media_key_secret_arn
     if os.environ.pop("PHOTOSKY_MEDIA_KEY", None) is not None:
         log.info("PHOTOSKY_MEDIA_KEY ignored: the dev stack signs with its own key (PHOTOSKY_MEDIA_KEY_SECRET_ARN)")
+
+
+def stack_token_verifier(aws_endpoint: str, region: str, user_pool_id: str, client_id: str) -> CognitoIdTokenVerifier:
+    """Checks ID tokens as API Gateway's Cognito authorizer does, against the pool's keys on the emulated AWS."""
+    from devstack.auth import CognitoIdTokenVerifier, HttpJwks, cognito_issuer
+
+    return CognitoIdTokenVerifier(
+        issuer=cognito_issuer(region, user_pool_id),
+        audiences=[client_id],
+        jwks=HttpJwks(f"{aws_endpoint}/{user_pool_id}/.well-known/jwks.json"),
+    )
+
+
+def _load_app(
+    chalice_config: Config, provisioned: Provisioned, web_url: str, *, media_url: str, media_key_secret_arn: str
+) -> Chalice:
+    """Import app.py as `chalice local` does, in this stack's environment: the API serves it, the event pump runs
+    its handlers."""
+    from chalice.deploy.validate import validate_routes
+
+    from chalicelib.config import ConfigError, Settings
+
+    # As `chalice local` does, the stage's variables go into the environment before app.py is imported (but the
+    # developer's own PHOTOSKY_* settings win).
+    os.environ.update(stage_environment(chalice_config.environment_variables, os.environ))
+    point_api_at_stack(
+        user_pool_arn=provisioned.user_pool_arn,
+        web_url=web_url,
+        media_url=media_url,
+        media_key_secret_arn=media_key_secret_arn,
+    )
     try:
         Settings.from_env()  # a bad override is a clear startup error, not a 500 on the first request
     except ConfigError as e:
@@ -239,13 +275,17 @@ def _serve_api(
     overridden = sorted(name for name, value in stage_env.items() if os.environ.get(name) != value)
     if overridden:  # names only: a value may be a secret (PHOTOSKY_CURSOR_SECRET)
         log.info("set by the environment over .chalice/config.json: %s", ", ".join(overridden))
-    app_object = chalice_config.chalice_app
+    app_object: Chalice = chalice_config.chalice_app
     validate_routes(app_object.routes)
-    verifier = CognitoIdTokenVerifier(
-        issuer=cognito_issuer(REGION, provisioned.user_pool_id),
-        audiences=[provisioned.user_pool_client_id],
-        jwks=HttpJwks(f"{aws_endpoint}/{provisioned.user_pool_id}/.well-known/jwks.json"),
-    )
+    return app_object
+
+
+def _serve_api(
+    app_object: Chalice, chalice_config: Config, provisioned: Provisioned, aws_endpoint: str, port: int
+) -> LocalDevServer:
+    from devstack.gateway import verifying_dev_server
+
+    verifier = stack_token_verifier(aws_endpoint, REGION, provisioned.user_pool_id, provisioned.user_pool_client_id)
     try:
         api = verifying_dev_server(app_object, chalice_config, verifier, HOST, port)
     except OSError as e:
@@ -322,7 +362,9 @@ def _timed_stop(what: str, *steps: Any) -> None:
     log.info("stopped %s in %.2f s", what, time.monotonic() - started)
 
 
-def run(outputs_path: Path) -> int:
+def _ports(*, serve_api: bool) -> tuple[int, int, int, int]:
+    """The API's, emulated AWS's, web client's and media endpoint's ports, checked free (but the API's when this
+    process does not serve it)."""
     api_port = _port_from_env("PHOTOSKY_API_PORT", 8000)
     aws_port = _port_from_env("PHOTOSKY_AWS_PORT", 5000)
     web_port = _port_from_env("PHOTOSKY_WEB_PORT", 8080)
@@ -331,15 +373,24 @@ def run(outputs_path: Path) -> int:
         raise StartupError(
             "PHOTOSKY_API_PORT, PHOTOSKY_AWS_PORT, PHOTOSKY_WEB_PORT and PHOTOSKY_MEDIA_PORT must all differ"
         )
-    _ensure_port_free(api_port, "PHOTOSKY_API_PORT")
-    _ensure_port_free(aws_port, "PHOTOSKY_AWS_PORT")
-    _ensure_port_free(web_port, "PHOTOSKY_WEB_PORT")
-    _ensure_port_free(media_port, "PHOTOSKY_MEDIA_PORT")
+    command = "make dev" if serve_api else "make aws"
+    if serve_api:
+        _ensure_port_free(api_port, "PHOTOSKY_API_PORT", command)
+    _ensure_port_free(aws_port, "PHOTOSKY_AWS_PORT", command)
+    _ensure_port_free(web_port, "PHOTOSKY_WEB_PORT", command)
+    _ensure_port_free(media_port, "PHOTOSKY_MEDIA_PORT", command)
+    return api_port, aws_port, web_port, media_port
+
+
+def run(outputs_path: Path, *, serve_api: bool = True) -> int:
+    """Start the stack, write its outputs and run until Ctrl-C. Without `serve_api` (`make aws`), the API is left to
+    `chalice local`, which will listen at the `api_url` written: that port is neither bound nor checked here."""
+    api_port, aws_port, web_port, media_port = _ports(serve_api=serve_api)
     web_url = f"http://{HOST}:{web_port}"
     started = time.monotonic()
 
     endpoint = f"http://{HOST}:{aws_port}"
-    _isolate_from_real_aws(endpoint)
+    isolate_from_real_aws(endpoint)
     try:
         moto = _start_moto(aws_port)
     except OSError as e:
@@ -355,9 +406,12 @@ def run(outputs_path: Path) -> int:
         chalice_config = CLIFactory(str(PROJECT_DIR)).create_config_obj(chalice_stage_name=STAGE)
         provisioned, demo_password = _provision(chalice_config.environment_variables)
         media, media_key_secret_arn = _serve_media(media_port, provisioned.bucket_name)
-        media_env = {"PHOTOSKY_MEDIA_URL": media.media_url, "PHOTOSKY_MEDIA_KEY_SECRET_ARN": media_key_secret_arn}
-        api = _serve_api(chalice_config, provisioned, endpoint, api_port, web_url, media_env=media_env)
-        pump = _start_event_pump(api.app_object)
+        app_object = _load_app(
+            chalice_config, provisioned, web_url, media_url=media.media_url, media_key_secret_arn=media_key_secret_arn
+        )
+        if serve_api:
+            api = _serve_api(app_object, chalice_config, provisioned, endpoint, api_port)
+        pump = _start_event_pump(app_object)
         outputs: dict[str, Any] = {
             "api_url": f"http://{HOST}:{api_port}",
             "aws_endpoint_url": endpoint,
@@ -373,10 +427,11 @@ def run(outputs_path: Path) -> int:
             "web_url": web_url,
             "openapi_url": f"{web_url}/openapi.yaml",
             "media_url": media.media_url,
+            "media_key_secret_arn": media_key_secret_arn,
         }
         web = _serve_web(web_port, outputs)
         _write_json_atomically(outputs_path, outputs)
-        print(_recipe({**outputs, "outputs_file": str(outputs_path)}), flush=True)
+        print(_recipe({**outputs, "outputs_file": str(outputs_path)}, serve_api=serve_api), flush=True)
         log.info("ready in %.1f s", time.monotonic() - started)
         _wait_for_stop_signal()
         print("\nstopping PhotoSky dev stack...", flush=True)
@@ -405,6 +460,11 @@ def main(argv: list[str] | None = None) -> int:
         default=PROJECT_DIR / ".devstack" / "outputs.json",
         help="where to write the stack's endpoints and ids (default: .devstack/outputs.json)",
     )
+    parser.add_argument(
+        "--no-api",
+        action="store_true",
+        help="everything but the API server (`make aws`): serve the API with `chalice local --stage local`",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=os.environ.get("PHOTOSKY_LOG_LEVEL", "INFO"), format="%(asctime)s %(name)s %(message)s", stream=sys.stderr
@@ -413,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     logging.getLogger("botocore").setLevel(logging.WARNING)
     try:
-        return run(args.outputs.resolve())
+        return run(args.outputs.resolve(), serve_api=not args.no_api)
     except StartupError as e:
         print(f"photosky dev stack: error: {e}", file=sys.stderr)
         return 2

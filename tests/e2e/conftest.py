@@ -81,9 +81,10 @@ def spawn_devstack(
     extra_env: dict[str, str] | None = None,
     web_port: int | None = None,
     media_port: int | None = None,
+    no_api: bool = False,
 ) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "devstack", "--outputs", str(outputs)],
+        [sys.executable, "-m", "devstack", "--outputs", str(outputs), *(["--no-api"] if no_api else [])],
         cwd=PROJECT_DIR,
         env=devstack_env(api_port, aws_port, extra_env, web_port, media_port),
         stdin=subprocess.DEVNULL,
@@ -112,8 +113,11 @@ def spawn() -> Spawn:
 
 
 @contextlib.contextmanager
-def started_devstack(workdir: Path, extra_env: dict[str, str] | None = None) -> Iterator[dict[str, Any]]:
-    """A dev stack on free ports, its outputs.json parsed; on exit, Ctrl-C and the checks that it stopped cleanly."""
+def started_devstack(
+    workdir: Path, extra_env: dict[str, str] | None = None, *, no_api: bool = False
+) -> Iterator[dict[str, Any]]:
+    """A dev stack on free ports, its outputs.json parsed; on exit, Ctrl-C and the checks that it stopped cleanly.
+    `no_api`: `python -m devstack --no-api` (`make aws`), whose API `chalice local` serves at its `api_url`."""
     outputs_path = workdir / "outputs.json"
     log_path = workdir / "devstack.log"
     api_port = free_port()
@@ -140,6 +144,7 @@ def started_devstack(workdir: Path, extra_env: dict[str, str] | None = None) -> 
             web_port=web_port,
             media_port=media_port,
             extra_env=extra_env,
+            no_api=no_api,
         )
         try:
             deadline = started + READY_TIMEOUT_SECONDS
