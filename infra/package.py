@@ -129,12 +129,9 @@ ALLOWED_REQUEST_HEADERS = ("Authorization", "Content-Type", "X-Link-Access")
 # Errors API Gateway itself produces (authorizer 401s, unknown routes, throttling) carry the SPA's CORS headers,
 # or the browser hides them from the SPA. Unknown routes get a plain 404: by default API Gateway answers 403
 # and echoes the caller's Authorization header (the ID token) back in the body.
-# They live in the OpenAPI body (not as separate resources, which drift when the body changes).
-_CORS_HEADERS = {
-    "gatewayresponse.header.Access-Control-Allow-Origin": {"Fn::Sub": "'https://${SpaDistribution.DomainName}'"},
-    "gatewayresponse.header.Access-Control-Allow-Headers": f"'{','.join(ALLOWED_REQUEST_HEADERS)}'",
-    "gatewayresponse.header.Vary": "'Origin'",
-}
+# They live in the OpenAPI body (not as separate resources, which drift when the body changes); the `chalice deploy`
+# path puts the same ones (infra/after_chalice_deploy.py), both from gateway_responses().
+SPA_DISTRIBUTION_ORIGIN = {"Fn::Sub": "'https://${SpaDistribution.DomainName}'"}
 GATEWAY_RESPONSES: dict[str, dict[str, Any]] = {
     "DEFAULT_4XX": {},
     "DEFAULT_5XX": {},
@@ -156,6 +153,20 @@ GATEWAY_RESPONSES: dict[str, dict[str, Any]] = {
         },
     },
 }
+
+
+def gateway_responses(allow_origin: Any) -> dict[str, dict[str, Any]]:
+    """GATEWAY_RESPONSES with the CORS headers, allowing `allow_origin`: a quoted static value ("'https://…'") or an
+    intrinsic that gives one. In the shape of both the OpenAPI extension and put_gateway_response."""
+    cors = {
+        "gatewayresponse.header.Access-Control-Allow-Origin": allow_origin,
+        "gatewayresponse.header.Access-Control-Allow-Headers": f"'{','.join(ALLOWED_REQUEST_HEADERS)}'",
+        "gatewayresponse.header.Vary": "'Origin'",
+    }
+    return {
+        response_type: {**extra, "responseParameters": {**cors, **extra.get("responseParameters", {})}}
+        for response_type, extra in GATEWAY_RESPONSES.items()
+    }
 
 
 class PackagingError(Exception):
@@ -265,10 +276,7 @@ def merge_and_wire(chalice_template: dict[str, Any], resources: dict[str, Any], 
     api_body = api["DefinitionBody"]
     invoke_the_api_alias(api_body, template["Resources"][API_INVOKE_PERMISSION]["Properties"])
     api["MethodSettings"] = method_settings(stage, api_body)
-    api_body["x-amazon-apigateway-gateway-responses"] = {
-        response_type: {**extra, "responseParameters": {**_CORS_HEADERS, **extra.get("responseParameters", {})}}
-        for response_type, extra in GATEWAY_RESPONSES.items()
-    }
+    api_body["x-amazon-apigateway-gateway-responses"] = gateway_responses(SPA_DISTRIBUTION_ORIGIN)
     for scheme in api_body.get("securityDefinitions", {}).values():
         authorizer = scheme.get("x-amazon-apigateway-authorizer", {})
         if authorizer.get("type") == "cognito_user_pools":
@@ -384,8 +392,16 @@ def check_deployment_zip(zip_path: Path) -> None:
 
 def _zip_with_bytecode(root: Path, zip_path: Path) -> int:
     """Zip `root` with unchecked-hash .pyc files next to the sources (Lambda's files are read-only and never
-    change, so the interpreter need not stat sources to validate them). Returns the number of .pyc files."""
-    compileall.compile_dir(root, quiet=2, workers=1, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+    change, so the interpreter need not stat sources to validate them). Returns the number of .pyc files.
+    The paths recorded in the bytecode are relative to `root`, not the scratch folder it sits in, so the same sources
+    always give the same bytes (the import system records the real path when it loads a module anyway)."""
+    compileall.compile_dir(
+        root,
+        quiet=2,
+        workers=1,
+        invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+        stripdir=str(root),
+    )
     added = 0
     with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as archive:
         for path in sorted(root.rglob("*")):
