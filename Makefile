@@ -11,15 +11,17 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help dev test lint format typecheck unit e2e package clean bench fuzz reliability invariants
+.PHONY: help dev aws test lint format typecheck unit e2e package clean bench fuzz reliability invariants chalice-deploy
 
 help:
 	@echo "make dev        run PhotoSky offline on 127.0.0.1 (moto AWS + API + demo user); Ctrl-C stops"
+	@echo "make aws        make dev without its API: serve that with \`.venv/bin/chalice local --stage local\`"
 	@echo "make test       lint, type-check and run every test (what CI runs)"
 	@echo "make fuzz       the fuzzing and property suites with a large budget (FUZZ_EXAMPLES=$(FUZZ_EXAMPLES))"
 	@echo "make reliability every reliability suite at the fuzz budget; rewrites docs/RELIABILITY.md's results"
 	@echo "make invariants check the running dev stack's table and bucket agree (python -m ops.invariants)"
 	@echo "make package    build the single CloudFormation stack for STAGE=dev|prod into build/STAGE"
+	@echo "make chalice-deploy  chalice deploy STAGE=dev|prod, then what it lacks (infra.after_chalice_deploy)"
 	@echo "make bench      benchmarks vs peers and limits (~6 min; BENCH_ARGS=--quick); writes docs/PERFORMANCE.md"
 	@echo "make format     apply ruff's formatting and safe fixes"
 	@echo "make clean      remove the virtualenv and caches"
@@ -33,6 +35,9 @@ $(STAMP): requirements.txt requirements-worker.txt requirements-dev.txt
 
 dev: $(STAMP)
 	$(BIN)/python -m devstack
+
+aws: $(STAMP)
+	$(BIN)/python -m devstack --no-api
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -74,6 +79,12 @@ bench: $(BENCH_STAMP)
 STAGE ?= dev
 package: $(STAMP)
 	$(BIN)/python -m infra.package --stage $(STAGE)
+
+# The `chalice deploy` path (README, Deploy): the after-deploy step re-applies the stage throttling, the gateway
+# responses (every `chalice deploy` deletes them) and the bytecode, so it follows every deploy.
+chalice-deploy: $(STAMP)
+	$(BIN)/chalice deploy --stage $(STAGE)
+	$(BIN)/python -m infra.after_chalice_deploy --stage $(STAGE)
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
