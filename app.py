@@ -14,7 +14,16 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from chalice.app import Chalice, CloudWatchEvent, CognitoUserPoolAuthorizer, Rate, Request, Response, SQSEvent
+from chalice.app import (
+    Chalice,
+    CloudWatchEvent,
+    CognitoUserPoolAuthorizer,
+    Rate,
+    Request,
+    Response,
+    SQSEvent,
+    WebsocketEvent,
+)
 
 from chalicelib import clock, config, deps, logs, web
 from chalicelib.lazy import lazy_import
@@ -26,11 +35,16 @@ from chalicelib.users import schemas as user_schemas
 if TYPE_CHECKING:
     from chalicelib.albums import schemas as album_schemas
     from chalicelib.albums.models import Grant
+    from chalicelib.realtime import handlers as realtime
 else:
-    # Imported on first use: a cold start that serves photos never pays for the album code.
+    # Imported on first use: a cold start that serves photos never pays for the album code, nor one that serves
+    # the REST API for the WebSocket handlers.
     album_schemas = lazy_import("chalicelib.albums.schemas")
+    realtime = lazy_import("chalicelib.realtime.handlers")
 
 app = Chalice(app_name="photosky")
+# Live status over API Gateway's WebSocket API (issue 16): Chalice still labels its WebSocket support experimental.
+app.experimental_feature_flags.update(["WEBSOCKETS"])
 app.register_middleware(web.log_requests, "http")
 app.register_middleware(web.allow_spa_origin, "http")
 
@@ -422,6 +436,27 @@ def unlock_public_album(token: str) -> dict[str, Any]:
     password = album_schemas.parse_unlock(web.json_body(app.current_request))
     access_token, expires_at = deps.album_service().unlock(token, password)
     return {"access_token": access_token, "expires_at": expires_at}
+
+
+# --- live status: API Gateway's WebSocket API (chalicelib/realtime). Chalice names the functions websocket_connect,
+# websocket_disconnect and websocket_message whatever these are called. ---------------------------------------------
+
+
+@app.on_ws_connect()
+def websocket_connect(event: WebsocketEvent) -> dict[str, Any]:
+    # `<ws_url>?token=<ID token>`: a browser cannot set headers on a WebSocket. A 401 refuses the handshake.
+    query = event.to_dict().get("queryStringParameters") or {}
+    return realtime.connect(event.connection_id, query.get("token"))
+
+
+@app.on_ws_disconnect()
+def websocket_disconnect(event: WebsocketEvent) -> dict[str, Any]:
+    return realtime.disconnect(event.connection_id)
+
+
+@app.on_ws_message()
+def websocket_message(event: WebsocketEvent) -> dict[str, Any]:
+    return realtime.message(event.connection_id, event.to_dict().get("body"))
 
 
 # The upload worker: S3 ObjectCreated on uploads/ -> SQS (retries, dead-letter queue) -> here, one message at a

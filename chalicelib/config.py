@@ -62,6 +62,23 @@ class Settings:
     user_pool_id: str | None = None
     # Browser origins (scheme://host[:port]) whose requests get CORS headers: the SPA's, nothing else.
     allowed_origins: tuple[str, ...] = ()
+    # Live status over the WebSocket API (chalicelib/realtime): the @connections management endpoint's base URL
+    # (`https://<api-id>.execute-api.<region>.amazonaws.com/<stage>` in AWS, the dev stack's `http://127.0.0.1:<port>`).
+    # Unset: realtime is off, so no connection is accepted and nothing is pushed.
+    ws_management_url: str | None = None
+    # The Cognito app client whose ID tokens open a connection (the token's `aud`), and where the pool's signing
+    # keys are published (derived from the pool; the dev stack points it at its emulated pool).
+    user_pool_client_id: str | None = None
+    jwks_url: str | None = None
+    # Connections one user may hold at once; connecting beyond closes the oldest.
+    ws_max_connections: int = 10
+
+    @property
+    def token_issuer(self) -> str | None:
+        """The `iss` of the pool's ID tokens, or None without a pool."""
+        if self.user_pool_id is None:
+            return None
+        return f"https://cognito-idp.{_pool_region(self.user_pool_id, self.region)}.amazonaws.com/{self.user_pool_id}"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -102,7 +119,7 @@ class Settings:
         media_url = env.get("PHOTOSKY_MEDIA_URL", "").strip().rstrip("/")
         media_key = env.get("PHOTOSKY_MEDIA_KEY", "").strip()
         media_key_secret_arn = env.get("PHOTOSKY_MEDIA_KEY_SECRET_ARN", "").strip()
-        if media_url and not _MEDIA_URL.match(media_url):
+        if media_url and not _BASE_URL.match(media_url):
             problems.append(f"PHOTOSKY_MEDIA_URL must be an http(s) base URL without a query, got {media_url!r}")
         if media_url and not media_key and not media_key_secret_arn:
             problems.append("PHOTOSKY_MEDIA_URL needs PHOTOSKY_MEDIA_KEY or PHOTOSKY_MEDIA_KEY_SECRET_ARN")
@@ -111,6 +128,16 @@ class Settings:
             problems.append(
                 f"PHOTOSKY_MEDIA_URL_WINDOW_SECONDS must be at least {MIN_MEDIA_URL_WINDOW_SECONDS}, got {media_window}"
             )
+        ws_management_url = env.get("PHOTOSKY_WS_MANAGEMENT_URL", "").strip().rstrip("/")
+        if ws_management_url and not _BASE_URL.match(ws_management_url):
+            problems.append(
+                f"PHOTOSKY_WS_MANAGEMENT_URL must be an http(s) base URL without a query, got {ws_management_url!r}"
+            )
+        user_pool_id = _user_pool_id(env)
+        user_pool_client_id = env.get("PHOTOSKY_USER_POOL_CLIENT_ID", "").strip()
+        jwks_url = env.get("PHOTOSKY_JWKS_URL", "").strip() or _default_jwks_url(user_pool_id, region)
+        if jwks_url and not _BASE_URL.match(jwks_url):
+            problems.append(f"PHOTOSKY_JWKS_URL must be an http(s) URL without a query, got {jwks_url!r}")
         settings = cls(
             table_name=table_name,
             bucket_name=bucket_name,
@@ -129,19 +156,23 @@ class Settings:
             download_url_seconds=positive_int("PHOTOSKY_DOWNLOAD_URL_SECONDS", cls.download_url_seconds),
             shared_url_seconds=positive_int("PHOTOSKY_SHARED_URL_SECONDS", cls.shared_url_seconds),
             trash_days=positive_int("PHOTOSKY_TRASH_DAYS", cls.trash_days),
-            user_pool_id=_user_pool_id(env),
+            user_pool_id=user_pool_id,
             allowed_origins=allowed_origins,
             media_url=media_url or None,
             media_key=media_key or None,
             media_key_secret_arn=media_key_secret_arn or None,
             media_url_window_seconds=media_window,
+            ws_management_url=ws_management_url or None,
+            user_pool_client_id=user_pool_client_id or None,
+            jwks_url=jwks_url or None,
+            ws_max_connections=positive_int("PHOTOSKY_WS_MAX_CONNECTIONS", cls.ws_max_connections),
         )
         if problems:
             raise ConfigError("invalid PhotoSky configuration: " + "; ".join(problems))
         return settings
 
 
-_MEDIA_URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?\Z")
+_BASE_URL = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?\Z")
 _ORIGIN = re.compile(r"^https?://[a-z0-9.-]+(:[0-9]{1,5})?\Z")
 
 
@@ -165,6 +196,19 @@ def _user_pool_id(env: Mapping[str, str]) -> str | None:
     """The first trusted pool's id (`arn:...:userpool/<id>`): the pool whose users an owner can share with."""
     arns = [arn.strip() for arn in env.get("COGNITO_USER_POOL_ARN", "").split(",") if ":userpool/" in arn]
     return arns[0].rsplit(":userpool/", 1)[1] if arns else None
+
+
+def _pool_region(pool_id: str, default: str) -> str:
+    """A pool id is `<region>_<suffix>`: its tokens are issued in that region, whatever the Lambda's."""
+    region, sep, _ = pool_id.partition("_")
+    return region if sep and region else default
+
+
+def _default_jwks_url(pool_id: str | None, region: str) -> str:
+    """Where Cognito publishes the pool's signing keys; empty without a pool."""
+    if not pool_id:
+        return ""
+    return f"https://cognito-idp.{_pool_region(pool_id, region)}.amazonaws.com/{pool_id}/.well-known/jwks.json"
 
 
 def user_pool_arns(env: Mapping[str, str] = os.environ) -> list[str]:

@@ -38,6 +38,9 @@ if TYPE_CHECKING:
     from chalicelib.albums.repository import DynamoAlbumRepository
     from chalicelib.albums.service import AlbumService, UserDirectory
     from chalicelib.photos.ingest import UploadProcessor
+    from chalicelib.realtime.connections import DynamoConnections
+    from chalicelib.realtime.notifier import ManagementClient, SilentNotifier, WebSocketNotifier
+    from chalicelib.realtime.tokens import IdTokenVerifier
     from chalicelib.users.deletion import AccountDeletion
 
 T = TypeVar("T")
@@ -102,6 +105,55 @@ def secrets_manager() -> SecretsManagerClient:
 @_once
 def cognito() -> CognitoIdentityProviderClient:
     return _session().client("cognito-idp", region_name=settings().region, config=_AWS_CONFIG)
+
+
+# The WebSocket management API, called after a write has succeeded: a push is best effort, so it gets one retry and
+# timeouts short enough that a stuck endpoint costs the write's caller about two seconds (chalicelib/realtime).
+_PUSH_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 2}, connect_timeout=1, read_timeout=1)
+
+
+@_once
+def management_api() -> ManagementClient:
+    """The @connections endpoint (PHOTOSKY_WS_MANAGEMENT_URL): built on the first push that finds someone connected."""
+    endpoint = settings().ws_management_url
+    if endpoint is None:
+        raise RuntimeError("realtime is off (PHOTOSKY_WS_MANAGEMENT_URL is not set)")
+    client: ManagementClient = _session().client(
+        "apigatewaymanagementapi", region_name=settings().region, endpoint_url=endpoint, config=_PUSH_CONFIG
+    )
+    return client
+
+
+@_once
+def connections() -> DynamoConnections:
+    from chalicelib.realtime.connections import DynamoConnections
+
+    s = settings()
+    return DynamoConnections(dynamodb(), s.table_name, max_per_user=s.ws_max_connections)
+
+
+@_once
+def notifier() -> WebSocketNotifier | SilentNotifier:
+    """Who hears about a change: every connection of the users it concerns, or nobody when realtime is off."""
+    from chalicelib.realtime.notifier import SilentNotifier, WebSocketNotifier
+
+    if settings().ws_management_url is None:
+        return SilentNotifier()
+    return WebSocketNotifier(connections(), management_api, albums=album_repository)
+
+
+@_once
+def id_token_verifier() -> IdTokenVerifier:
+    """The connect handler's token check, built once per container (it caches the pool's keys). Imported here, on
+    first use: only the connect function ever loads the RS256 code."""
+    from chalicelib.realtime.tokens import IdTokenVerifier
+
+    s = settings()
+    if s.token_issuer is None or s.user_pool_client_id is None or s.jwks_url is None:
+        raise errors.Unavailable(
+            "realtime needs COGNITO_USER_POOL_ARN and PHOTOSKY_USER_POOL_CLIENT_ID to check tokens"
+        )
+    return IdTokenVerifier(issuer=s.token_issuer, audience=s.user_pool_client_id, jwks_url=s.jwks_url)
 
 
 def _quota() -> Quota:
@@ -201,6 +253,7 @@ def album_service() -> AlbumService:
         access_tokens=tokens,
         cursors=_cursor_codec(),
         clock=clock.now,
+        events=notifier(),
     )
 
 
@@ -230,6 +283,7 @@ def photo_service() -> PhotoService:
         media=media(),
         upload_url_seconds=s.upload_url_seconds,
         trash_days=s.trash_days,
+        events=notifier(),
     )
 
 
@@ -264,6 +318,7 @@ def upload_processor() -> UploadProcessor:
         clock=clock.now,
         upload_grace=timedelta(seconds=settings().upload_grace_seconds),
         reconcile_budget=timedelta(seconds=settings().reconcile_budget_seconds),
+        events=notifier(),
     )
 
 
@@ -278,6 +333,9 @@ def prime() -> None:
     write_limiter()
     album_service()
     media()
+    # The pushers, but not the management API's client (built on the first push that finds someone connected) nor
+    # the token check (the connect function's alone: the API never loads it).
+    notifier()
 
 
 def reset() -> None:

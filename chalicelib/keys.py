@@ -39,6 +39,14 @@ DynamoDB (one table, generic `PK`/`SK`, overloaded `GSI1`):
     PK = LINK#<sha256(token) hex>  SK = LINK            the same link as a visitor finds it, by its token's hash
     PK = LINK#<sha256(token) hex>  SK = FAIL#<window>   wrong passwords tried in one window; TTL removes it
 
+    PK = USER#<sub>   SK = WS#<connection_id>           one of the user's open WebSocket connections (connected_at):
+                                                        a push Queries `begins_with(SK, "WS#")` for every connection
+                                                        of one user; TTL (expires_at_epoch, past API Gateway's 2 h
+                                                        limit) removes any whose $disconnect never came
+    PK = WS#<connection_id>  SK = WS                    the same connection by its id (user_id): $disconnect and
+                                                        messages arrive with the id only; written and deleted in one
+                                                        transaction with the item above, with the same TTL
+
 S3 (one bucket):
 
     uploads/<sub>/<photo_id>                  what the client POSTs; the worker verifies it
@@ -68,6 +76,8 @@ MEMBER_PREFIX = "MEMBER#"
 LINK_PREFIX = "LINK#"
 LINK_SK = "LINK"
 FAIL_PREFIX = "FAIL#"
+WS_PREFIX = "WS#"
+WS_SK = "WS"
 PHOTO_ALBUM_PREFIX = "PHOTOALBUM#"
 # Albums being deleted and members leaving spread over this many index partitions, like pending uploads.
 CLEANUP_SHARDS = 16
@@ -244,6 +254,16 @@ def link_token_key(token_hash: str) -> Key:
 
 def link_failures_key(token_hash: str, window_start: int) -> Key:
     return {"PK": {"S": link_token_pk(token_hash)}, "SK": {"S": f"{FAIL_PREFIX}{window_start}"}}
+
+
+def connection_key(user_id: str, connection_id: str) -> Key:
+    """One of the user's WebSocket connections, in their partition (found with the user's other connections)."""
+    return {"PK": {"S": user_pk(user_id)}, "SK": {"S": f"{WS_PREFIX}{connection_id}"}}
+
+
+def connection_owner_key(connection_id: str) -> Key:
+    """A connection by its id alone: whose it is."""
+    return {"PK": {"S": f"{WS_PREFIX}{connection_id}"}, "SK": {"S": WS_SK}}
 
 
 def cleanup_shard(album_id: str) -> int:

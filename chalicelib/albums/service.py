@@ -81,6 +81,15 @@ class AlbumRepository(Protocol):
     def record_failed_unlock(self, token_hash: str, window_start: int, *, expires_at: int) -> None: ...
 
 
+class AlbumEvents(Protocol):
+    """Who is told about a change once it is written (chalicelib/realtime): everyone who can read the album. Never
+    raises."""
+
+    def albums_changed(self, album_ids: Sequence[str]) -> None: ...
+    def album_removed(self, album_id: str, user_ids: Sequence[str]) -> None: ...
+    def album_deleted(self, album: Album) -> None: ...
+
+
 class UserDirectory(Protocol):
     def find(self, username: str) -> DirectoryUser | None: ...
 
@@ -104,6 +113,7 @@ class AlbumService:
         cursors: CursorCodec,
         clock: Callable[[], datetime],
         new_id: Callable[[], str] = new_ulid,
+        events: AlbumEvents | None = None,
     ) -> None:
         self._repository = repository
         self._access = access
@@ -114,6 +124,11 @@ class AlbumService:
         self._cursors = cursors
         self._clock = clock
         self._new_id = new_id
+        self._events = events
+
+    def _changed(self, album_id: str) -> None:
+        if self._events is not None:
+            self._events.albums_changed([album_id])
 
     # --- albums ----------------------------------------------------------------------------------------------------
 
@@ -190,6 +205,7 @@ class AlbumService:
                 edited, current, cover_changed="cover_photo_id" in changes.sent, cover_entry=cover_entry
             )
             if stored is not None:
+                self._changed(album_id)
                 return Grant(album=stored, role=grant.role)
         raise errors.Unavailable("the album is changing too fast to edit; retry")
 
@@ -204,7 +220,10 @@ class AlbumService:
                 raise
             self._repository.delete_contents(album)  # a deletion of the caller's own, cut short: finish it
             return
-        self._repository.begin_delete(grant.album, since=iso_utc(self._clock()))
+        began = self._repository.begin_delete(grant.album, since=iso_utc(self._clock()))
+        if began and self._events is not None:
+            # Gone for everyone now; told while its members are still listed (the clean-up removes them next).
+            self._events.album_deleted(grant.album)
         self._repository.delete_contents(grant.album)
 
     # --- photos in an album ----------------------------------------------------------------------------------------
@@ -221,6 +240,8 @@ class AlbumService:
             if ready
             else {}
         )
+        if "added" in outcome.values():
+            self._changed(album_id)
         results = []
         for photo_id in photo_ids:
             status = outcome.get(photo_id)
@@ -248,6 +269,8 @@ class AlbumService:
             if allowed
             else set()
         )
+        if removed:
+            self._changed(album_id)
         results = []
         for photo_id in photo_ids:
             if photo_id in removed:
@@ -315,6 +338,7 @@ class AlbumService:
         for _ in range(2):
             why_not = self._repository.add_member(grant.album, membership)
             if why_not is None:
+                self._changed(album_id)  # the new member hears of it too: it is theirs to read now
                 name = self._display_names([found.user_id]).get(found.user_id)
                 return Member(found.user_id, found.username, name, role, membership.added_at)
             if why_not == "full":
@@ -336,6 +360,7 @@ class AlbumService:
         changed = self._repository.change_role(album_id, member_id, role) if is_user_id(member_id) else None
         if changed is None:
             raise errors.NotFound("no such member")
+        self._changed(album_id)
         name = self._display_names([member_id]).get(member_id)
         return Member(changed.user_id, changed.username, name, changed.role, changed.added_at)
 
@@ -364,6 +389,9 @@ class AlbumService:
                 if membership is None:
                     raise errors.NotFound("no such member")
         self._finish_leaving(membership, album=grant.album)
+        if self._events is not None:
+            self._events.album_removed(album_id, [membership.user_id])
+            self._events.albums_changed([album_id])  # the others: the members, and the photos that left with them
 
     def _leaving_grant(self, user_id: str, album_id: str) -> Grant:
         """A member leaving; one whose departure was cut short may call again to finish it (204, not 404)."""

@@ -14,12 +14,15 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from chalicelib import errors, keys
 from chalicelib.clock import iso_utc
 from chalicelib.imaging import ImageRejected, ProcessedImage
 from chalicelib.photos.models import WRITE_ATTEMPTS, Photo, PhotoStatus, StoredObject
+
+if TYPE_CHECKING:
+    from chalicelib.photos.service import PhotoEvents
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +71,7 @@ class UploadProcessor:
         upload_grace: timedelta,
         reconcile_budget: timedelta = timedelta(minutes=3),
         elapsed: Callable[[], float] = time.monotonic,
+        events: PhotoEvents | None = None,
     ) -> None:
         self._repository = repository
         self._storage = storage
@@ -76,6 +80,13 @@ class UploadProcessor:
         self._upload_grace = upload_grace
         self._reconcile_budget = reconcile_budget.total_seconds()
         self._elapsed = elapsed
+        self._events = events
+
+    def _settled(self, photo: Photo) -> None:
+        """Tell the owner's open connections the photo settled (READY or REJECTED): once its write succeeded, and
+        before the upload object is tidied away, so the client hears as soon as it can read the result."""
+        if self._events is not None:
+            self._events.photos(photo.owner_id, changed=(photo,))
 
     def ingest(self, object_key: str) -> Outcome:
         """Idempotent: any number of deliveries, in any order, leave the photo as one delivery would."""
@@ -151,6 +162,7 @@ class UploadProcessor:
             )
             if not self._repository.replace(rejected, photo, release_usage=True):
                 return None
+            self._settled(rejected)
             self._storage.delete(object_key)
             log.info("rejected %s/%s: %s", photo.owner_id, photo.photo_id, processed.reason)
             return Outcome.REJECTED
@@ -190,6 +202,7 @@ class UploadProcessor:
                 return None
         except errors.DuplicatePhoto as duplicate:
             return self._reject_duplicate(photo, object_key, duplicate.photo_id)
+        self._settled(ready)
         self._storage.delete(object_key)
         return Outcome.READY
 
@@ -212,6 +225,7 @@ class UploadProcessor:
         )
         if not self._repository.replace(rejected, photo, release_usage=True):
             return None
+        self._settled(rejected)
         self._storage.delete(object_key)
         log.info("rejected %s/%s as a copy of %s", owner, photo_id, holder)
         return Outcome.DUPLICATE
@@ -249,6 +263,9 @@ class UploadProcessor:
             return Outcome.ALREADY_DONE
         if self._repository.delete(photo):
             log.info("released abandoned upload %s/%s (%d bytes)", owner_id, photo_id, photo.size_bytes)
+            if self._events is not None:
+                # A client still showing the upload as pending learns it is gone.
+                self._events.photos(owner_id, deleted=(photo_id,))
             return Outcome.ABANDONED_RELEASED
         return Outcome.CHANGED_MEANWHILE
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -52,6 +52,48 @@ class PhotoRepository(Protocol):
     def restore(self, photo: Photo, *, now: str) -> Photo | None: ...
 
 
+class PhotoEvents(Protocol):
+    """Who is told about a change once it is written (chalicelib/realtime): the owner's open connections, and the
+    people of the albums a photo left or rejoined. Never raises."""
+
+    def photos(
+        self,
+        owner_id: str,
+        *,
+        changed: Sequence[Photo] = (),
+        deleted: Sequence[str] = (),
+        albums: Iterable[str] = (),
+    ) -> None: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class Change:
+    """What one or more writes did to an owner's photos, for `PhotoEvents`."""
+
+    changed: tuple[Photo, ...] = ()
+    deleted: tuple[str, ...] = ()
+    albums: frozenset[str] = frozenset()
+
+    def __add__(self, other: Change) -> Change:
+        return Change(self.changed + other.changed, self.deleted + other.deleted, self.albums | other.albums)
+
+    def __bool__(self) -> bool:
+        return bool(self.changed or self.deleted or self.albums)
+
+
+NO_CHANGE = Change()
+
+
+def albums_left(before: Photo, after: Photo) -> frozenset[str]:
+    """The albums a trash took the photo out of: what it added to the photo's `album_return`."""
+    return frozenset(entry.split("#", 1)[0] for entry in after.album_return[len(before.album_return) :])
+
+
+def albums_returning(photo: Photo) -> frozenset[str]:
+    """The albums a restore may put the photo back into (those it still may join; the others change nothing)."""
+    return frozenset(entry.split("#", 1)[0] for entry in photo.album_return)
+
+
 class PhotoStorage(Protocol):
     def presigned_upload(
         self, *, key: str, content_type: str, size_bytes: int, expires_in: int, now: datetime
@@ -72,6 +114,7 @@ class PhotoService:
         upload_url_seconds: int,
         trash_days: int = 30,
         new_id: Callable[[], str] | None = None,
+        events: PhotoEvents | None = None,
     ) -> None:
         self._repository = repository
         self._storage = storage
@@ -82,6 +125,12 @@ class PhotoService:
         self._media = media
         self._trash_days = trash_days
         self._new_id = new_id
+        self._events = events
+
+    def _publish(self, owner_id: str, change: Change) -> None:
+        """Tell whoever listens what was written; only ever after the write."""
+        if change and self._events is not None:
+            self._events.photos(owner_id, changed=change.changed, deleted=change.deleted, albums=change.albums)
 
     def start_upload(self, owner_id: str, new: NewPhoto) -> tuple[Photo, PresignedUpload]:
         """Reserve quota for a PENDING photo and hand back a presigned POST for exactly its upload key."""
@@ -167,6 +216,7 @@ class PhotoService:
                 revision=current.revision + 1,
             )
             if self._repository.replace(edited, current):
+                self._publish(owner_id, Change(changed=(edited,)))
                 return edited
         raise errors.Unavailable("the photo is changing too fast to edit; retry")
 
@@ -174,6 +224,9 @@ class PhotoService:
         """Move a READY photo to the trash; delete anything else (an upload not yet settled, a rejected one, or
         with `permanent` any photo) for good at once. Trashing a photo already in the trash changes nothing.
         `read` is the photo as the caller just read it (tried first; read again only if it changed)."""
+        self._publish(owner_id, self._delete(owner_id, photo_id, permanent=permanent, read=read))
+
+    def _delete(self, owner_id: str, photo_id: str, *, permanent: bool, read: Photo | None) -> Change:
         for attempt in range(WRITE_ATTEMPTS):
             photo = read if attempt == 0 and read is not None else self._get_if_id(owner_id, photo_id)
             if photo is None:
@@ -184,61 +237,87 @@ class PhotoService:
                     self._storage.delete(*keys.photo_objects(owner_id, photo_id))
                 raise errors.NotFound("no such photo")
             if permanent or photo.status is not PhotoStatus.READY:
-                if self._purge(photo):
-                    return
-            elif photo.trashed or self._trash(photo) is not None:
-                return
+                purged = self._purge(photo)
+                if purged is not None:
+                    return purged
+            elif photo.trashed:
+                return NO_CHANGE
+            else:
+                trashed = self._trash(photo)
+                if trashed is not None:
+                    return Change(changed=(trashed,), albums=albums_left(photo, trashed))
         raise errors.Unavailable("the photo is changing too fast to delete; retry")
 
     def restore(self, owner_id: str, photo_id: str, *, read: Photo | None = None) -> Photo:
         """Take a photo out of the trash, back into its albums; a photo not in the trash is returned as it is."""
+        restored, change = self._restore(owner_id, photo_id, read=read)
+        self._publish(owner_id, change)
+        return restored
+
+    def _restore(self, owner_id: str, photo_id: str, *, read: Photo | None) -> tuple[Photo, Change]:
         for attempt in range(WRITE_ATTEMPTS):
             photo = read if attempt == 0 and read is not None else self.get(owner_id, photo_id)
             if photo.purging:
                 raise errors.Conflict("the photo is being deleted for good")
             if not photo.trashed and not photo.album_return:
-                return photo
+                return photo, NO_CHANGE
             restored = self._repository.restore(photo, now=iso_utc(self._clock()))
             if restored is not None:
-                return restored
+                return restored, Change(changed=(restored,), albums=albums_returning(photo))
         raise errors.Unavailable("the photo is changing too fast to restore; retry")
 
     def empty_trash(self, owner_id: str, *, out_of_time: Callable[[], bool]) -> int:
         """Purge everything in the caller's trash until `out_of_time`; how many are left (0: it is empty)."""
         trashed = self._repository.trashed(owner_id)
-        for done, photo in enumerate(trashed):
-            if out_of_time():
-                return len(trashed) - done
-            # The index's copy serves the first attempt; a photo changed since fails its write and is read again.
-            self._purge_if_trashed(owner_id, photo.photo_id, before=None, read=photo)
-        return 0
+        purged = NO_CHANGE
+        try:
+            for done, photo in enumerate(trashed):
+                if out_of_time():
+                    return len(trashed) - done
+                # The index's copy serves the first attempt; a photo changed since fails its write and is read again.
+                purged += self._purge_if_trashed(owner_id, photo.photo_id, before=None, read=photo) or NO_CHANGE
+            return 0
+        finally:
+            self._publish(owner_id, purged)  # what was purged, even if a later photo failed
 
     def purge_expired(self, *, out_of_time: Callable[[], bool]) -> dict[str, int]:
         """The scheduled job: purge every photo whose time in the trash is up, until `out_of_time`."""
         now = iso_utc(self._clock())
         counts = {"purged": 0, "failed": 0, "left": 0}
         expired = self._repository.expired_trash(now)
-        for done, (owner_id, photo_id) in enumerate(expired):
-            if out_of_time():
-                counts["left"] = len(expired) - done
-                break
-            try:
-                if self._purge_if_trashed(owner_id, photo_id, before=now):
+        purged: dict[str, Change] = {}
+        try:
+            for done, (owner_id, photo_id) in enumerate(expired):
+                if out_of_time():
+                    counts["left"] = len(expired) - done
+                    break
+                try:
+                    change = self._purge_if_trashed(owner_id, photo_id, before=now)
+                except errors.DomainError:
+                    counts["failed"] += 1
+                    continue
+                if change is not None:
                     counts["purged"] += 1
-            except errors.DomainError:
-                counts["failed"] += 1
+                    purged[owner_id] = purged.get(owner_id, NO_CHANGE) + change
+        finally:
+            for owner_id, change in purged.items():
+                self._publish(owner_id, change)
         return counts
 
-    def _purge_if_trashed(self, owner_id: str, photo_id: str, *, before: str | None, read: Photo | None = None) -> bool:
-        """Purge the photo if it is (still) in the trash, and its purge time is before `before` if given."""
+    def _purge_if_trashed(
+        self, owner_id: str, photo_id: str, *, before: str | None, read: Photo | None = None
+    ) -> Change | None:
+        """Purge the photo if it is (still) in the trash, and its purge time is before `before` if given; what that
+        did, or None if there was nothing to purge."""
         for attempt in range(WRITE_ATTEMPTS):
             photo = read if attempt == 0 and read is not None else self._repository.get(owner_id, photo_id)
             if photo is None or not photo.trashed:
-                return False  # purged or restored meanwhile
+                return None  # purged or restored meanwhile
             if before is not None and (photo.purge_at or "") >= before:
-                return False
-            if self._purge(photo):
-                return True
+                return None
+            purged = self._purge(photo)
+            if purged is not None:
+                return purged
         raise errors.Unavailable("the photo is changing too fast to purge; retry")
 
     def batch(
@@ -248,37 +327,49 @@ class PhotoService:
         leaves a photo as one call would however often it is repeated, so retrying a batch is safe."""
         wanted = [photo_id for photo_id in photo_ids if is_ulid(photo_id)]
         found = self._repository.get_many(owner_id, wanted) if wanted else {}
-        results = []
-        for photo_id in photo_ids:
-            photo = found.get(photo_id)
-            if photo is None:
-                results.append(BatchResult(photo_id, "not_found", "you have no such photo"))
-                continue
-            try:
-                self._apply(photo, action, tags)
-            except errors.NotFound:
-                results.append(BatchResult(photo_id, "not_found", "you have no such photo"))
-            except errors.Invalid as e:
-                results.append(BatchResult(photo_id, "invalid", str(e)))
-            except (errors.Conflict, errors.Unavailable) as e:
-                results.append(BatchResult(photo_id, "conflict", str(e)))
-            else:
-                results.append(BatchResult(photo_id, "done"))
+        results: builtins.list[BatchResult] = []
+        done = NO_CHANGE
+        try:
+            for photo_id in photo_ids:
+                photo = found.get(photo_id)
+                if photo is None:
+                    results.append(BatchResult(photo_id, "not_found", "you have no such photo"))
+                    continue
+                done += self._apply_one(photo, action, tags, results)
+        finally:
+            self._publish(owner_id, done)  # one push for the whole batch, of what it did
         return results
 
-    def _apply(self, photo: Photo, action: BatchAction, tags: tuple[str, ...]) -> None:
+    def _apply_one(
+        self, photo: Photo, action: BatchAction, tags: tuple[str, ...], results: builtins.list[BatchResult]
+    ) -> Change:
+        """Apply the action to one photo of a batch, appending its result; what it did."""
+        photo_id = photo.photo_id
+        change = NO_CHANGE
+        try:
+            change = self._apply(photo, action, tags)
+        except errors.NotFound:
+            results.append(BatchResult(photo_id, "not_found", "you have no such photo"))
+        except errors.Invalid as e:
+            results.append(BatchResult(photo_id, "invalid", str(e)))
+        except (errors.Conflict, errors.Unavailable) as e:
+            results.append(BatchResult(photo_id, "conflict", str(e)))
+        else:
+            results.append(BatchResult(photo_id, "done"))
+        return change
+
+    def _apply(self, photo: Photo, action: BatchAction, tags: tuple[str, ...]) -> Change:
         owner_id, photo_id = photo.owner_id, photo.photo_id
         # The batch's one read of every photo serves each first attempt.
         if action is BatchAction.TRASH:
-            self.delete(owner_id, photo_id, read=photo)
-        elif action is BatchAction.DELETE:
-            self.delete(owner_id, photo_id, permanent=True, read=photo)
-        elif action is BatchAction.RESTORE:
-            self.restore(owner_id, photo_id, read=photo)
-        else:
-            self._edit(photo, action, tags)
+            return self._delete(owner_id, photo_id, permanent=False, read=photo)
+        if action is BatchAction.DELETE:
+            return self._delete(owner_id, photo_id, permanent=True, read=photo)
+        if action is BatchAction.RESTORE:
+            return self._restore(owner_id, photo_id, read=photo)[1]
+        return self._edit(photo, action, tags)
 
-    def _edit(self, photo: Photo, action: BatchAction, tags: tuple[str, ...]) -> None:
+    def _edit(self, photo: Photo, action: BatchAction, tags: tuple[str, ...]) -> Change:
         """Favourite, unfavourite, add or remove tags: an owner's edit (a new version) if it changes anything."""
         for attempt in range(WRITE_ATTEMPTS):
             if attempt:
@@ -295,7 +386,7 @@ class PhotoService:
             else:
                 new_tags = tuple(tag for tag in photo.tags if tag not in tags)
             if (favorite, new_tags) == (photo.favorite, photo.tags):
-                return
+                return NO_CHANGE
             edited = dataclasses.replace(
                 photo,
                 favorite=favorite,
@@ -305,7 +396,7 @@ class PhotoService:
                 revision=photo.revision + 1,
             )
             if self._repository.replace(edited, photo):
-                return
+                return Change(changed=(edited,))
         raise errors.Unavailable("the photo is changing too fast to edit; retry")
 
     def _trash(self, photo: Photo) -> Photo | None:
@@ -314,8 +405,8 @@ class PhotoService:
             photo, trashed_at=iso_utc(now), purge_at=iso_utc(now + timedelta(days=self._trash_days))
         )
 
-    def _purge(self, photo: Photo) -> bool:
-        """Delete the photo for good; False if it changed meanwhile (read again).
+    def _purge(self, photo: Photo) -> Change | None:
+        """Delete the photo for good; what that did, or None if it changed meanwhile (read again).
 
         A verified photo is first marked in the trash as being purged (so a restore cannot race the purge), then its
         objects go, then its item: a crash anywhere leaves a photo in the trash whose purge is due, which the retry
@@ -323,19 +414,22 @@ class PhotoService:
         (pending or rejected) has no verified objects to keep: its item goes first, then whatever is in the bucket
         (a retried DELETE, or the worker finding no photo, removes anything a failure left there).
         """
+        gone = Change(deleted=(photo.photo_id,))
         if photo.status is not PhotoStatus.READY:
             if not self._repository.delete(photo):
-                return False
+                return None
             self._storage.delete(*keys.photo_objects(photo.owner_id, photo.photo_id))
-            return True
+            return gone
         if not photo.purging:
             now = iso_utc(self._clock())
             marked = self._repository.trash(photo, trashed_at=photo.trashed_at or now, purge_at=now, purging=True)
             if marked is None:
-                return False
+                return None
+            # A photo deleted for good straight from the library leaves its albums here.
+            gone = Change(deleted=gone.deleted, albums=albums_left(photo, marked))
             photo = marked
         self._storage.delete(*keys.photo_objects(photo.owner_id, photo.photo_id))
-        return self._repository.delete(photo)
+        return gone if self._repository.delete(photo) else None
 
     def download_urls(self, photo: Photo) -> DownloadUrls:
         if photo.status is not PhotoStatus.READY:

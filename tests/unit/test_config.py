@@ -54,3 +54,53 @@ def test_the_cursor_key_may_come_as_a_secret_arn_instead() -> None:
         Settings.from_env(env)
     with pytest.raises(ConfigError, match="at least 16"):
         Settings.from_env({**env, "PHOTOSKY_CURSOR_SECRET": "short"})
+
+
+POOL_ARN = "arn:aws:cognito-idp:eu-west-1:123456789012:userpool/eu-west-1_Pool"
+
+
+def test_realtime_is_off_unless_a_management_url_is_set() -> None:
+    settings = Settings.from_env(BASE)
+    assert settings.ws_management_url is None
+    assert settings.ws_max_connections == 10
+    assert settings.jwks_url is None
+    assert settings.token_issuer is None
+
+
+def test_realtime_settings_derive_the_issuer_and_jwks_url_from_the_pool() -> None:
+    settings = Settings.from_env(
+        {
+            **BASE,
+            "AWS_REGION": "us-east-1",  # the pool's own region names its issuer, whatever the Lambda's
+            "COGNITO_USER_POOL_ARN": POOL_ARN,
+            "PHOTOSKY_WS_MANAGEMENT_URL": "https://abc123.execute-api.eu-west-1.amazonaws.com/dev/",
+            "PHOTOSKY_USER_POOL_CLIENT_ID": "spaclient",
+            "PHOTOSKY_WS_MAX_CONNECTIONS": "3",
+        }
+    )
+    assert settings.ws_management_url == "https://abc123.execute-api.eu-west-1.amazonaws.com/dev"
+    assert settings.user_pool_client_id == "spaclient"
+    assert settings.token_issuer == "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Pool"
+    assert settings.jwks_url == "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Pool/.well-known/jwks.json"
+    assert settings.ws_max_connections == 3
+
+
+def test_the_dev_stack_points_the_jwks_url_at_its_emulated_pool() -> None:
+    url = "http://127.0.0.1:5001/eu-west-1_Pool/.well-known/jwks.json"
+    env = {**BASE, "COGNITO_USER_POOL_ARN": POOL_ARN, "PHOTOSKY_JWKS_URL": url}
+    assert Settings.from_env(env).jwks_url == url
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("PHOTOSKY_WS_MANAGEMENT_URL", "wss://abc.execute-api.eu-west-1.amazonaws.com/dev"),
+        ("PHOTOSKY_WS_MANAGEMENT_URL", "https://abc.example/dev?x=1"),
+        ("PHOTOSKY_JWKS_URL", "file:///etc/passwd"),
+        ("PHOTOSKY_WS_MAX_CONNECTIONS", "0"),
+        ("PHOTOSKY_WS_MAX_CONNECTIONS", "ten"),
+    ],
+)
+def test_malformed_realtime_settings_are_refused_by_name(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        Settings.from_env({**BASE, name: value})
