@@ -121,7 +121,7 @@ def _epoch(iso: str) -> float:
 
 
 def start_stack(workdir: Path) -> tuple[subprocess.Popen[bytes], dict[str, Any], Path]:
-    api_port, aws_port, web_port, media_port = free_ports(4)
+    api_port, aws_port, web_port, media_port, ws_port = free_ports(5)
     outputs_path = workdir / "outputs.json"
     log_path = workdir / "devstack.log"
     env = {
@@ -130,6 +130,7 @@ def start_stack(workdir: Path) -> tuple[subprocess.Popen[bytes], dict[str, Any],
         "PHOTOSKY_AWS_PORT": str(aws_port),
         "PHOTOSKY_WEB_PORT": str(web_port),
         "PHOTOSKY_MEDIA_PORT": str(media_port),  # the media endpoint (issue 14), CloudFront's part in AWS
+        "PHOTOSKY_WS_PORT": str(ws_port),  # the live-status WebSocket endpoint (issue 16)
         "PYTHONUNBUFFERED": "1",
         **RAISED_LIMITS,
     }

@@ -2,10 +2,11 @@
 
 Starts an emulated AWS (moto server: DynamoDB, S3, SQS, Cognito), creates the table, bucket, queues, user pool,
 SPA app client and a confirmed demo user, serves the API through Chalice's local gateway with real Cognito
-token checks, runs the upload worker on the bucket's S3 -> SQS events (and the scheduled reconciler), serves the
-media endpoint (CloudFront's signed URL check in front of the bucket, devstack/media.py) with a fresh signing key
-in the emulated Secrets Manager, serves the web client (web/, with its /config.json) as the one origin the API
-allows, writes `.devstack/outputs.json`, and runs until Ctrl-C.
+token checks, serves the app's WebSocket API for live status (API Gateway's WebSocket API and its @connections
+management API, devstack/websocket.py), runs the upload worker on the bucket's S3 -> SQS events (and the scheduled
+reconciler), serves the media endpoint (CloudFront's signed URL check in front of the bucket, devstack/media.py)
+with a fresh signing key in the emulated Secrets Manager, serves the web client (web/, with its /config.json) as
+the one origin the API allows, writes `.devstack/outputs.json`, and runs until Ctrl-C.
 
 `python -m devstack --no-api` (`make aws`) starts all of it but the API server: Chalice's own `chalice local --stage
 local` serves the API against this stack instead (devstack/chalice_local.py), at the `api_url` written here.
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from devstack.media import MediaServer
     from devstack.resources import Provisioned
     from devstack.web import WebServer
+    from devstack.websocket import WebSocketServer
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -178,6 +180,7 @@ PhotoSky dev stack is up (all on {HOST}):
   web client   {outputs["web_url"]}   (sign in as the demo user; API description at {outputs["openapi_url"]})
   API          {api}
   media        {outputs["media_url"]}   (signed URLs checked as CloudFront does; key in the emulated Secrets Manager)
+  live status  {outputs["ws_url"]}?token=<ID token>   (WebSocket API; its @connections API: http, same port)
   emulated AWS {outputs["aws_endpoint_url"]}  (moto: DynamoDB, S3, SQS, Cognito, Secrets Manager; {outputs["region"]})
   user pool    {outputs["user_pool_id"]}   SPA app client {outputs["user_pool_client_id"]}
   demo user    {demo["username"]} / {demo["password"]}
@@ -238,6 +241,29 @@ def point_api_at_stack(*, user_pool_arn: str, web_url: str, media_url: str, medi
         log.info("PHOTOSKY_MEDIA_KEY ignored: the dev stack signs with its own key (PHOTOSKY_MEDIA_KEY_SECRET_ARN)")
 
 
+def management_url(ws_url: str) -> str:
+    """The @connections management API's base URL: the WebSocket endpoint's port, over plain HTTP."""
+    return "http" + ws_url.removeprefix("ws")
+
+
+def jwks_url(aws_endpoint: str, user_pool_id: str) -> str:
+    """Where the emulated Cognito publishes the pool's signing keys."""
+    return f"{aws_endpoint}/{user_pool_id}/.well-known/jwks.json"
+
+
+def point_realtime_at_stack(*, ws_url: str | None, aws_endpoint: str, user_pool_id: str, client_id: str) -> None:
+    """Put in the environment what the realtime code reads (chalicelib/realtime): where to push (this stack's
+    @connections API; none: realtime off) and how to check a connecting client's token."""
+    # The audience and keys of the tokens `$connect` accepts. The default key location is the real Cognito's:
+    # pointing it at the emulated pool is what keeps a connect from reaching the internet.
+    os.environ["PHOTOSKY_USER_POOL_CLIENT_ID"] = client_id
+    os.environ["PHOTOSKY_JWKS_URL"] = jwks_url(aws_endpoint, user_pool_id)
+    if ws_url:
+        os.environ["PHOTOSKY_WS_MANAGEMENT_URL"] = management_url(ws_url)
+    else:
+        os.environ.pop("PHOTOSKY_WS_MANAGEMENT_URL", None)
+
+
 def stack_token_verifier(aws_endpoint: str, region: str, user_pool_id: str, client_id: str) -> CognitoIdTokenVerifier:
     """Checks ID tokens as API Gateway's Cognito authorizer does, against the pool's keys on the emulated AWS."""
     from devstack.auth import CognitoIdTokenVerifier, HttpJwks, cognito_issuer
@@ -245,12 +271,19 @@ def stack_token_verifier(aws_endpoint: str, region: str, user_pool_id: str, clie
     return CognitoIdTokenVerifier(
         issuer=cognito_issuer(region, user_pool_id),
         audiences=[client_id],
-        jwks=HttpJwks(f"{aws_endpoint}/{user_pool_id}/.well-known/jwks.json"),
+        jwks=HttpJwks(jwks_url(aws_endpoint, user_pool_id)),
     )
 
 
 def _load_app(
-    chalice_config: Config, provisioned: Provisioned, web_url: str, *, media_url: str, media_key_secret_arn: str
+    chalice_config: Config,
+    provisioned: Provisioned,
+    web_url: str,
+    *,
+    media_url: str,
+    media_key_secret_arn: str,
+    aws_endpoint: str,
+    ws_url: str,
 ) -> Chalice:
     """Import app.py as `chalice local` does, in this stack's environment: the API serves it, the event pump runs
     its handlers."""
@@ -266,6 +299,12 @@ def _load_app(
         web_url=web_url,
         media_url=media_url,
         media_key_secret_arn=media_key_secret_arn,
+    )
+    point_realtime_at_stack(
+        ws_url=ws_url,
+        aws_endpoint=aws_endpoint,
+        user_pool_id=provisioned.user_pool_id,
+        client_id=provisioned.user_pool_client_id,
     )
     try:
         Settings.from_env()  # a bad override is a clear startup error, not a 500 on the first request
@@ -334,6 +373,15 @@ def _serve_web(port: int, outputs: Mapping[str, Any]) -> WebServer:
         raise StartupError(f"cannot serve the web client on {HOST}:{port}: {e}") from None
 
 
+def _serve_websocket(app_object: Chalice, port: int, stage: str) -> WebSocketServer:
+    from devstack.websocket import serve_websocket
+
+    try:
+        return serve_websocket(HOST, port, app_object, stage=stage)
+    except OSError as e:
+        raise StartupError(f"cannot serve the WebSocket API on {HOST}:{port}: {e}") from None
+
+
 def _start_event_pump(app_object: Chalice) -> EventPump:
     import boto3
 
@@ -362,16 +410,18 @@ def _timed_stop(what: str, *steps: Any) -> None:
     log.info("stopped %s in %.2f s", what, time.monotonic() - started)
 
 
-def _ports(*, serve_api: bool) -> tuple[int, int, int, int]:
-    """The API's, emulated AWS's, web client's and media endpoint's ports, checked free (but the API's when this
-    process does not serve it)."""
+def _ports(*, serve_api: bool) -> tuple[int, int, int, int, int]:
+    """The API's, emulated AWS's, web client's, media endpoint's and WebSocket API's ports, checked free (but the
+    API's when this process does not serve it)."""
     api_port = _port_from_env("PHOTOSKY_API_PORT", 8000)
     aws_port = _port_from_env("PHOTOSKY_AWS_PORT", 5000)
     web_port = _port_from_env("PHOTOSKY_WEB_PORT", 8080)
     media_port = _port_from_env("PHOTOSKY_MEDIA_PORT", 8090)
-    if len({api_port, aws_port, web_port, media_port}) < 4:
+    ws_port = _port_from_env("PHOTOSKY_WS_PORT", 8100)
+    if len({api_port, aws_port, web_port, media_port, ws_port}) < 5:
         raise StartupError(
-            "PHOTOSKY_API_PORT, PHOTOSKY_AWS_PORT, PHOTOSKY_WEB_PORT and PHOTOSKY_MEDIA_PORT must all differ"
+            "PHOTOSKY_API_PORT, PHOTOSKY_AWS_PORT, PHOTOSKY_WEB_PORT, PHOTOSKY_MEDIA_PORT and PHOTOSKY_WS_PORT must "
+            "all differ"
         )
     command = "make dev" if serve_api else "make aws"
     if serve_api:
@@ -379,14 +429,16 @@ def _ports(*, serve_api: bool) -> tuple[int, int, int, int]:
     _ensure_port_free(aws_port, "PHOTOSKY_AWS_PORT", command)
     _ensure_port_free(web_port, "PHOTOSKY_WEB_PORT", command)
     _ensure_port_free(media_port, "PHOTOSKY_MEDIA_PORT", command)
-    return api_port, aws_port, web_port, media_port
+    _ensure_port_free(ws_port, "PHOTOSKY_WS_PORT", command)
+    return api_port, aws_port, web_port, media_port, ws_port
 
 
 def run(outputs_path: Path, *, serve_api: bool = True) -> int:
     """Start the stack, write its outputs and run until Ctrl-C. Without `serve_api` (`make aws`), the API is left to
     `chalice local`, which will listen at the `api_url` written: that port is neither bound nor checked here."""
-    api_port, aws_port, web_port, media_port = _ports(serve_api=serve_api)
+    api_port, aws_port, web_port, media_port, ws_port = _ports(serve_api=serve_api)
     web_url = f"http://{HOST}:{web_port}"
+    ws_url = f"ws://{HOST}:{ws_port}"
     started = time.monotonic()
 
     endpoint = f"http://{HOST}:{aws_port}"
@@ -400,6 +452,7 @@ def run(outputs_path: Path, *, serve_api: bool = True) -> int:
     pump = None
     web = None
     media = None
+    websocket = None
     try:
         from chalice.cli.factory import CLIFactory
 
@@ -407,10 +460,19 @@ def run(outputs_path: Path, *, serve_api: bool = True) -> int:
         provisioned, demo_password = _provision(chalice_config.environment_variables)
         media, media_key_secret_arn = _serve_media(media_port, provisioned.bucket_name)
         app_object = _load_app(
-            chalice_config, provisioned, web_url, media_url=media.media_url, media_key_secret_arn=media_key_secret_arn
+            chalice_config,
+            provisioned,
+            web_url,
+            media_url=media.media_url,
+            media_key_secret_arn=media_key_secret_arn,
+            aws_endpoint=endpoint,
+            ws_url=ws_url,
         )
         if serve_api:
             api = _serve_api(app_object, chalice_config, provisioned, endpoint, api_port)
+        # In this process with `--no-api` too: `chalice local` serves no WebSocket API, and the pushes of its API
+        # come here (PHOTOSKY_WS_MANAGEMENT_URL, devstack/chalice_local.py).
+        websocket = _serve_websocket(app_object, ws_port, chalice_config.api_gateway_stage)
         pump = _start_event_pump(app_object)
         outputs: dict[str, Any] = {
             "api_url": f"http://{HOST}:{api_port}",
@@ -428,6 +490,7 @@ def run(outputs_path: Path, *, serve_api: bool = True) -> int:
             "openapi_url": f"{web_url}/openapi.yaml",
             "media_url": media.media_url,
             "media_key_secret_arn": media_key_secret_arn,
+            "ws_url": websocket.ws_url,
         }
         web = _serve_web(web_port, outputs)
         _write_json_atomically(outputs_path, outputs)
@@ -443,6 +506,9 @@ def run(outputs_path: Path, *, serve_api: bool = True) -> int:
         outputs_path.unlink(missing_ok=True)
         if web is not None:
             _timed_stop("web server", web.shutdown, web.server_close)
+        if websocket is not None:
+            # Before the worker and the emulated AWS: closing each connection runs its `$disconnect`, which writes.
+            _timed_stop("WebSocket API", websocket.shutdown, websocket.server_close)
         if pump is not None:
             _timed_stop("event pump", pump.stop)
         if media is not None:

@@ -3,7 +3,8 @@
 The Chalice CLI sets `AWS_CHALICE_CLI_MODE` and the stage's variables (`PHOTOSKY_STAGE=local`) before it imports
 app.py, which then calls `attach_to_dev_stack()` before it builds its authorizer. The attach step reads the running
 stack's outputs.json, checks that its emulated AWS answers, points boto3 and the API's settings at it as the dev stack
-does for its own API, and makes Chalice's local gateway check Cognito tokens as the dev stack's does (Chalice's own
+does for its own API (its live status pushes included: `chalice local` runs no WebSocket API, so they go to the dev
+stack's, at `ws_url`), and makes Chalice's local gateway check Cognito tokens as the dev stack's does (Chalice's own
 local authorizer verifies nothing). When it cannot, it prints one line saying what to run and ends the process.
 
 The hook is two globals of `chalice.local` (chalice 1.34), both looked up when `chalice local` builds its server:
@@ -110,6 +111,16 @@ def read_outputs(path: Path) -> DevStack:
     return DevStack(outputs_file=path, **{name: document[name] for name in REQUIRED_OUTPUTS})
 
 
+def read_ws_url(path: Path) -> str | None:
+    """The stack's WebSocket endpoint (`ws_url`), or None for a stack older than it (its API then pushes nothing).
+    Read apart from `read_outputs`: a stack without one can still serve the rest of the API."""
+    try:
+        url = json.loads(path.read_text()).get("ws_url")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return url if isinstance(url, str) and url.startswith("ws://") else None
+
+
 def check_answers(stack: DevStack, timeout: float = PROBE_TIMEOUT_SECONDS) -> None:
     """NotAttached unless the stack's emulated AWS answers and still has its user pool (an outputs file left by a
     killed stack names a dead port, or a port another stack now holds)."""
@@ -192,7 +203,12 @@ def install_token_checks(verifier: CognitoIdTokenVerifier, stack: DevStack) -> N
 def attach(environ: Mapping[str, str]) -> DevStack:
     """Point this process at the running dev stack, or NotAttached saying why it cannot."""
     from chalicelib.config import ConfigError, Settings
-    from devstack.__main__ import isolate_from_real_aws, point_api_at_stack, stack_token_verifier
+    from devstack.__main__ import (
+        isolate_from_real_aws,
+        point_api_at_stack,
+        point_realtime_at_stack,
+        stack_token_verifier,
+    )
 
     stack = read_outputs(outputs_path(environ))
     # First: even the probe's client would read a developer's AWS profile.
@@ -204,6 +220,17 @@ def attach(environ: Mapping[str, str]) -> DevStack:
         media_url=stack.media_url,
         media_key_secret_arn=stack.media_key_secret_arn,
     )
+    ws_url = read_ws_url(stack.outputs_file)
+    point_realtime_at_stack(
+        ws_url=ws_url,
+        aws_endpoint=stack.aws_endpoint_url,
+        user_pool_id=stack.user_pool_id,
+        client_id=stack.user_pool_client_id,
+    )
+    if ws_url is None:
+        log.info(
+            "the dev stack of %s has no WebSocket API (older than it?): no live status is pushed", stack.outputs_file
+        )
     try:
         Settings.from_env()  # a malformed PHOTOSKY_* setting: said now, not as a 500 on some request
     except ConfigError as e:

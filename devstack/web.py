@@ -100,7 +100,7 @@ def spa_config(
             trash_days = settings.trash_days
     if trash_days is None:
         trash_days = Settings.trash_days
-    return {
+    config = {
         "api_url": outputs["api_url"],
         "region": outputs["region"],
         "user_pool_id": outputs["user_pool_id"],
@@ -110,16 +110,23 @@ def spa_config(
         "environment": "local",
         "limits": client_limits(max_upload_bytes, trash_days),
     }
+    if outputs.get("ws_url"):
+        # Live status: the SPA connects to `<ws_url>?token=<ID token>`; without it, it polls.
+        config["ws_url"] = outputs["ws_url"]
+    return config
 
 
-def content_security_policy(*, api: str, cognito: str, storage: Iterable[str], media: Iterable[str] = ()) -> str:
+def content_security_policy(
+    *, api: str, cognito: str, storage: Iterable[str], media: Iterable[str] = (), realtime: Iterable[str] = ()
+) -> str:
     """The SPA's policy, here and in AWS: code and styles from its own origin only; it calls the API and Cognito
-    and POSTs uploads to S3 (`storage`: the presigned URLs' origins), and shows images from S3, from the media
+    and POSTs uploads to S3 (`storage`: the presigned URLs' origins), opens the live status WebSocket (`realtime`:
+    its ws:// or wss:// origin, which 'self' never covers), and shows images from S3, from the media
     endpoint (`media`: in AWS the SPA's own distribution, so 'self' covers it) and from its own blob:/data: URLs.
     The SPA only ever puts media URLs in <img src> and <a href>, never fetches them, so they need no connect-src.
     No plugins, no <base>, no framing, no form posts (every form is handled in script)."""
     storage = set(storage)
-    connect = " ".join(["'self'", *sorted({api, cognito, *storage})])
+    connect = " ".join(["'self'", *sorted({api, cognito, *storage, *realtime})])
     images = " ".join(["'self'", "blob:", "data:", *sorted(storage | (set(media) - {"'self'"}))])
     return (
         f"default-src 'self'; script-src 'self'; style-src 'self'; connect-src {connect}; img-src {images}; "
@@ -137,7 +144,10 @@ def dev_content_security_policy(config: Mapping[str, Any], media_url: str | None
     # origin of its own here (in AWS it is the SPA's distribution, 'self').
     endpoint = config["cognito_endpoint"]
     media = [origin_of(media_url)] if media_url else []
-    return content_security_policy(api=config["api_url"], cognito=endpoint, storage=[endpoint], media=media)
+    realtime = [origin_of(config["ws_url"])] if config.get("ws_url") else []
+    return content_security_policy(
+        api=config["api_url"], cognito=endpoint, storage=[endpoint], media=media, realtime=realtime
+    )
 
 
 class WebServer(ThreadingHTTPServer):

@@ -58,14 +58,16 @@ def devstack_env(
     extra: dict[str, str] | None = None,
     web_port: int | None = None,
     media_port: int | None = None,
+    ws_port: int | None = None,
 ) -> dict[str, str]:
     return {
         **os.environ,
         "PHOTOSKY_API_PORT": str(api_port),
         "PHOTOSKY_AWS_PORT": str(aws_port),
-        # Never the defaults 8080 and 8090: a developer's own stack (or anything else) may hold them.
+        # Never the defaults 8080, 8090 and 8100: a developer's own stack (or anything else) may hold them.
         "PHOTOSKY_WEB_PORT": str(web_port if web_port is not None else free_port()),
         "PHOTOSKY_MEDIA_PORT": str(media_port if media_port is not None else free_port()),
+        "PHOTOSKY_WS_PORT": str(ws_port if ws_port is not None else free_port()),
         "PYTHONUNBUFFERED": "1",
         **(extra or {}),
     }
@@ -81,12 +83,13 @@ def spawn_devstack(
     extra_env: dict[str, str] | None = None,
     web_port: int | None = None,
     media_port: int | None = None,
+    ws_port: int | None = None,
     no_api: bool = False,
 ) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "devstack", "--outputs", str(outputs), *(["--no-api"] if no_api else [])],
         cwd=PROJECT_DIR,
-        env=devstack_env(api_port, aws_port, extra_env, web_port, media_port),
+        env=devstack_env(api_port, aws_port, extra_env, web_port, media_port, ws_port),
         stdin=subprocess.DEVNULL,
         stdout=stdout,
         stderr=stderr,
@@ -130,6 +133,9 @@ def started_devstack(
     media_port = free_port()
     while media_port in (api_port, aws_port, web_port):
         media_port = free_port()
+    ws_port = free_port()
+    while ws_port in (api_port, aws_port, web_port, media_port):
+        ws_port = free_port()
 
     def log_text() -> str:
         return log_path.read_text(errors="replace")
@@ -143,6 +149,7 @@ def started_devstack(
             stdout=log,
             web_port=web_port,
             media_port=media_port,
+            ws_port=ws_port,
             extra_env=extra_env,
             no_api=no_api,
         )
@@ -173,6 +180,7 @@ def started_devstack(
         assert outputs["aws_endpoint_url"] == f"http://{HOST}:{aws_port}", log_text()
         assert outputs["web_url"] == f"http://{HOST}:{web_port}", log_text()
         assert outputs["media_url"] == f"http://{HOST}:{media_port}", log_text()
+        assert outputs["ws_url"] == f"ws://{HOST}:{ws_port}", log_text()
 
         try:
             yield outputs
@@ -186,6 +194,7 @@ def started_devstack(
     assert port_is_free(aws_port), f"AWS port {aws_port} still in use after the dev stack stopped"
     assert port_is_free(web_port), f"web port {web_port} still in use after the dev stack stopped"
     assert port_is_free(media_port), f"media port {media_port} still in use after the dev stack stopped"
+    assert port_is_free(ws_port), f"WebSocket port {ws_port} still in use after the dev stack stopped"
 
 
 @pytest.fixture(scope="session")

@@ -54,6 +54,8 @@ def test_config_json_points_the_spa_at_this_stack(devstack: dict[str, Any]) -> N
         "user_pool_client_id": devstack["user_pool_client_id"],
         "cognito_endpoint": devstack["aws_endpoint_url"],
         "environment": "local",
+        # Live status: the stack's WebSocket endpoint (the SPA polls without it).
+        "ws_url": devstack["ws_url"],
         # What this stack's API enforces: the local stage's upload limit, and the API's own constants.
         "limits": expected_limits(api_max_upload_bytes("local")),
     }
