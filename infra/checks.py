@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from typing import Any
 
 # Routes anyone may call without a token: the health check, and a share link's album page and password unlock.
@@ -147,3 +148,81 @@ def wildcard_grants(template: dict[str, Any]) -> list[str]:
         if principal == "*" or (isinstance(principal, dict) and "*" in _as_list(principal.get("AWS", []))):
             problems.append(f"{logical_id}: Principal '*'")
     return problems
+
+
+def websocket_stage_logging(template: dict[str, Any]) -> list[str]:
+    """WebSocket stages that could write a connect's query string, which holds the user's ID token, to CloudWatch:
+    access logs, execution logs at any level, or data traces, whether for every route or for one. Execution logging
+    must be OFF explicitly, not left to a default."""
+    problems = []
+    for logical_id, resource in template["Resources"].items():
+        if resource.get("Type") != "AWS::ApiGatewayV2::Stage":
+            continue
+        properties = resource.get("Properties", {})
+        if "AccessLogSettings" in properties:
+            problems.append(f"{logical_id}: access logging is on")
+        default = properties.get("DefaultRouteSettings", {})
+        if default.get("LoggingLevel") != "OFF":
+            problems.append(f"{logical_id}: execution logging is not OFF for every route")
+        if default.get("DataTraceEnabled") is not False:
+            problems.append(f"{logical_id}: data tracing is not off for every route")
+        for route_key, settings in sorted(properties.get("RouteSettings", {}).items()):
+            if settings.get("LoggingLevel", "OFF") != "OFF" or settings.get("DataTraceEnabled", False) is not False:
+                problems.append(f"{logical_id}: route {route_key} logs")
+    return problems
+
+
+_MANAGE_CONNECTIONS = "execute-api:ManageConnections"
+
+
+def _connections_arn(template: dict[str, Any]) -> re.Pattern[str]:
+    """The only resources execute-api may be granted on: the stack's own WebSocket API's @connections, on the stage
+    Chalice gives it, one HTTP method each (the management API's IAM resources are the REST ones)."""
+    stage = template["Resources"]["WebsocketAPIStage"]["Properties"]["StageName"]
+    return re.compile(
+        r"^arn:\$\{AWS::Partition\}:execute-api:\$\{AWS::Region\}:\$\{AWS::AccountId\}:\$\{WebsocketAPI\}/"
+        + re.escape(stage)
+        + r"/(POST|DELETE|GET)/@connections/\*$"
+    )
+
+
+def _connections_grants(template: dict[str, Any]) -> list[tuple[str, dict[str, Any], list[Any]]]:
+    """(role, statement, resources) of every statement granting an execute-api action."""
+    found = []
+    for logical_id, statement in _statements(template):
+        if any(str(a).startswith("execute-api:") for a in _as_list(statement.get("Action", []))):
+            found.append((logical_id, statement, _as_list(statement.get("Resource", []))))
+    return found
+
+
+def _sub_text(resource: Any) -> str:
+    text = resource.get("Fn::Sub") if isinstance(resource, dict) else resource
+    return text if isinstance(text, str) else json.dumps(resource)
+
+
+def loose_connections_grants(template: dict[str, Any]) -> list[str]:
+    """execute-api grants other than an unconditional, unshared ManageConnections on exactly
+    `arn:<partition>:execute-api:<region>:<account>:<WebsocketAPI's id>/<its stage>/<METHOD>/@connections/*`."""
+    exact = _connections_arn(template)
+    problems = []
+    for logical_id, statement, resources in _connections_grants(template):
+        name = f"{logical_id}: {statement.get('Sid') or statement}"
+        if statement.get("Effect") != "Allow" or "Condition" in statement:
+            problems.append(f"{name}: not a plain Allow")
+        if _as_list(statement.get("Action")) != [_MANAGE_CONNECTIONS]:
+            problems.append(f"{name}: grants {statement.get('Action')}, not {_MANAGE_CONNECTIONS} alone")
+        problems += [f"{name}: on {_sub_text(r)}" for r in resources if not exact.match(_sub_text(r))]
+    return problems
+
+
+def connections_methods(template: dict[str, Any]) -> dict[str, set[str]]:
+    """{role: the @connections methods (POST, DELETE, GET) it may call}, from the grants loose_connections_grants
+    accepts."""
+    exact = _connections_arn(template)
+    methods: dict[str, set[str]] = {}
+    for logical_id, _, resources in _connections_grants(template):
+        for resource in resources:
+            match = exact.match(_sub_text(resource))
+            if match:
+                methods.setdefault(logical_id, set()).add(match.group(1))
+    return methods

@@ -7,7 +7,9 @@
    throttling (a default per method, lower limits for the public share-link routes). Chalice's own
    --merge-template cannot do this: the pool ARN sits inside the API's OpenAPI body and must become an intrinsic.
    Every function runs on arm64 (Graviton: a lower price per GB-s than x86_64); the API publishes a version with
-   SnapStart under the alias `live`, and API Gateway invokes that alias.
+   SnapStart under the alias `live`, and API Gateway invokes that alias. The WebSocket API (app.py's on_ws_*
+   handlers) gets the REST stage's throttling and no execution or access logging (the ID token is in the connect
+   URL's query string), and the functions that push or accept connections get its management endpoint.
 4. Adds bytecode compiled for the runtime to deployment.zip: Chalice ships none, so every cold start would
    compile every module (measured: about twice the import CPU).
 5. Refuses a package holding native code: Chalice downloads wheels for its own `lambda_architecture` setting
@@ -86,7 +88,51 @@ API_ENVIRONMENT: dict[str, Any] = {
         ]
     },
 }
-FUNCTION_NAMES = {"APIHandler": "api", "ProcessUploads": "process-uploads", "ReleaseAbandonedUploads": "reconcile"}
+FUNCTION_NAMES = {
+    "APIHandler": "api",
+    "ProcessUploads": "process-uploads",
+    "ReleaseAbandonedUploads": "reconcile",
+    "WebsocketConnect": "ws-connect",
+    "WebsocketDisconnect": "ws-disconnect",
+    "WebsocketMessage": "ws-message",
+}
+
+# Chalice's WebSocket API (app.py's on_ws_connect/on_ws_disconnect/on_ws_message): the resources `chalice package`
+# emits for it, and the three functions it names websocket_connect, websocket_disconnect and websocket_message.
+WEBSOCKET_API = "WebsocketAPI"
+WEBSOCKET_STAGE = "WebsocketAPIStage"
+WEBSOCKET_ROUTES = {
+    "$connect": "WebsocketConnect",
+    "$disconnect": "WebsocketDisconnect",
+    "$default": "WebsocketMessage",
+}
+# The management API (@connections) of the WebSocket API's stage: chalicelib.realtime posts messages there and
+# closes connections; `{stage}` is the stage name Chalice gives the API (its api_gateway_stage).
+WEBSOCKET_MANAGEMENT_URL = "https://${WebsocketAPI}.execute-api.${AWS::Region}.${AWS::URLSuffix}/{stage}"
+WEBSOCKET_ORIGIN = "wss://${WebsocketAPI}.execute-api.${AWS::Region}.${AWS::URLSuffix}"
+WEBSOCKET_URL = WEBSOCKET_ORIGIN + "/{stage}"
+# Who gets which realtime setting (chalicelib.config: without the management URL a function neither accepts
+# connections nor pushes): the connect function checks ID tokens (the SPA client is their audience; the pool is
+# COGNITO_USER_POOL_ARN's, wired everywhere) and closes a user's oldest connection beyond the bound; the message
+# function answers pings; the API, the worker and the reconciler push photo and album changes. The disconnect
+# function only forgets a connection (its items in the table).
+REALTIME_FUNCTIONS: dict[str, tuple[str, ...]] = {
+    "APIHandler": ("PHOTOSKY_WS_MANAGEMENT_URL",),
+    "ProcessUploads": ("PHOTOSKY_WS_MANAGEMENT_URL",),
+    "ReleaseAbandonedUploads": ("PHOTOSKY_WS_MANAGEMENT_URL",),
+    "WebsocketConnect": ("PHOTOSKY_WS_MANAGEMENT_URL", "PHOTOSKY_USER_POOL_CLIENT_ID"),
+    "WebsocketMessage": ("PHOTOSKY_WS_MANAGEMENT_URL",),
+}
+
+
+def realtime_environment(logical_id: str, websocket_stage: str) -> dict[str, Any]:
+    """The realtime settings one function gets (none for a function REALTIME_FUNCTIONS does not name)."""
+    values = {
+        "PHOTOSKY_WS_MANAGEMENT_URL": {"Fn::Sub": WEBSOCKET_MANAGEMENT_URL.replace("{stage}", websocket_stage)},
+        "PHOTOSKY_USER_POOL_CLIENT_ID": {"Ref": "SpaClient"},
+    }
+    return {name: values[name] for name in REALTIME_FUNCTIONS.get(logical_id, ())}
+
 
 # SnapStart for the API only (the two others are not on a user's path, and each published version's snapshot is
 # billed while cached). It applies to published versions only, so SAM publishes one per deploy under this alias,
@@ -103,6 +149,23 @@ _API_ALIAS_VARIABLE = "ApiHandlerLiveAlias"
 # The API stage's default limit for each method (requests per second, burst), shared by every caller of the
 # method; API Gateway answers 429 (the THROTTLED response below) above it.
 THROTTLING = {"dev": (20, 40), "prod": (200, 400)}
+
+
+def websocket_route_settings(stage: str) -> dict[str, Any]:
+    """The WebSocket stage's default for every route ($connect, each client message, $disconnect): the REST stage's
+    limits, so a flood of connects (anyone may try one, and each runs the connect function's token check) is capped
+    like one of REST requests. Execution logging OFF and no data trace, explicitly: API Gateway would log each
+    request's details, and a connect's query string holds the user's ID token (the stage has no AccessLogSettings
+    either). No per-route metrics: CloudWatch bills each one, and the stage's own suffice."""
+    rate, burst = THROTTLING[stage]
+    return {
+        "ThrottlingRateLimit": rate,
+        "ThrottlingBurstLimit": burst,
+        "LoggingLevel": "OFF",
+        "DataTraceEnabled": False,
+        "DetailedMetricsEnabled": False,
+    }
+
 
 # The share-link routes need no token, so anyone holding (or guessing at) a link can call them as fast as they like:
 # each gets its own, lower ceiling, a method setting that overrides the stage default for that method only.
@@ -221,9 +284,13 @@ def _sub_placeholders(value: Any) -> Any:
     return value
 
 
-def wire_function(logical_id: str, properties: dict[str, Any]) -> None:
+def wire_function(logical_id: str, properties: dict[str, Any], websocket_stage: str) -> None:
     """One function's environment, name, architecture and (the worker's) triggers and layer."""
-    wired = {**WIRED_ENVIRONMENT, **(API_ENVIRONMENT if logical_id == API_FUNCTION else {})}
+    wired = {
+        **WIRED_ENVIRONMENT,
+        **(API_ENVIRONMENT if logical_id == API_FUNCTION else {}),
+        **realtime_environment(logical_id, websocket_stage),
+    }
     properties.setdefault("Environment", {}).setdefault("Variables", {}).update(wired)
     properties["FunctionName"] = {"Fn::Sub": f"photosky-${{Stage}}-{FUNCTION_NAMES[logical_id]}"}
     properties["Architectures"] = [LAMBDA_ARCHITECTURE]
@@ -253,11 +320,12 @@ def merge_and_wire(chalice_template: dict[str, Any], resources: dict[str, Any], 
             own[name] = value
     template["Parameters"]["Stage"]["Default"] = stage
     template.setdefault("Description", f"PhotoSky ({stage}): API, upload worker and their resources")
+    websocket_stage = wire_websocket_api(template, stage)
 
     for logical_id, resource in template["Resources"].items():
         properties = resource.get("Properties", {})
         if resource["Type"] == "AWS::Serverless::Function":
-            wire_function(logical_id, properties)
+            wire_function(logical_id, properties, websocket_stage)
         if resource["Type"] == "AWS::IAM::Role" and logical_id.endswith("Role"):
             properties["Policies"] = _sub_placeholders(properties.get("Policies", []))
 
@@ -285,6 +353,43 @@ def merge_and_wire(chalice_template: dict[str, Any], resources: dict[str, Any], 
     if SENTINEL_POOL_ARN in json.dumps(template):
         raise PackagingError("the packaging stand-in for the user pool ARN survived into the template")
     return template
+
+
+def wire_websocket_api(template: dict[str, Any], stage: str) -> str:
+    """The WebSocket stage's throttling and logging, the SPA's URL for it (output WebsocketUrl) and its origin in
+    the SPA's Content-Security-Policy; returns the stage's name. Refuses a template without the API's three routes:
+    the SPA and the realtime settings count on them."""
+    resources = template["Resources"]
+    if resources.get(WEBSOCKET_API, {}).get("Type") != "AWS::ApiGatewayV2::Api" or WEBSOCKET_STAGE not in resources:
+        raise PackagingError("chalice package emitted no WebSocket API: app.py must keep its on_ws_* handlers")
+    routes = {
+        r["Properties"]["RouteKey"]: r["Properties"]["Target"]
+        for r in resources.values()
+        if r["Type"] == "AWS::ApiGatewayV2::Route"
+    }
+    for route_key, function in WEBSOCKET_ROUTES.items():
+        integration = {"Fn::Join": ["/", ["integrations", {"Ref": f"{function}APIIntegration"}]]}
+        if routes.get(route_key) != integration or function not in resources:
+            raise PackagingError(f"the WebSocket route {route_key} does not reach the function {function}")
+    properties = resources[WEBSOCKET_STAGE]["Properties"]
+    properties["DefaultRouteSettings"] = websocket_route_settings(stage)
+    websocket_stage: str = properties["StageName"]
+    template["Outputs"]["WebsocketUrl"] = {
+        "Description": "The SPA's WebSocket endpoint for live status (config.json ws_url); `?token=<ID token>`",
+        "Value": {"Fn::Sub": WEBSOCKET_URL.replace("{stage}", websocket_stage)},
+    }
+    pin_websocket_origin(resources)
+    return websocket_stage
+
+
+def pin_websocket_origin(resources: dict[str, Any]) -> None:
+    """resources.yaml lets the SPA connect to any WebSocket API of the region (the `chalice deploy` path creates its
+    own); here the stack's own API is known, so the SPA's CSP names that one only."""
+    headers = resources["SpaResponseHeadersPolicy"]["Properties"]["ResponseHeadersPolicyConfig"]
+    csp = headers["SecurityHeadersConfig"]["ContentSecurityPolicy"]["ContentSecurityPolicy"]["Fn::Sub"]
+    if "Websocket" not in csp[1]:
+        raise PackagingError("the SPA's Content-Security-Policy has no Websocket origin to pin")
+    csp[1]["Websocket"] = {"Fn::Sub": WEBSOCKET_ORIGIN}
 
 
 def invoke_the_api_alias(api_body: dict[str, Any], permission: dict[str, Any]) -> None:

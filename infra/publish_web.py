@@ -8,7 +8,8 @@ constants). Nothing is uploaded from here: it prints the two AWS CLI commands th
 to the SPA bucket, a CloudFront invalidation).
 
 For the `chalice deploy` path the resources stack has no API output: pass `--api-url` (the URL `chalice deploy`
-printed).
+printed), and `--ws-url` (its "Websocket API URL") for live status. Without a WebSocket URL (no `WebsocketUrl`
+output, no `--ws-url`), config.json has no `ws_url` and the SPA polls uploads as before.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ REQUIRED_OUTPUTS = ("UserPoolId", "UserPoolClientId", "Region", "SpaBucketName",
 _SPA_BUCKET = re.compile(r"^photosky-(?P<stage>[a-z0-9]+)-spa-")
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
 _API_URL = re.compile(r"^https://[A-Za-z0-9.-]+(:\d+)?(/[A-Za-z0-9._~/-]*)?$")
+# The SPA appends `?token=...` itself: no query here.
+_WS_URL = re.compile(r"^wss://[A-Za-z0-9.-]+(:\d+)?(/[A-Za-z0-9._~/-]*)?$")
 
 
 class PublishError(Exception):
@@ -78,7 +81,10 @@ def api_trash_days(stage: str, chalice_config: Path = CHALICE_CONFIG) -> int:
 
 
 def spa_config(
-    outputs: Mapping[str, str], api_url: str | None = None, chalice_config: Path = CHALICE_CONFIG
+    outputs: Mapping[str, str],
+    api_url: str | None = None,
+    chalice_config: Path = CHALICE_CONFIG,
+    ws_url: str | None = None,
 ) -> dict[str, Any]:
     """config.json for a deployed stage; the keys are the ones the dev stack serves (devstack/web.py)."""
     missing = [name for name in REQUIRED_OUTPUTS if name not in outputs]
@@ -92,8 +98,12 @@ def spa_config(
         raise PublishError(f"Region output is not an AWS region: {region!r}")
     if not _API_URL.match(api):
         raise PublishError(f"the API URL must be an https URL, got {api!r}")
+    websocket = ws_url or outputs.get("WebsocketUrl")
+    if websocket is not None and not _WS_URL.match(websocket):
+        raise PublishError(f"the WebSocket URL must be a wss URL without a query, got {websocket!r}")
     return {
         "api_url": api.rstrip("/"),
+        **({"ws_url": websocket.rstrip("/")} if websocket else {}),
         "region": region,
         "user_pool_id": outputs["UserPoolId"],
         "user_pool_client_id": outputs["UserPoolClientId"],
@@ -105,9 +115,15 @@ def spa_config(
     }
 
 
-def build(outputs: Mapping[str, str], out_dir: Path, api_url: str | None = None, web_dir: Path = WEB_DIR) -> Path:
+def build(
+    outputs: Mapping[str, str],
+    out_dir: Path,
+    api_url: str | None = None,
+    web_dir: Path = WEB_DIR,
+    ws_url: str | None = None,
+) -> Path:
     """A fresh copy of web/ (dotfiles left out) plus its config.json in `out_dir`."""
-    config = spa_config(outputs, api_url)
+    config = spa_config(outputs, api_url, ws_url=ws_url)
     if out_dir.exists():
         shutil.rmtree(out_dir)
     shutil.copytree(web_dir, out_dir, ignore=shutil.ignore_patterns(".*"))
@@ -127,11 +143,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.publish_web", description=__doc__.splitlines()[0])
     parser.add_argument("--outputs", type=Path, required=True, help="the stack's outputs (describe-stacks JSON)")
     parser.add_argument("--api-url", help="the API's URL, when the outputs have no EndpointURL (chalice deploy)")
+    parser.add_argument("--ws-url", help="the WebSocket API's URL, when the outputs have no WebsocketUrl")
     parser.add_argument("--out", type=Path, default=PROJECT_DIR / "build" / "web", help="default: build/web")
     args = parser.parse_args(argv)
     try:
         outputs = read_outputs(json.loads(args.outputs.read_text()))
-        out_dir = build(outputs, args.out.resolve(), args.api_url)
+        out_dir = build(outputs, args.out.resolve(), args.api_url, ws_url=args.ws_url)
     except (OSError, ValueError, ConfigureError, PublishError) as e:
         print(f"infra.publish_web: error: {e}", file=sys.stderr)
         return 1

@@ -18,6 +18,7 @@ from chalicelib.web import ALLOWED_REQUEST_HEADERS as APP_ALLOWED_REQUEST_HEADER
 from infra import checks
 from infra.package import (
     ALLOWED_REQUEST_HEADERS,
+    FUNCTION_NAMES,
     LAMBDA_PLATFORMS,
     PUBLIC_ROUTE_THROTTLING,
     SENTINEL_POOL_ARN,
@@ -130,7 +131,9 @@ def test_each_function_has_its_own_role_with_only_what_it_uses(packaged: Package
     # would fail on an upload that never arrived instead of releasing it (moto cannot show this).
     assert "s3:ListBucket" in worker & reconciler
     # The API lists only under the photo folders (account deletion's last sweep): see the test of that statement.
-    assert "dynamodb:Query" not in worker  # only the reconciler and the API query
+    # The worker queries the table only to find the owner's live connections (test_websocket_template), never an
+    # index.
+    assert set(grants_of(template, roles["ProcessUploads"], "dynamodb")) == {TABLE_ARN}
     assert "dynamodb:BatchGetItem" not in worker
     assert "dynamodb:BatchWriteItem" not in worker  # only account deletion writes in batches
     assert not any(action.startswith("cognito-idp:") for action in worker | reconciler)
@@ -232,10 +235,19 @@ def test_the_api_and_reconciler_may_delete_every_object_of_a_user(packaged: Pack
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_the_worker_keeps_its_four_item_actions_on_the_table(packaged: Packaged, stage: str) -> None:
+def test_the_worker_keeps_its_four_item_actions_and_queries_for_connections_on_the_table(
+    packaged: Packaged, stage: str
+) -> None:
+    # A settled photo is pushed to every connection of its owner: one Query of their partition (live status).
     template = packaged[stage][0]
     assert grants_of(template, role_of(template, "ProcessUploads"), "dynamodb") == {
-        TABLE_ARN: {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+        TABLE_ARN: {
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:DeleteItem",
+            "dynamodb:Query",
+        }
     }
 
 
@@ -304,7 +316,7 @@ def test_the_image_libraries_are_a_layer_for_the_worker_and_reconciler_only(pack
     assert resources["ProcessUploads"]["Properties"]["Layers"] == [{"Ref": "ImageLibrariesLayer"}]
 
 
-FUNCTIONS = ("APIHandler", "ProcessUploads", "ReleaseAbandonedUploads")
+FUNCTIONS = tuple(FUNCTION_NAMES)  # the WebSocket API's three functions too
 
 
 @pytest.mark.parametrize("stage", STAGES)

@@ -18,6 +18,7 @@ OUTPUTS = [
     {"OutputKey": "SpaBucketName", "OutputValue": "photosky-dev-spa-210987654321"},
     {"OutputKey": "SpaDistributionId", "OutputValue": "E2QWRUHAPOMQZL"},
     {"OutputKey": "EndpointURL", "OutputValue": "https://abc123.execute-api.eu-west-1.amazonaws.com/api/"},
+    {"OutputKey": "WebsocketUrl", "OutputValue": "wss://def456.execute-api.eu-west-1.amazonaws.com/api"},
 ]
 PLAIN = {item["OutputKey"]: item["OutputValue"] for item in OUTPUTS}
 
@@ -26,6 +27,7 @@ def test_config_points_the_spa_at_the_stage(tmp_path: Path) -> None:
     out = build(PLAIN, tmp_path / "web")
     assert json.loads((out / "config.json").read_text()) == {
         "api_url": "https://abc123.execute-api.eu-west-1.amazonaws.com/api",
+        "ws_url": "wss://def456.execute-api.eu-west-1.amazonaws.com/api",
         "region": "eu-west-1",
         "user_pool_id": "eu-west-1_Ab12",
         "user_pool_client_id": "3n4b5urk1ft4fl3mg5e62d9ado",
@@ -109,6 +111,46 @@ def test_the_api_url_can_be_given_for_the_chalice_deploy_path() -> None:
         spa_config(resources_only)
     config = spa_config(resources_only, "https://xyz.execute-api.eu-west-1.amazonaws.com/api")
     assert config["api_url"] == "https://xyz.execute-api.eu-west-1.amazonaws.com/api"
+
+
+def test_without_a_websocket_url_the_spa_polls() -> None:
+    # web/live.js never connects without `ws_url`: the `chalice deploy` path until --ws-url is given.
+    resources_only = {k: v for k, v in PLAIN.items() if k != "WebsocketUrl"}
+    assert "ws_url" not in spa_config(resources_only)
+    given = spa_config(resources_only, ws_url="wss://xyz.execute-api.eu-west-1.amazonaws.com/api/")
+    assert given["ws_url"] == "wss://xyz.execute-api.eu-west-1.amazonaws.com/api"
+    # --ws-url wins over the output, as --api-url does.
+    assert spa_config(PLAIN, ws_url="wss://xyz.execute-api.eu-west-1.amazonaws.com/api")["ws_url"].startswith(
+        "wss://xyz."
+    )
+
+
+@pytest.mark.parametrize(
+    "ws_url",
+    [
+        "ws://def456.execute-api.eu-west-1.amazonaws.com/api",  # the token would travel in clear
+        "https://def456.execute-api.eu-west-1.amazonaws.com/api",
+        "wss://def456.execute-api.eu-west-1.amazonaws.com/api?token=x",  # the SPA adds the token itself
+        "wss://x.test/api<script>",
+    ],
+)
+def test_a_bad_websocket_url_is_refused(ws_url: str) -> None:
+    with pytest.raises(PublishError, match="wss URL"):
+        spa_config({**PLAIN, "WebsocketUrl": ws_url})
+    with pytest.raises(PublishError, match="wss URL"):
+        spa_config(PLAIN, ws_url=ws_url)
+
+
+def test_the_command_takes_the_websocket_url_for_the_chalice_deploy_path(tmp_path: Path) -> None:
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps([o for o in OUTPUTS if o["OutputKey"] not in ("EndpointURL", "WebsocketUrl")]))
+    out = tmp_path / "site"
+    api, ws = (
+        "https://xyz.execute-api.eu-west-1.amazonaws.com/api",
+        "wss://uvw.execute-api.eu-west-1.amazonaws.com/api/",
+    )
+    assert main(["--outputs", str(outputs), "--out", str(out), "--api-url", api, "--ws-url", ws]) == 0
+    assert json.loads((out / "config.json").read_text())["ws_url"] == ws.rstrip("/")
 
 
 def test_missing_outputs_are_named() -> None:

@@ -54,8 +54,20 @@ EXPORTED_OUTPUTS = [
     "MediaSigningKeySecretArn",
 ]
 # Logical ids `chalice package` generates; the template is merged into its output, so none may be reused.
-CHALICE_LOGICAL_IDS = {"APIHandler", "RestAPI", "ProcessUploads", "ReleaseAbandonedUploads", "DefaultRole"}
-CHALICE_LOGICAL_ID_SUFFIXES = ("Role", "InvokePermission", "SqsEventSource")
+CHALICE_LOGICAL_IDS = {
+    "APIHandler",
+    "RestAPI",
+    "ProcessUploads",
+    "ReleaseAbandonedUploads",
+    "DefaultRole",
+    "WebsocketAPI",
+    "WebsocketAPIDeployment",
+    "WebsocketAPIStage",
+    "WebsocketConnect",
+    "WebsocketDisconnect",
+    "WebsocketMessage",
+}
+CHALICE_LOGICAL_ID_SUFFIXES = ("Role", "InvokePermission", "SqsEventSource", "APIIntegration", "Route")
 
 
 # --- helpers ------------------------------------------------------------------------------------------------------
@@ -517,13 +529,15 @@ def parse_csp(policy: str) -> dict[str, set[str]]:
 
 
 def csp_allows(sources: set[str], url: str) -> bool:
-    """Whether a CSP source list lets the page reach `url` (exact origins and `https://*.` host wildcards)."""
+    """Whether a CSP source list lets the page reach `url` (exact origins and `<scheme>://*.` host wildcards). A
+    source's scheme must be the URL's: CSP3 lets an https source match no wss URL."""
     parts = urllib.parse.urlsplit(url)
     origin = f"{parts.scheme}://{parts.netloc}"
     for source in sources:
         if source.rstrip("/") == origin:
             return True
-        if source.startswith("https://*.") and parts.scheme == "https" and parts.netloc.endswith(source[9:]):
+        scheme, _, host = source.partition("://")
+        if host.startswith("*.") and scheme == parts.scheme and parts.netloc.endswith(host[1:]):
             return True
     return False
 
@@ -580,12 +594,17 @@ def test_spa_csp_is_the_dev_servers_with_this_stages_origins(
 ) -> None:
     region, stage, account = SPA_NAMES["AWS::Region"], SPA_NAMES["Stage"], SPA_NAMES["AWS::AccountId"]
     bucket = f"photosky-{stage}-photos-{account}-{region}"
-    expected = content_security_policy(
-        api=api_origin or f"https://*.execute-api.{region}.amazonaws.com",
-        cognito=f"https://cognito-idp.{region}.amazonaws.com",
-        storage=[f"https://{bucket}.s3.amazonaws.com", f"https://{bucket}.s3.{region}.amazonaws.com"],
+    expected = parse_csp(
+        content_security_policy(
+            api=api_origin or f"https://*.execute-api.{region}.amazonaws.com",
+            cognito=f"https://cognito-idp.{region}.amazonaws.com",
+            storage=[f"https://{bucket}.s3.amazonaws.com", f"https://{bucket}.s3.{region}.amazonaws.com"],
+        )
     )
-    assert parse_csp(deployed_csp(resources, api_origin)) == parse_csp(expected)
+    # ... and the live status WebSocket APIs of the region (the single stack pins its own: test_websocket_template).
+    expected["connect-src"].add(f"wss://*.execute-api.{region}.amazonaws.com")
+    deployed = parse_csp(deployed_csp(resources, api_origin))
+    assert deployed == expected
 
 
 def test_spa_csp_lets_the_spa_reach_the_api_cognito_and_presigned_urls(
@@ -605,15 +624,20 @@ def test_spa_csp_lets_the_spa_reach_the_api_cognito_and_presigned_urls(
     config = spa_config(outputs)  # what the deployed SPA is told to call
     # A share link's page (#/s/<token>) calls the same API without a token and shows the same presigned previews.
     api_calls = [config["api_url"] + "/photos", config["api_url"] + "/public/albums/" + "A" * 43 + "/unlock"]
-    for url in (*api_calls, config["cognito_endpoint"], *photo_bucket_urls(resources)):
+    # The live status socket: `<ws_url>?token=<ID token>` (WebsocketUrl, or --ws-url on the `chalice deploy` path).
+    socket = spa_config(outputs, ws_url="wss://def456.execute-api.eu-west-1.amazonaws.com/api")["ws_url"] + "?token=e"
+    for url in (*api_calls, socket, config["cognito_endpoint"], *photo_bucket_urls(resources)):
         assert csp_allows(policy["connect-src"], url), url
     for url in photo_bucket_urls(resources):
         assert csp_allows(policy["img-src"], url), url
-    # ... and nothing else: no other region's API, no wildcard host beyond the API's.
+    # ... and nothing else: no other region's API, no wildcard host beyond the APIs'.
     assert not csp_allows(policy["connect-src"], "https://abc123.execute-api.us-east-1.amazonaws.com/api")
+    assert not csp_allows(policy["connect-src"], "wss://abc123.execute-api.us-east-1.amazonaws.com/api")
     assert not csp_allows(policy["connect-src"], "https://attacker.example/")
-    assert [s for s in policy["connect-src"] | policy["img-src"] if "*" in s] == [
-        "https://*.execute-api.eu-west-1.amazonaws.com"
+    assert not csp_allows(policy["connect-src"], "wss://attacker.example/")
+    assert sorted(s for s in policy["connect-src"] | policy["img-src"] if "*" in s) == [
+        "https://*.execute-api.eu-west-1.amazonaws.com",
+        "wss://*.execute-api.eu-west-1.amazonaws.com",
     ]
     assert policy["script-src"] == {"'self'"}
     assert policy["frame-ancestors"] == {"'none'"}
