@@ -8,12 +8,13 @@ connection id only) finds the user. Both carry the table's TTL attribute: API Ga
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from chalicelib import keys
+from chalicelib import errors, keys
 from chalicelib.aws import dependency_errors, query_all, transact
 
 if TYPE_CHECKING:
@@ -47,7 +48,9 @@ class DynamoConnections:
 
     def add(self, user_id: str, connection_id: str) -> list[str]:
         """Store a new connection of `user_id`. If that makes more than the bound, the oldest beyond it are
-        forgotten here and their ids returned: the caller closes them.
+        forgotten here and their ids returned: the caller closes them. If any of this fails (Unavailable), the new
+        connection's own pair is removed too (best effort) before the error goes on: a refused connect leaves nothing
+        counted against the bound or pushed to.
 
         The bound is checked after the write, on a strongly consistent read, with a fixed order (oldest first, ties
         by id): two connects racing both see every connection and evict the same ones, never too few."""
@@ -82,13 +85,18 @@ class DynamoConnections:
                 },
             ],
         )
-        live = self._of_user(user_id, consistent=True)
-        excess = len(live) - self._max_per_user
-        if excess <= 0:
-            return []
-        oldest = [c.connection_id for c in live if c.connection_id != connection_id][:excess]
-        for old in oldest:
-            self.forget(user_id, old)
+        try:
+            live = self._of_user(user_id, consistent=True)
+            excess = len(live) - self._max_per_user
+            if excess <= 0:
+                return []
+            oldest = [c.connection_id for c in live if c.connection_id != connection_id][:excess]
+            for old in oldest:
+                self.forget(user_id, old)
+        except errors.Unavailable:
+            with contextlib.suppress(errors.Unavailable):
+                self.forget(user_id, connection_id)
+            raise
         return oldest
 
     def of_user(self, user_id: str) -> list[Connection]:

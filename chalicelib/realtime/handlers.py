@@ -50,18 +50,26 @@ def connect(connection_id: str, token: str | None) -> dict[str, Any]:
     except errors.Unavailable as e:
         logs.emit("ws_connect", outcome="unavailable", reason=str(e), user_id=user_id, connection_id=connection_id)
         return UNAVAILABLE
-    notifier = deps.notifier()
-    for old in evicted:
-        notifier.close(old)
+    evicted_count = _evict(evicted)
     logs.emit(
         "ws_connect",
         outcome="connected",
         user_id=user_id,
         connection_id=connection_id,
-        evicted=len(evicted),
+        evicted=evicted_count,
         latency_ms=logs.elapsed_ms(started),
     )
     return OK
+
+
+def _evict(connection_ids: list[str]) -> int:
+    """Close each connection forgotten past the bound. The new connection is made either way: a close that fails is
+    logged by the notifier (it never raises), and that socket, which hears nothing more, is closed at its next ping
+    (`message`)."""
+    notifier = deps.notifier()
+    for old in connection_ids:
+        notifier.close(old)
+    return len(connection_ids)
 
 
 def disconnect(connection_id: str) -> dict[str, Any]:
@@ -79,9 +87,23 @@ def disconnect(connection_id: str) -> dict[str, Any]:
 
 def message(connection_id: str, body: str | None) -> dict[str, Any]:
     """A client's frame: a ping gets a pong (API Gateway closes a connection idle for 10 minutes); anything else an
-    error message. Either way the connection stays open."""
+    error message. Either way the connection stays open, unless a ping comes from a connection no longer stored (its
+    eviction's close failed, its account was deleted): that one is closed, since no push would ever reach it and a
+    pong would keep its client from falling back to polling."""
     reply = messages.reply_to(body)
+    if reply is messages.PONG and _forgotten(connection_id):
+        logs.emit("ws_message", outcome="closed_unknown", connection_id=connection_id)
+        deps.notifier().close(connection_id)
+        return OK
     deps.notifier().reply(connection_id, reply)
     if reply is not messages.PONG:
         logs.emit("ws_message", outcome="refused", connection_id=connection_id)
     return OK
+
+
+def _forgotten(connection_id: str) -> bool:
+    """True only when the connection is known to be no longer stored; a failed lookup keeps it open (pong)."""
+    try:
+        return deps.connections().owner(connection_id) is None
+    except errors.Unavailable:
+        return False

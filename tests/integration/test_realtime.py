@@ -19,7 +19,7 @@ import pytest
 from botocore.exceptions import ClientError
 from chalice.test import Client
 
-from chalicelib import deps, keys
+from chalicelib import deps, errors, keys
 from chalicelib.realtime import tokens
 from chalicelib.realtime.connections import CONNECTION_TTL_SECONDS
 from tests.conftest import POOL
@@ -60,6 +60,8 @@ class FakeManagementApi:
         return {}
 
     def delete_connection(self, *, ConnectionId: str) -> dict[str, Any]:
+        if ConnectionId in self.failing:
+            raise _client_error("InternalServerErrorException", 500, "DeleteConnection")
         self.deleted.append(ConnectionId)
         return {}
 
@@ -301,6 +303,66 @@ def test_a_ping_gets_a_pong_and_anything_else_an_error_message(
             assert answer["type"] == expected
             if expected == "error":
                 assert answer["message"]
+
+
+def test_a_ping_from_a_connection_no_longer_stored_closes_it_instead_of_answering(
+    api: Client, alice: User, management: FakeManagementApi, dynamodb: Any
+) -> None:
+    """A socket whose items are gone (its eviction's close failed, its account was deleted) hears no push: a pong
+    would keep its client believing it is live, so its ping closes it and the client reconnects or polls."""
+    (connection_id,) = connected(api, alice)
+    deps.connections().forget(alice.sub, connection_id)
+    event = ws_event(connection_id, "$default", body='{"type": "ping"}')
+    assert api.lambda_.invoke("websocket_message", event).payload == {"statusCode": 200}
+    assert management.received(connection_id) == []
+    assert management.deleted == [connection_id]
+
+
+def test_a_ping_is_answered_when_the_lookup_of_its_connection_fails(
+    api: Client, alice: User, management: FakeManagementApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DynamoDB busy is no reason to drop a client: it gets its pong, and the next ping checks again."""
+    (connection_id,) = connected(api, alice)
+
+    def busy(connection_id: str) -> str | None:
+        raise errors.Unavailable("DynamoDB is busy; retry shortly")
+
+    monkeypatch.setattr(deps.connections(), "owner", busy)
+    event = ws_event(connection_id, "$default", body='{"type": "ping"}')
+    api.lambda_.invoke("websocket_message", event)
+    assert [m["type"] for m in management.received(connection_id)] == ["pong"]
+    assert management.deleted == []
+
+
+def test_an_evicted_socket_that_cannot_be_closed_does_not_fail_the_new_connect(
+    api: Client, alice: User, management: FakeManagementApi, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ids = [connect(api, alice.token, f"conn-{n:02d}=")[0] for n in range(10)]
+    management.failing.add(ids[0])
+    newest, status = connect(api, alice.token, "conn-10=")
+    assert status == 200
+    assert [c.connection_id for c in deps.connections().of_user(alice.sub)] == [*ids[1:], newest]
+    assert '"outcome":"push_failed","step":"close"' in capsys.readouterr().out
+    # Its items are gone, so its next ping closes it (the endpoint answers this time).
+    management.failing.clear()
+    api.lambda_.invoke("websocket_message", ws_event(ids[0], "$default", body='{"type": "ping"}'))
+    assert management.deleted == [ids[0]]
+
+
+def test_a_connect_refused_after_its_write_leaves_nothing_behind(
+    api: Client, alice: User, management: FakeManagementApi, dynamodb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bound is read after the pair is written; if that read fails the connect is refused (503), and the pair
+    must not stay behind to count against the bound and be pushed to."""
+    connections = deps.connections()
+
+    def busy(user_id: str, *, consistent: bool) -> list[Any]:
+        raise errors.Unavailable("DynamoDB is busy; retry shortly")
+
+    monkeypatch.setattr(connections, "_of_user", busy)
+    _, status = connect(api, alice.token, "conn-refused=")
+    assert status == 503
+    assert connection_items(dynamodb) == []
 
 
 # --- pushes: the worker --------------------------------------------------------------------------------------------
