@@ -268,6 +268,8 @@ def account_deletion() -> AccountDeletion:
         album_service(),
         storage(),
         clock=clock.now,
+        # Its last step closes the user's open sockets (nothing would reach them once their items are gone).
+        sockets=notifier(),
     )
 
 

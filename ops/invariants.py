@@ -67,11 +67,29 @@ What must always hold, whatever crashed, was retried or raced (each violation na
   clean-up grace: the scheduled job (which takes album clean-ups older than ``CLEANUP_GRACE``, and every account
   deletion) should have finished it. While an account is being deleted, its objects may outlive its photos (they
   go in a later step): they are not ``orphan-object`` or ``stale-upload``.
+- ``ws-connection-pair-mismatch``: a live WebSocket connection is two items written and deleted in one transaction,
+  ``USER#<sub>``/``WS#<id>`` (``ws_connection``: ``connection_id``, ``connected_at``) and ``WS#<id>``/``WS``
+  (``ws_connection_owner``: ``user_id``): both there, naming each other, with the same ``expires_at_epoch``. One
+  alone is never pushed to (a push reads the first) or never found by ``$disconnect`` (which reads the second).
+- ``ws-connection-orphan``: the user an owner item names holds something in the table besides connections and
+  write-rate counters; one who holds nothing is a deleted account (or none), whose connection outlived it.
+- ``ws-connection-ttl``: both items carry ``expires_at_epoch``, at most ``CONNECTION_TTL_SECONDS`` (API Gateway's 2 h
+  limit and 10 minutes) after ``connected_at``: an item without it is never removed, and one expiring later is
+  pushed to after API Gateway closed it.
+- ``ws-connections-over-limit``: no user holds more live connections than ``PHOTOSKY_WS_MAX_CONNECTIONS`` (a
+  connect writes before it evicts, so for an instant one more may exist: the check is for a settled table).
+
+  Of the connection rules, an item past its ``expires_at_epoch`` is judged by ``ws-connection-ttl`` only: API
+  Gateway closed it, and DynamoDB's TTL removes items within days, not at once, and each of the two on its own. An
+  account being deleted keeps its connections until the deletion's last step (``overdue-cleanup`` reports one that
+  never gets there); a whole pair whose user holds nothing else is not judged (someone who signed in and has not
+  written anything yet looks the same as a deleted account whose client reconnected with its unexpired token).
 - ``unparseable-item`` / ``unknown-object``: anything in the table or bucket that PhotoSky would not have written
   (a write-rate counter and a share link's wrong-password counter must carry their expiry).
 
 ``remains_of`` lists whatever of one user is left anywhere (items in their partition but write-rate counters, album
-items naming them, objects under their prefixes): after their account's deletion finished, nothing.
+items and WebSocket connection owner items naming them, objects under their prefixes): after their account's
+deletion finished, nothing.
 
 It reads everything (a Scan and a full listing): a tool for the dev stack, tests and an operator's audit, never for
 a request path. Against the dev stack: ``python -m ops.invariants`` (reads ``.devstack/outputs.json``); against any
@@ -98,8 +116,10 @@ from chalicelib import keys
 from chalicelib.albums import items as album_items
 from chalicelib.albums.models import MEMBER_ROLES, Album, AlbumPhotoEntry, Membership, Role
 from chalicelib.albums.service import CLEANUP_GRACE
+from chalicelib.config import Settings
 from chalicelib.photos.models import Photo, PhotoStatus, PreviewFormat
 from chalicelib.photos.repository import photo_from_item
+from chalicelib.realtime.connections import CONNECTION_TTL_SECONDS
 
 # How often the scheduled job (app.release_abandoned_uploads) runs the album sweeper.
 SWEEP_INTERVAL = timedelta(minutes=15)
@@ -230,6 +250,13 @@ class _TableState:
     unreadable_link_tokens: set[str] = field(default_factory=set)
     # Users one of whose counters, claims or deletion mark could not be read (reported as unparseable-item).
     unreadable_users: set[str] = field(default_factory=set)
+    # WebSocket connections: (user_id, connection_id) -> the item in the user's partition; connection_id -> its
+    # owner item; ids of either that could not be read (reported as unparseable-item, their pair not judged).
+    connections: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    connection_owners: dict[str, dict[str, Any]] = field(default_factory=dict)
+    unreadable_connections: set[str] = field(default_factory=set)
+    # Users with any item but connections and write-rate counters (what a finished account deletion leaves).
+    holders: set[str] = field(default_factory=set)
 
 
 def _scan(client: DynamoDBClient, table: str) -> Iterator[dict[str, Any]]:
@@ -242,14 +269,24 @@ def _read_table(client: DynamoDBClient, table: str, report: Report) -> _TableSta
     state = _TableState()
     for item in _scan(client, table):
         pk, sk = item.get("PK", {}).get("S", ""), item.get("SK", {}).get("S", "")
-        if pk.startswith("USER#"):
+        if pk.startswith("USER#") and sk.startswith(keys.WS_PREFIX):
+            _read_connection(state, report, item, pk, sk)
+        elif pk.startswith("USER#"):
+            if not sk.startswith(keys.RATE_PREFIX):
+                state.holders.add(pk.removeprefix("USER#"))
             _read_user_item(state, report, item, pk, sk)
         elif pk.startswith(keys.ALBUM_PREFIX):
             _read_album_item(state, report, item, pk, sk)
         elif pk.startswith(keys.LINK_PREFIX):
             _read_link_token_item(state, report, item, pk, sk)
+        elif pk.startswith(keys.WS_PREFIX):
+            _read_connection_owner(state, report, item, pk, sk)
         else:
-            report.add("unparseable-item", f"{pk}/{sk}", "partition key is not USER#<sub>, ALBUM#<id> or LINK#<hash>")
+            report.add(
+                "unparseable-item",
+                f"{pk}/{sk}",
+                "partition key is not USER#<sub>, ALBUM#<id>, LINK#<hash> or WS#<connection id>",
+            )
     return state
 
 
@@ -336,6 +373,45 @@ def _read_library_item(state: _TableState, user_id: str, item: dict[str, Any], s
     else:
         return False
     return True
+
+
+def _read_connection(state: _TableState, report: Report, item: dict[str, Any], pk: str, sk: str) -> None:
+    """`USER#<sub>`/`WS#<connection_id>`: one of the user's WebSocket connections."""
+    user_id, connection_id = pk.removeprefix("USER#"), sk.removeprefix(keys.WS_PREFIX)
+    state.users.add(user_id)
+    try:
+        _entity(item, "ws_connection")
+        _require(bool(connection_id), "no connection id in the sort key")
+        _require(item["connection_id"]["S"] == connection_id, "connection_id is not the sort key's")
+        int(item["connected_at"]["N"])
+        _expiry(item)
+        state.connections[(user_id, connection_id)] = item
+    except (KeyError, ValueError) as e:
+        report.add("unparseable-item", f"{pk}/{sk}", f"missing or malformed attribute: {e}")
+        state.unreadable_connections.add(connection_id)
+
+
+def _read_connection_owner(state: _TableState, report: Report, item: dict[str, Any], pk: str, sk: str) -> None:
+    """`WS#<connection_id>`/`WS`: whose connection it is (what `$disconnect`, which knows only the id, reads)."""
+    connection_id = pk.removeprefix(keys.WS_PREFIX)
+    try:
+        if sk != keys.WS_SK:
+            report.add("unparseable-item", f"{pk}/{sk}", "unknown sort key")
+            return
+        _entity(item, "ws_connection_owner")
+        _require(bool(connection_id), "no connection id in the partition key")
+        _require(bool(item["user_id"]["S"]), "user_id is empty")
+        _expiry(item)
+        state.connection_owners[connection_id] = item
+    except (KeyError, ValueError) as e:
+        report.add("unparseable-item", f"{pk}/{sk}", f"missing or malformed attribute: {e}")
+        state.unreadable_connections.add(connection_id)
+
+
+def _expiry(item: dict[str, Any]) -> int | None:
+    """The item's TTL (epoch seconds), None if it has none; a TTL that is not a number is malformed."""
+    value = item.get(_TTL_ATTRIBUTE)
+    return None if value is None else int(value["N"])
 
 
 def _photo_album_ids(sort_key: str) -> tuple[str, str]:
@@ -930,6 +1006,74 @@ def _check_account_deletions(state: _TableState, report: Report, *, now: datetim
             )
 
 
+def _check_connections(state: _TableState, report: Report, *, now: datetime, max_per_user: int) -> None:
+    """A live connection is both of its items, naming each other, expiring together within a connection's life; no
+    user holds more than the bound. Expired items are API Gateway's closed connections that TTL has yet to remove."""
+    epoch = now.timestamp()
+    live: Counter[str] = Counter()
+    for (user_id, connection_id), item in sorted(state.connections.items()):
+        subject = f"{keys.user_pk(user_id)}/{keys.WS_PREFIX}{connection_id}"
+        expires = _expiry(item)
+        _check_connection_ttl(report, subject, expires, int(item["connected_at"]["N"]))
+        if expires is not None and expires <= epoch:
+            continue
+        live[user_id] += 1
+        if connection_id not in state.unreadable_connections:
+            _check_connection_pair(state, report, (user_id, connection_id), expires)
+    _check_connection_owners(state, report, epoch)
+    for user_id, count in sorted(live.items()):
+        if count > max_per_user:
+            report.add("ws-connections-over-limit", user_id, f"{count} live connections, more than {max_per_user}")
+
+
+def _check_connection_pair(
+    state: _TableState, report: Report, connection: tuple[str, str], expires: int | None
+) -> None:
+    """A live connection item's owner item: there, naming the same user, expiring at the same time."""
+    user_id, connection_id = connection
+    subject = f"{keys.user_pk(user_id)}/{keys.WS_PREFIX}{connection_id}"
+    owner = state.connection_owners.get(connection_id)
+    if owner is None:
+        why = f"no owner item {keys.WS_PREFIX}{connection_id}/{keys.WS_SK}: $disconnect cannot find it"
+        report.add("ws-connection-pair-mismatch", subject, why)
+    elif owner["user_id"]["S"] != user_id:
+        report.add("ws-connection-pair-mismatch", subject, f"its owner item names {owner['user_id']['S']}")
+    elif _expiry(owner) != expires:
+        why = f"it expires at {expires}, its owner item at {_expiry(owner)}"
+        report.add("ws-connection-pair-mismatch", subject, why)
+
+
+def _check_connection_owners(state: _TableState, report: Report, epoch: float) -> None:
+    """Each owner item expires, and a live one without its connection item is half a connection (a pair is judged
+    from the user's side): an orphan if its user holds nothing else."""
+    for connection_id, owner in sorted(state.connection_owners.items()):
+        subject = f"{keys.WS_PREFIX}{connection_id}/{keys.WS_SK}"
+        user_id, expires = owner["user_id"]["S"], _expiry(owner)
+        if expires is None:
+            report.add("ws-connection-ttl", subject, f"no {_TTL_ATTRIBUTE}: TTL never removes it")
+        expired = expires is not None and expires <= epoch
+        if expired or connection_id in state.unreadable_connections or (user_id, connection_id) in state.connections:
+            continue
+        if user_id not in state.holders:
+            why = f"names {user_id}, who holds nothing else: a deleted account's connection, left behind"
+            report.add("ws-connection-orphan", subject, why)
+        else:
+            why = f"no connection item under {keys.user_pk(user_id)}: no push reaches it"
+            report.add("ws-connection-pair-mismatch", subject, why)
+
+
+def _check_connection_ttl(report: Report, subject: str, expires: int | None, connected_at: int) -> None:
+    if expires is None:
+        report.add("ws-connection-ttl", subject, f"no {_TTL_ATTRIBUTE}: TTL never removes it")
+    elif expires * 1000 > connected_at + CONNECTION_TTL_SECONDS * 1000:
+        report.add(
+            "ws-connection-ttl",
+            subject,
+            f"expires {expires - connected_at // 1000} s after it connected, past the {CONNECTION_TTL_SECONDS} s "
+            "a connection may live",
+        )
+
+
 def _check_objects(
     state: _TableState, objects: dict[str, datetime], report: Report, *, now: datetime, grace: timedelta
 ) -> None:
@@ -978,6 +1122,7 @@ def check(
     upload_grace: timedelta = DEFAULT_UPLOAD_GRACE,
     cleanup_grace: timedelta = CLEANUP_GRACE,
     quota: Quota | None = None,
+    max_connections: int = Settings.ws_max_connections,
 ) -> Report:
     """Read the whole table and bucket and report every invariant that does not hold."""
     report = Report()
@@ -1002,6 +1147,7 @@ def check(
     _check_cleanups(state, report, now=now, grace=cleanup_grace)
     _check_trashed_out_of_albums(state, report)
     _check_account_deletions(state, report, now=now, grace=cleanup_grace)
+    _check_connections(state, report, now=now, max_per_user=max_connections)
     return report
 
 
@@ -1010,7 +1156,7 @@ def remains_of(dynamodb: DynamoDBClient, s3: S3Client, *, table: str, bucket: st
 
     Items in their partition (but write-rate counters, which carry a TTL and are spent by the deleting request
     itself), items of any album that name them (an album they own, their membership, a photo of theirs in it, a
-    cover of theirs), and objects under their prefixes."""
+    cover of theirs), the owner items of their WebSocket connections, and objects under their prefixes."""
     left: list[str] = []
     for item in _scan(dynamodb, table):
         pk, sk = item.get("PK", {}).get("S", ""), item.get("SK", {}).get("S", "")
@@ -1025,6 +1171,8 @@ def remains_of(dynamodb: DynamoDBClient, s3: S3Client, *, table: str, bucket: st
                 named.append("sort key")
             if named:
                 left.append(f"item {pk}/{sk} (its {', '.join(named)})")
+        elif pk.startswith(keys.WS_PREFIX) and item.get("user_id", {}).get("S") == user_id:
+            left.append(f"item {pk}/{sk} (its user_id)")
     for prefix in keys.user_object_prefixes(user_id):
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             left += [f"object {obj['Key']}" for obj in page.get("Contents", [])]
@@ -1068,6 +1216,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quota-photos", type=int)
     parser.add_argument("--quota-bytes", type=int)
     parser.add_argument("--quota-pending", type=int, help="outstanding uploads allowed per user (optional)")
+    parser.add_argument(
+        "--ws-max-connections",
+        type=int,
+        default=Settings.ws_max_connections,
+        help="live WebSocket connections allowed per user (PHOTOSKY_WS_MAX_CONNECTIONS; default %(default)s)",
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
     if bool(args.table) != bool(args.bucket):
@@ -1094,6 +1248,7 @@ def main(argv: list[str] | None = None) -> int:
             upload_grace=timedelta(minutes=args.grace_minutes),
             cleanup_grace=timedelta(minutes=args.cleanup_grace_minutes),
             quota=quota,
+            max_connections=args.ws_max_connections,
         )
     except (ClientError, BotoCoreError) as e:
         print(f"invariants: cannot read the table or bucket: {e}", file=sys.stderr)

@@ -1,6 +1,6 @@
 """Deleting an account: everything of the user's goes (profile, usage, photos and their objects, albums they own,
-their memberships, share links, trash), and nothing of anyone else's (their photos simply leave other people's
-albums).
+their memberships, share links, trash, open WebSocket connections), and nothing of anyone else's (their photos simply
+leave other people's albums).
 
 A library can be far larger than one request can delete, so the work is marked first and then done in steps that
 are each safe to repeat: the request does what its time budget allows and says whether it finished; a retried
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -32,6 +33,16 @@ _BATCH_WRITE_MAX = 25
 _BATCH_WRITE_ATTEMPTS = 5
 # Photos read (and deleted) per round.
 _PHOTOS_PER_ROUND = 100
+# The TTL attribute the connection items carry (chalicelib/realtime/connections.py): epoch seconds.
+_TTL_ATTRIBUTE = "expires_at_epoch"
+
+
+@dataclass(frozen=True)
+class StoredConnection:
+    """One of the user's WebSocket connections as stored: its id and when its items expire (epoch seconds)."""
+
+    connection_id: str
+    expires_at: int | None  # None: no TTL (it would never expire), so taken as open
 
 
 class DynamoAccountRepository:
@@ -83,8 +94,34 @@ class DynamoAccountRepository:
             )
         return [photo_from_item(item) for item in response.get("Items", [])]
 
+    def connections(self, user_id: str) -> list[StoredConnection]:
+        """Every WebSocket connection stored in the user's partition, expired ones too (TTL removes those late)."""
+        found = query_all(
+            self._client,
+            {
+                "TableName": self._table,
+                "KeyConditionExpression": "PK = :pk AND begins_with(SK, :ws)",
+                "ExpressionAttributeValues": {":pk": {"S": keys.user_pk(user_id)}, ":ws": {"S": keys.WS_PREFIX}},
+                "ProjectionExpression": "SK, #ttl",
+                "ExpressionAttributeNames": {"#ttl": _TTL_ATTRIBUTE},
+                "ConsistentRead": True,
+            },
+        )
+        return [_stored_connection(item) for item in found]
+
+    def forget_connection(self, user_id: str, connection_id: str) -> None:
+        """Delete both of a connection's items in one transaction (the pair is never split; gone ones are no error)."""
+        transact(
+            self._client,
+            [
+                {"Delete": {"TableName": self._table, "Key": keys.connection_key(user_id, connection_id)}},
+                {"Delete": {"TableName": self._table, "Key": keys.connection_owner_key(connection_id)}},
+            ],
+        )
+
     def leftover_keys(self, user_id: str) -> list[Item]:
-        """The keys of every item still in the user's partition but the mark and the usage counters."""
+        """The keys of every item still in the user's partition but the mark, the usage counters and connections
+        (a connection's two items only ever go together: `forget_connection`)."""
         found = query_all(
             self._client,
             {
@@ -96,7 +133,7 @@ class DynamoAccountRepository:
             },
         )
         last = {keys.ACCOUNT_DELETION_SK, keys.USAGE_SK}
-        return [item for item in found if item["SK"]["S"] not in last]
+        return [item for item in found if item["SK"]["S"] not in last and not _is_connection(item)]
 
     def remove(self, item_keys: Sequence[Item]) -> None:
         """Delete the items, 25 per BatchWriteItem, sending again what DynamoDB leaves unprocessed."""
@@ -142,9 +179,20 @@ class DynamoAccountRepository:
         ]
 
 
+def _is_connection(item: Item) -> bool:
+    return bool(item["SK"]["S"].startswith(keys.WS_PREFIX))
+
+
+def _stored_connection(item: Item) -> StoredConnection:
+    expires = item.get(_TTL_ATTRIBUTE)
+    return StoredConnection(item["SK"]["S"].removeprefix(keys.WS_PREFIX), int(expires["N"]) if expires else None)
+
+
 class AccountRepository(Protocol):
     def begin(self, user_id: str, *, since: str) -> None: ...
     def photos(self, user_id: str, *, limit: int) -> list[Photo]: ...
+    def connections(self, user_id: str) -> list[StoredConnection]: ...
+    def forget_connection(self, user_id: str, connection_id: str) -> None: ...
     def leftover_keys(self, user_id: str) -> list[Item]: ...
     def remove(self, item_keys: Sequence[Item]) -> None: ...
     def finish(self, user_id: str) -> None: ...
@@ -164,6 +212,13 @@ class ObjectStore(Protocol):
     def delete(self, *object_keys: str) -> None: ...
 
 
+class SocketCloser(Protocol):
+    """Closes a WebSocket connection through API Gateway's management API (chalicelib/realtime/notifier.py); one
+    already gone is closed already, and a failure is logged, never raised."""
+
+    def close(self, connection_id: str) -> None: ...
+
+
 class AccountDeletion:
     def __init__(
         self,
@@ -173,12 +228,16 @@ class AccountDeletion:
         storage: ObjectStore,
         *,
         clock: Callable[[], datetime],
+        sockets: SocketCloser | None = None,
     ) -> None:
         self._repository = repository
         self._photos = photos
         self._albums = albums
         self._storage = storage
         self._clock = clock
+        # None: the sockets are not closed, only forgotten (nothing is pushed to them again; API Gateway closes
+        # them within 2 hours).
+        self._sockets = sockets
 
     def delete(self, user_id: str, *, out_of_time: Callable[[], bool]) -> bool:
         """Delete everything of the user's; True when nothing is left, False when time ran out first (the work is
@@ -215,9 +274,27 @@ class AccountDeletion:
                 if out_of_time():
                     return False
                 self._storage.delete(*object_keys)
+        if not self._close_connections(user_id, out_of_time):
+            return False
         # Every other item of the partition (tag and album copies left by a crash, hash claims, month counters,
         # album access entries, rate-limit counters), then the mark and the usage counters.
         self._repository.remove(self._repository.leftover_keys(user_id))
         self._repository.finish(user_id)
         log.info("account %s deleted", user_id)
+        return True
+
+    def _close_connections(self, user_id: str, out_of_time: Callable[[], bool]) -> bool:
+        """Close each open socket and forget both items of every connection; False if time ran out first.
+
+        Last of the steps, so a client that reconnected during a long deletion is closed too. The socket is closed
+        before its items go: a crash in between leaves the items, and the retry closes it again (gone is fine). A
+        connection past its TTL was closed by API Gateway already: its items go without a call to the endpoint."""
+        now = self._clock().timestamp()
+        for connection in self._repository.connections(user_id):
+            if out_of_time():
+                return False
+            expired = connection.expires_at is not None and connection.expires_at <= now
+            if self._sockets is not None and not expired:
+                self._sockets.close(connection.connection_id)
+            self._repository.forget_connection(user_id, connection.connection_id)
         return True

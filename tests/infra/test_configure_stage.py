@@ -191,11 +191,17 @@ def test_after_a_deploy_realtime_names_the_stages_websocket_api(project: Path) -
     assert environment["PHOTOSKY_USER_POOL_CLIENT_ID"] == "3n4b5urk1ft4fl3mg5e62d9ado"  # the tokens' audience
     connections = f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{WEBSOCKET_API_ID}/api"
     post = [(["execute-api:ManageConnections"], f"{connections}/POST/@connections/*")]
+    post_and_delete = [
+        (
+            ["execute-api:ManageConnections"],
+            [f"{connections}/POST/@connections/*", f"{connections}/DELETE/@connections/*"],
+        )
+    ]
     assert connections_grants(project) == {
-        "api": post,
+        "api": post_and_delete,
         "worker": post,
-        "reconciler": post,
-        "websocket_message": post,
+        "reconciler": post_and_delete,
+        "websocket_message": post_and_delete,
         "websocket_connect": [(["execute-api:ManageConnections"], f"{connections}/DELETE/@connections/*")],
     }
 

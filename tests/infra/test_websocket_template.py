@@ -227,13 +227,15 @@ def test_a_websocket_stage_that_could_log_the_token_is_caught(
 def test_manage_connections_is_granted_exactly_where_it_is_used(stacks: Stacks, stage: str) -> None:
     for template in stacks[stage]:
         assert checks.loose_connections_grants(template) == []
-        # POST (push, pong) where chalicelib.realtime posts; DELETE (evicting the oldest connection beyond the bound)
-        # in the connect function only; GET nowhere. The disconnect function only forgets the connection.
+        # POST (push, pong) where chalicelib.realtime posts; DELETE (closing a socket): the connect function (the
+        # oldest connection beyond the bound), the message function (a ping from a connection no longer stored), and
+        # account deletion, which the API and the scheduled job run; GET nowhere. The disconnect function only
+        # forgets the connection.
         assert checks.connections_methods(template) == {
-            role_of(template, "APIHandler"): {"POST"},
+            role_of(template, "APIHandler"): {"POST", "DELETE"},
             role_of(template, "ProcessUploads"): {"POST"},
-            role_of(template, "ReleaseAbandonedUploads"): {"POST"},
-            role_of(template, "WebsocketMessage"): {"POST"},
+            role_of(template, "ReleaseAbandonedUploads"): {"POST", "DELETE"},
+            role_of(template, "WebsocketMessage"): {"POST", "DELETE"},
             role_of(template, "WebsocketConnect"): {"DELETE"},
         }
     # What IAM sees: this stack's API, the stage the functions post to, one method, any connection.
