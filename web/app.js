@@ -3,6 +3,7 @@
 import { Api } from "./api.js";
 import { Auth } from "./auth.js";
 import { announce, clearError, h, page, showError } from "./dom.js";
+import { Live } from "./live.js";
 import { renderFarewell } from "./views/account.js";
 import { renderAlbum } from "./views/album.js";
 import { renderAlbums } from "./views/albums.js";
@@ -36,13 +37,15 @@ const PUBLIC_ROUTES = new Set(["signin", "signup", "confirm", "farewell"]);
 const OPEN_ROUTES = new Set(["s"]);
 
 // What the views share. `config` is /config.json (where the API and Cognito are); `limits` is its `limits`, the
-// ones the API enforces (lengths, upload size, accepted types). Every render takes a new ticket: a view checks
+// ones the API enforces (lengths, upload size, accepted types); `live` is the status socket (./live.js), which
+// never connects without the config's `ws_url` (the views then poll). Every render takes a new ticket: a view checks
 // `isCurrent(ticket)` after each await, because the user may have moved on meanwhile.
 const session = {
   config: null,
   limits: null,
   auth: null,
   api: null,
+  live: null,
   renders: 0,
   // Where the next sign-out lands instead of the sign-in page (the farewell page after deleting the account).
   afterSignOut: null,
@@ -119,11 +122,23 @@ async function start() {
         if (!landing) announce("You are signed out.");
       }
       wasSignedIn = auth.signedIn;
+      // Signed in, refreshed or signed out: the socket follows (opened, handed over to the new token, closed).
+      if (session.live) session.live.sync();
     },
   });
   wasSignedIn = auth.signedIn;
   session.auth = auth;
   session.api = new Api(config.api_url, auth);
+  session.live = new Live(config.ws_url, auth);
+  // Whether the socket is up, for styles and tests: "on" while messages arrive, "off" while the views poll.
+  document.body.dataset.live = "off";
+  session.live.on("open", () => {
+    document.body.dataset.live = "on";
+  });
+  session.live.on("close", () => {
+    document.body.dataset.live = "off";
+  });
+  session.live.sync();
   document.getElementById("sign-out").addEventListener("click", async () => {
     await auth.signOut();
   });

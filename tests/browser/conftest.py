@@ -113,6 +113,20 @@ def another_page(chromium: Any, request: pytest.FixtureRequest) -> Iterator[Call
             context.close()
 
 
+@pytest.fixture
+def polling_only(page: Any, devstack: dict[str, Any]) -> None:  # noqa: F811
+    """The page's web client without its live status socket (a config.json with no `ws_url`), for tests of what
+    polling does: while the socket is open an upload makes no GET of the photo at all."""
+
+    def without_ws_url(route: Any) -> None:
+        response = route.fetch()
+        config = response.json()
+        config.pop("ws_url", None)
+        route.fulfill(response=response, json=config)
+
+    page.route(devstack["web_url"] + "/config.json", without_ws_url)
+
+
 @dataclass(frozen=True)
 class Account:
     username: str

@@ -310,6 +310,9 @@ def test_bulk_actions_favourite_and_trash_a_selection_in_batches(
 
     def small_batches(route: Any) -> None:
         config = json.loads(route.fetch().text())
+        # No live socket: a `photo_deleted` message would remove the tile this test expects a batch to report as
+        # not found, and which comes first is a race.
+        config.pop("ws_url", None)
         route.fulfill(json={**config, "limits": {**config["limits"], "batch_photos": 2}})
 
     page.route(config_url, small_batches)

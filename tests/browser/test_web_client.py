@@ -517,8 +517,9 @@ RECORD_UPLOADS_AND_ANNOUNCEMENTS = """() => {
 
 
 def test_a_short_retry_after_on_upload_is_waited_out_and_the_file_goes_on(
-    page: Any, devstack: dict[str, Any], new_account: Callable[[], Account]
+    page: Any, devstack: dict[str, Any], new_account: Callable[[], Account], polling_only: None
 ) -> None:
+    # Polling only: the test reads the settling poll's requests (with the live socket there are none).
     account = new_account()
     sign_in(page, devstack, account.username, account.password)
     create_profile(page, "Waiter")

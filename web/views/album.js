@@ -1,12 +1,13 @@
 // One album: its photos (any member's, most recently added first), and what the caller's role allows: the owner
 // renames it, picks the cover, removes any photo, shares it (./share.js) and deletes it; a contributor adds and
-// removes their own photos; every member may leave.
+// removes their own photos; every member may leave. Changes made elsewhere arrive by the live socket (./updates.js).
 import { ApiError } from "../api.js";
 import { announce, busy, clearError, confirmAction, field, h, page, showError } from "../dom.js";
 import { photoCount, roleBadge } from "./albums.js";
 import { ADD_OUTCOMES, REMOVE_OUTCOMES, batchReport, inBatches } from "./batch.js";
 import { photoPicker } from "./picker.js";
 import { shareSection } from "./share.js";
+import { followAlbum } from "./updates.js";
 
 const PAGE_SIZE = 24;
 const STALE = "This album was changed somewhere else (another tab, device or person), so your change was not saved. The latest version is shown: make your change again.";
@@ -49,6 +50,7 @@ async function showAlbum(session, ticket, albumId, { notice = null, report = nul
   const removeButton = h("button", { type: "button", id: "remove-selected" }, "Remove selected photos");
   const addButton = h("button", { type: "button", class: "primary", id: "add-photos" }, "Add photos");
   const pickerSlot = h("div", {});
+  const notices = h("div", {});
 
   const setCover = async (photo, button) => {
     clearError();
@@ -176,6 +178,7 @@ async function showAlbum(session, ticket, albumId, { notice = null, report = nul
       h("span", { id: "album-count" }, photoCount(album.photo_count)),
     ),
     album.description ? h("p", { class: "description", id: "album-description" }, album.description) : null,
+    notices,
     report,
     toolbar,
     pickerSlot,
@@ -187,6 +190,8 @@ async function showAlbum(session, ticket, albumId, { notice = null, report = nul
     h("div", { class: "card danger-zone" }, isOwner ? deleteButton(session, album) : leaveButton(session, album)),
   );
   if (notice) announce(notice);
+  const busyHere = () => selected.size > 0 || pickerSlot.childElementCount > 0;
+  followAlbum(session, ticket, album, { slot: notices, busy: busyHere, redraw: (options) => redraw(options).catch(showError) });
   await loadPage();
 }
 

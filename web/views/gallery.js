@@ -1,9 +1,11 @@
 // The library: the caller's photos newest upload first (optionally one tag's) with the uploader, or their
-// favourites; infinite scroll, favourite stars, selection and bulk actions. The timeline is ./timeline.js.
+// favourites; infinite scroll, favourite stars, selection and bulk actions; tiles follow the live socket's messages
+// (./updates.js). The timeline is ./timeline.js.
 import { announce, field, h, page } from "../dom.js";
 import { LIBRARY_ACTIONS, bulkBar } from "./bulk.js";
 import { scroller } from "./scroll.js";
 import { TileSet } from "./tiles.js";
+import { followLibrary } from "./updates.js";
 import { uploader } from "./upload.js";
 
 const PAGE_SIZE = 24;
@@ -71,6 +73,13 @@ async function showLibrary(session, ticket, { tag, favourites }) {
     },
   });
 
+  // A photo uploaded elsewhere has no tags and is no favourite yet: it belongs in the unfiltered library only.
+  const want = followLibrary(session, ticket, tiles, grid, {
+    query: { tag: tag || null, favorite: favourites },
+    placesNew: !tag && !favourites,
+    onChange: showEmpty,
+  });
+
   let filter = null;
   let uploads = null;
   if (!favourites) {
@@ -94,8 +103,11 @@ async function showLibrary(session, ticket, { tag, favourites }) {
         grid.prepend(tiles.tile(photo));
         showEmpty();
       },
+      // Settled by a message, the photo has no preview URLs yet: the tile waits for its copy from a listing.
       onSettled(photo) {
-        if (tiles.has(photo.photo_id) && tiles.items.get(photo.photo_id).isConnected) tiles.tile(photo);
+        if (!(tiles.has(photo.photo_id) && tiles.items.get(photo.photo_id).isConnected)) return;
+        if (photo.status === "READY" && !(photo.urls && photo.urls.small)) want(photo);
+        else tiles.tile(photo);
       },
     });
   }

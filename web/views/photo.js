@@ -1,10 +1,12 @@
 // One photo: the large preview and metadata, the favourite star, the edit form (title, description, tags; a stale
 // version is explained and the latest copy shown) and "Move to trash", after a confirmation. A photo in the trash
-// says until when it is kept, and offers restore and delete forever instead.
+// says until when it is kept, and offers restore and delete forever instead. A change made elsewhere meanwhile is
+// announced by the live socket (./updates.js).
 import { ApiError } from "../api.js";
 import { announce, busy, clearError, confirmAction, field, formatBytes, formatDate, formatDay, h, page, photoName, showError } from "../dom.js";
 import { copyLink, favoriteToggle } from "./tiles.js";
 import { deleteForever, restoreOne, retention } from "./trash.js";
+import { followPhoto } from "./updates.js";
 
 export function renderPhoto(session, { ticket, params }) {
   return showPhoto(session, ticket, params[0]);
@@ -93,12 +95,18 @@ async function showPhoto(session, ticket, photoId, notice) {
   const side = photo.trashed_at
     ? [h("section", { class: "card", "aria-labelledby": "about-title" }, h("h2", { id: "about-title" }, "About"), metadata, tagLinks), trashedCard(session, photo)]
     : [h("section", { class: "card", "aria-labelledby": "about-title" }, h("h2", { id: "about-title" }, "About"), star, metadata, tagLinks), form, h("div", { class: "card danger-zone" }, trashButton(session, photo))];
+  const notices = h("div", {});
   page(
     name,
     h("p", {}, back),
+    notices,
     h("div", { class: "photo-view" }, h("figure", {}, visual, photo.description ? h("figcaption", {}, photo.description) : null), h("div", { class: "side" }, ...side)),
   );
   if (notice) announce(notice);
+  followPhoto(session, ticket, photo, {
+    slot: notices,
+    redraw: (text) => showPhoto(session, session.nextTicket(), photo.photo_id, text).catch(showError),
+  });
 }
 
 // A READY photo goes to the trash; one still processing, or rejected, has nothing to keep and is deleted for good.

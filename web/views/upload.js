@@ -1,5 +1,6 @@
 // The uploader: pick or drop files; each is declared to the API (POST /photos), POSTed straight to S3 with a
-// progress bar, then followed until the worker settles it (READY or REJECTED). The accepted types and the size
+// progress bar, then followed until the worker settles it (READY or REJECTED): by the live socket's message while it
+// is connected, by polling while it is not (../settle.js). The accepted types and the size
 // limit are the server's (config.json's `limits`); a file over the limit is refused here, before any request.
 // A drop of hundreds of files goes through a queue: a few at a time hold a slot from the declaration until their
 // bytes are in S3 (the rest wait, "Waiting…"), and a declaration refused with a short Retry-After (the API's cap on
@@ -10,6 +11,7 @@
 import { ApiError, uploadToStorage } from "../api.js";
 import { announce, formatBytes, formatTypes, formatWait, h, messageOf } from "../dom.js";
 import { Slots } from "../queue.js";
+import { followUpload } from "../settle.js";
 import { copyLink, isDuplicate } from "./tiles.js";
 
 // Browsers open about six connections per host: four uploads leave room for the gallery and the polling. One
@@ -25,9 +27,6 @@ const RETRY_JITTER_MS = 500;
 // The live region says "paused" once for a wave of waiting files, not once per file or per retry.
 const PAUSE_ANNOUNCE_EVERY_MS = 30_000;
 const pause = { waiting: 0, announcedAt: -Infinity };
-
-const POLL_DELAYS_MS = [300, 500, 1000, 1000, 2000, 2000, 3000, 5000];
-const POLL_GIVE_UP_MS = 120_000;
 
 // The file picker's filter: the types, and their extensions (some systems only know files by extension).
 const MORE_EXTENSIONS = { jpeg: [".jpg"] };
@@ -106,7 +105,7 @@ async function uploadOne(session, file, place, { onCreated, onSettled }) {
     fail(`Too large (${formatBytes(file.size)}): photos can be up to ${formatBytes(limits.max_upload_bytes)} each.`);
     return;
   }
-  let photo;
+  let follower = null;
   const release = await slots.acquire();
   try {
     set("Starting…", "STARTING");
@@ -114,13 +113,15 @@ async function uploadOne(session, file, place, { onCreated, onSettled }) {
     const sha256 = await sha256Of(file);
     if (sha256) details.sha256 = sha256;
     const declared = await declare(api, details, (text) => set(text, "WAITING"));
-    photo = declared.photo;
-    onCreated(photo);
+    // Followed from now on: the photo cannot settle before its bytes are in, and then no message can slip past.
+    follower = followUpload(session, declared.photo);
+    onCreated(declared.photo);
     set("Uploading…", "UPLOADING");
     await uploadToStorage(declared.upload, file, (fraction) => {
       progress.value = fraction;
     });
   } catch (error) {
+    if (follower) follower.cancel();
     if (isDuplicate(error) && error.photoId) duplicate(error.photoId);
     else fail(messageOf(error));
     return;
@@ -129,7 +130,7 @@ async function uploadOne(session, file, place, { onCreated, onSettled }) {
   }
   try {
     set("Processing…", "PENDING");
-    const settled = await waitUntilSettled(api, photo);
+    const settled = await follower.settled();
     onSettled(settled);
     if (settled.status === "READY") {
       set("Ready", "READY");
@@ -207,22 +208,4 @@ function sentence(text) {
 
 function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-// Poll until the worker settles the photo. A poll that fails for a passing reason (no network, throttled, the
-// service busy) is not the upload's failure: the file is in S3 already, so polling goes on (after any Retry-After).
-// Past POLL_GIVE_UP_MS the last known copy is returned, still PENDING.
-async function waitUntilSettled(api, photo) {
-  const started = Date.now();
-  let latest = photo;
-  for (let attempt = 0; ; attempt += 1) {
-    await sleep(POLL_DELAYS_MS[Math.min(attempt, POLL_DELAYS_MS.length - 1)]);
-    try {
-      latest = await api.getPhoto(photo.photo_id);
-    } catch (error) {
-      if (!(error instanceof ApiError) || !(error.status === 0 || error.status === 429 || error.status >= 500)) throw error;
-      await sleep(Math.min(error.retryAfter || 0, MAX_WAIT_SECONDS) * 1000);
-    }
-    if (latest.status !== "PENDING" || Date.now() - started > POLL_GIVE_UP_MS) return latest;
-  }
 }
