@@ -16,7 +16,18 @@ from typing import Any
 from bench import common, cost, report
 
 DEFAULT_OUTPUT = common.PROJECT_DIR / "docs" / "PERFORMANCE.md"
-SECTIONS = ("coldstart", "warm", "roundtrips", "albums", "library", "previews", "formats", "devstack", "media")
+SECTIONS = (
+    "coldstart",
+    "warm",
+    "roundtrips",
+    "albums",
+    "library",
+    "previews",
+    "formats",
+    "devstack",
+    "media",
+    "realtime",
+)
 
 
 @dataclass(frozen=True)
@@ -38,10 +49,12 @@ class Settings:
     media_sign_processes: int  # fresh processes timing the ways of signing a URL (section 9)
     media_list_rounds: int  # warm owner lists of 100 timed in each of them
     media_cycles: int  # cycles of the four list-route variants (CDN / S3 presigned, PhotoSky / Powertools)
+    # Section 11: rounds of uploads one at a time then a burst, each followed by the socket and by polling.
+    realtime_rounds: int = 3
 
 
 FULL = Settings(20, 3, 7, 5, 2, 5, 200, 30, 3, (1, 4, 16), 15.0, 4, 20.0, 60, 7, 100, 5)
-QUICK = Settings(10, 2, 2, 3, 1, 2, 40, 10, 1, (1, 4, 16), 3.0, 4, 5.0, 12, 3, 20, 2)
+QUICK = Settings(10, 2, 2, 3, 1, 2, 40, 10, 1, (1, 4, 16), 3.0, 4, 5.0, 12, 3, 20, 2, realtime_rounds=1)
 
 VERSIONED = (
     "chalice",
@@ -176,6 +189,10 @@ def run(settings: Settings, sections: tuple[str, ...], *, quick: bool, label: st
                 max_uploads=settings.max_uploads,
                 log=log,
             )
+        elif section == "realtime":
+            from bench import realtime
+
+            results[section] = realtime.measure(rounds=settings.realtime_rounds, log=log)
         results["timings"][section] = time.monotonic() - section_started
     if all(name in results for name in ("coldstart", "warm", "roundtrips", "previews")):
         results["cost"] = cost_section(results)
@@ -224,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         choices=SECTIONS,
         help=(
             "run only these sections (the report is not rewritten, except its cold-start parts by a cold-start run "
-            "and sections 7, 8 and 9 by an albums, library or media run, section 10 by a formats run)"
+            "and sections 7, 8, 9 and 11 by an albums, library, media or realtime run, section 10 by a formats run)"
         ),
     )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="where to write the report")
@@ -234,10 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     sections = tuple(args.only) if args.only else SECTIONS
     results = run(QUICK if args.quick else FULL, sections, quick=args.quick, label=args.label)
     previous = args.output.read_text() if args.output.exists() else None
-    text = report.render(results, previous)
-    if "formats" in results:
-        # Section 10 is rendered by bench/formats.py and put before the Analysis (bench/report.py does not know it).
-        text = formats_section(text, results) or text
+    text = with_late_sections(report.render(results, previous), results)
     print(text)
     if args.no_write:
         return 0
@@ -275,6 +289,23 @@ def main(argv: list[str] | None = None) -> int:
             args.output.write_text(updated)
             log(f"[bench] wrote formats into {args.output}")
     return 0
+
+
+def with_late_sections(text: str, results: dict[str, Any]) -> str:
+    """The whole report with the sections `report.render` leaves out: 10, then 11 after it."""
+    if "formats" in results:
+        # Section 10 is rendered by bench/formats.py and put before the Analysis (bench/report.py does not know it).
+        text = formats_section(text, results) or text
+    if "realtime" in results:
+        text = realtime_section(text, results) or text
+    return text
+
+
+def realtime_section(text: str, results: dict[str, Any]) -> str | None:
+    """Section 11 spliced in after section 10 (which formats_section puts before the Analysis), the way a run of it
+    alone writes it; only it: the other spliced sections are in `text` already."""
+    others = set(report.SPLICED_SECTIONS) - {"realtime"}
+    return report.with_sections(text, {key: value for key, value in results.items() if key not in others})
 
 
 def formats_section(text: str, results: dict[str, Any]) -> str | None:

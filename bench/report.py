@@ -7,7 +7,7 @@ import itertools
 import re
 from typing import Any
 
-from bench import albums, common, cost, library, media, roundtrips
+from bench import albums, common, cost, library, media, realtime, roundtrips
 from bench.coldstart import GOAL as COLD_GOAL
 from bench.common import fmt_num, fmt_ratio, table, verdict
 
@@ -154,7 +154,11 @@ def summary(results: dict[str, Any]) -> str:
 def section_goal_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     """The Goals rows of the sections that render their own (albums, media)."""
     rows = []
-    for name, goal_rows in (("albums", albums.goal_rows), ("media", media.goal_rows)):
+    for name, goal_rows in (
+        ("albums", albums.goal_rows),
+        ("media", media.goal_rows),
+        ("realtime", realtime.goal_rows),
+    ):
         if name in results:
             rows.extend(goal_rows(results[name]))
     return rows
@@ -786,6 +790,8 @@ def analysis(results: dict[str, Any]) -> str:
         lines.append(library.analysis(results["library"]))
     if "media" in results:
         lines.append(media.analysis(results["media"]))
+    if "realtime" in results:
+        lines.append(realtime.analysis(results["realtime"]))
     if "previews" in results:
         lines.extend(previews_analysis(results))
     if "devstack" in results:
@@ -1069,6 +1075,8 @@ SPLICED_SECTIONS = {
     "albums": (albums.SECTION_HEADING, albums.section),
     "library": (library.SECTION_HEADING, library.section),
     "media": (media.SECTION_HEADING, media.section),
+    # Not rendered by `render`: a whole run splices it in after section 10 (bench/__main__.py).
+    "realtime": (realtime.SECTION_HEADING, realtime.section),
 }
 ANALYSIS_HEADING = "## Analysis"
 

@@ -1305,3 +1305,224 @@ def test_the_formats_section_replaces_itself_or_goes_before_the_analysis() -> No
     assert replaced.count(heading) == 1
     assert replaced.endswith("## Analysis\n\n- notes\n")
     assert formats.with_section("# A report with no analysis\n", fresh) is None
+
+
+# --- section 11 (bench/realtime.py): the client's schedule, its simulation, the summaries, the splice --------------
+
+SETTLE_JS_LIKE = """
+import { ApiError } from "./api.js";
+
+const POLL_DELAYS_MS = [300, 500, 1_000];
+// Past this the last known copy is returned.
+const GIVE_UP_MS = 2 * 60 * 1000;
+const MAX_WAIT_SECONDS = 60;
+const CHECK_WHILE_CONNECTED_MS = 30_000;
+"""
+
+
+def test_the_bench_reads_the_web_clients_own_polling_schedule() -> None:
+    from bench import realtime
+
+    schedule = realtime.client_schedule(SETTLE_JS_LIKE)
+    assert schedule == realtime.Schedule((300, 500, 1000), give_up_ms=120_000, check_while_connected_ms=30_000)
+    assert [schedule.delay(attempt) for attempt in range(5)] == [300, 500, 1000, 1000, 1000]  # the last repeats
+    # The real client's file parses too (the bench polls on it, never on a copy).
+    shipped = realtime.load_schedule()
+    assert shipped.poll_delays_ms
+    assert all(delay > 0 for delay in shipped.poll_delays_ms)
+    assert shipped.give_up_ms > sum(shipped.poll_delays_ms)
+
+
+@pytest.mark.parametrize(
+    ("source", "named"),
+    [
+        (SETTLE_JS_LIKE.replace("const GIVE_UP_MS", "let GIVE_UP_MS"), "GIVE_UP_MS"),
+        (SETTLE_JS_LIKE.replace("[300, 500, 1_000]", "DELAYS.slice()"), "POLL_DELAYS_MS"),
+        (SETTLE_JS_LIKE.replace("[300, 500, 1_000]", "[]"), "POLL_DELAYS_MS"),
+        (SETTLE_JS_LIKE.replace("[300, 500, 1_000]", "[300, 0.5e3]"), "POLL_DELAYS_MS"),
+        (SETTLE_JS_LIKE.replace("30_000", "HALF_A_MINUTE"), "CHECK_WHILE_CONNECTED_MS"),
+    ],
+)
+def test_a_schedule_the_bench_cannot_read_is_a_clear_error(source: str, named: str) -> None:
+    from bench import realtime
+
+    with pytest.raises(ValueError, match=named):
+        realtime.client_schedule(source)
+
+
+def test_polling_is_simulated_get_by_get_as_settle_js_schedules_it() -> None:
+    from bench import realtime
+
+    schedule = realtime.Schedule((300, 500, 1000, 1000, 2000, 2000, 3000, 5000), 120_000, 30_000)
+    assert realtime.simulate_polling(0, schedule) == (300, 1)
+    assert realtime.simulate_polling(300, schedule) == (300, 1)  # a GET sent as it settles sees it
+    assert realtime.simulate_polling(301, schedule) == (800, 2)
+    # GETs at 0.3, 0.8, 1.8, 2.8, 4.8, 6.8, 9.8, 14.8 s: a 10 s settle is seen at 14.8 s, by the 8th.
+    assert realtime.simulate_polling(10_000, schedule) == (14_800, 8)
+    # Each delay starts when the previous answer came: 20 ms answers push the GETs to 0.3, 0.82, 1.84 s.
+    assert realtime.simulate_polling(1_000, schedule, request_ms=20) == (1_840 + 20, 3)
+    # Past the give-up time no GET goes out: 29 GETs at 0.3 … 119.8 s, and the next would be at 124.8 s.
+    assert realtime.simulate_polling(200_000, schedule) == (None, 29)
+    # While connected the client checks only every 30 s.
+    assert [realtime.connected_gets(ms, schedule) for ms in (0, 29_999, 30_000, 65_000)] == [0, 0, 1, 2]
+
+
+def test_percentiles_and_spread_of_a_sample() -> None:
+    from bench import realtime
+
+    figures = realtime.distribution([float(value) for value in range(100, 0, -1)])
+    assert figures is not None
+    assert (figures["p50"], figures["p99"], figures["min"], figures["max"]) == (50, 99, 1, 100)
+    assert figures["spread"] == pytest.approx(99 / 50.5)  # (max − min) / median
+    assert realtime.distribution([]) is None
+    ratios = realtime.ratio_summary([0.5, 0.2, 0.4, 0.3, 0.1])
+    assert ratios is not None
+    assert (ratios["median"], ratios["min"], ratios["max"]) == (0.3, 0.1, 0.5)
+
+
+def realtime_upload(
+    mode: str,
+    socket: float | None,
+    polling: float | None,
+    *,
+    settle: float | None = 300.0,
+    start: float | None = 5.0,
+    gets: int = 2,
+    messages: int = 1,
+) -> dict[str, Any]:
+    return {
+        "mode": mode,
+        "status": "READY",
+        "socket_ms": socket,
+        "polling_ms": polling,
+        "settle_ms": settle,
+        "worker_start_ms": start,
+        "gets": gets,
+        "get_ms": [20.0] * gets,
+        "poll_errors": [],
+        "messages": messages,
+    }
+
+
+def realtime_results(push_ms: float = 50.0) -> dict[str, Any]:
+    from bench import realtime
+
+    schedule = realtime.Schedule((300, 500, 1000, 1000, 2000, 2000, 3000, 5000), 120_000, 30_000)
+    uploads = [
+        realtime_upload("sequential", 300 + push_ms, 800.0, settle=300.0),
+        realtime_upload("sequential", 400 + push_ms, 800.0, settle=400.0),
+        realtime_upload("sequential", 900 + push_ms, 1_800.0, settle=900.0, gets=3),
+        realtime_upload("burst", 2_000 + push_ms, 2_800.0, settle=2_000.0, gets=4),
+        realtime_upload("burst", 3_000 + push_ms, 4_800.0, settle=3_000.0, gets=5),
+        realtime_upload("burst", None, 5_800.0, settle=None, start=None, gets=5, messages=0),  # its message lost
+    ]
+    data = {
+        "schedule": {
+            "poll_delays_ms": list(schedule.poll_delays_ms),
+            "give_up_ms": 120_000,
+            "check_while_connected_ms": 30_000,
+        },
+        "rounds": 1,
+        "sequential": 3,
+        "burst": 3,
+        "file_bytes": 200_000,
+        "uploads": uploads,
+        "summary": realtime.summarise(uploads, schedule),
+        "model": realtime.model_rows(schedule, 20.0),
+        "model_request_ms": 20.0,
+        "worker_lines_found": 5,
+        "seconds": 42.0,
+        "load_start": "0.50 0.40 0.30",
+        "load_end": "0.60 0.40 0.30",
+    }
+    return {"started": "2026-01-01 00:00 UTC", "code": "abc1234", "complete": False, "realtime": data}
+
+
+def test_the_arms_are_paired_per_upload_and_requests_counted_both_ways() -> None:
+    results = realtime_results()
+    summary = results["realtime"]["summary"]
+    assert list(summary) == ["sequential", "burst", "all"]
+    sequential, burst, every = summary["sequential"], summary["burst"], summary["all"]
+    assert (sequential["socket_ms"]["p50"], sequential["socket_ms"]["p99"]) == (450, 950)
+    assert (sequential["polling_ms"]["p50"], sequential["polling_ms"]["p99"]) == (800, 1_800)
+    # Ratios within each upload (350/800, 450/800, 950/1800), not of the percentiles.
+    assert sequential["paired_ratio"]["median"] == pytest.approx(950 / 1800)
+    assert sequential["p50_ratio"] == pytest.approx(450 / 800)
+    # The lost message's upload is in neither arm's times (no pair) but its GETs count.
+    assert (burst["uploads"], burst["paired"], burst["missing_messages"]) == (3, 2, 1)
+    assert burst["gets"]["mean"] == pytest.approx(14 / 3)
+    assert every["gets"]["mean"] == pytest.approx(21 / 6)
+    # Settles at 0.3, 0.4, 0.9 s: settle.js's GETs at 0.3, 0.8, 1.8 s see them with 1, 2 and 3 GETs.
+    assert sequential["model_gets_mean"] == pytest.approx(2.0)
+    assert sequential["socket_gets_mean"] == 0
+    assert sequential["saved_per_upload"] == pytest.approx(7 / 3)
+    assert sequential["fifty"] == {"polling_gets": 117, "socket_requests": 1, "socket_messages": 50}
+    assert every["spans_ms"]["push"]["p99"] == pytest.approx(50)
+    assert every["spans_ms"]["poll_lag"]["p50"] == pytest.approx(800)
+    assert every["spans_ms"]["queue"]["p50"] == 5
+
+
+def test_the_realtime_section_renders_its_figures_and_the_contracts_push_goal() -> None:
+    from bench import realtime
+
+    results = realtime_results()
+    section = realtime.section(results)
+    assert section.startswith(realtime.SECTION_HEADING)
+    assert "`.venv/bin/python -m bench --only realtime`" in section
+    assert "| one at a time | 3 of 3 | 450 · 950 (350–950) | 800 · 1,800 (800–1,800) |" in section
+    assert "uploads whose message never came: 1" in section
+    assert "For 50 uploads: polling 175 GETs, the socket 1 request (its connect)" in section
+    # The model: a 10 s settle, GETs answered in 20 ms, sent at 0.3, 0.82, 1.84 … 14.94 s.
+    assert "| 10 | 15.0 | 5.0 | 8 | 0 |" in section
+    assert "CONTRACT.md's 2 s from settling to the message: p99 50 ms (met)" in section
+    assert realtime.goal_rows(results["realtime"])[0][3] == "met"
+    assert realtime.goal_rows(realtime_results(push_ms=2_500)["realtime"])[0][3] == "**missed**"
+    analysis = realtime.analysis(results["realtime"])
+    assert analysis.startswith("- **Live status (section 11).**")
+    assert "175 GETs against one connect for 50 uploads" in analysis
+    assert "polling's first GET (300 ms) found 0 of 6 settled" in analysis
+    assert "settle.js's growing waits add 0.9–5.0 s and cost 3–8 GETs an upload" in analysis
+    # A whole run's report: the Goals row and the Analysis bullet; the section itself is spliced in after section 10.
+    whole = report.render({**results, **report_header_fields()})
+    assert "| live status: `photo` message after the worker settles a photo (dev stack), p99 |" in whole
+    assert "- **Live status (section 11).**" in whole
+    assert realtime.SECTION_HEADING not in whole
+
+
+def test_worker_starts_come_from_the_workers_own_log_lines() -> None:
+    from bench import realtime
+
+    lines = [
+        "PhotoSky dev stack ready",
+        '{"time":"2026-01-01T00:00:01.500Z","type":"upload","object_key":"uploads/sub/p1","outcome":"ready",'
+        '"latency_ms":300.0}',
+        '{"time":"2026-01-01T00:00:09.000Z","type":"upload","object_key":"uploads/sub/p1","outcome":"duplicate",'
+        '"latency_ms":10.0}',  # redelivered: the first start stands
+        '{"time":"2026-01-01T00:00:02.000Z","type":"request","object_key":"uploads/sub/p2","latency_ms":1.0}',
+        '{"time":"2026-01-01T00:00:02.000Z","type":"upload","object_key":"other/p3","latency_ms":1.0}',
+        '{"time":"not a time","type":"upload","object_key":"uploads/sub/p4","latency_ms":1.0}',
+        "{not json",
+    ]
+    starts = realtime.worker_starts("\n".join(lines))
+    assert list(starts) == ["p1"]
+    assert starts["p1"] == pytest.approx(realtime._epoch("2026-01-01T00:00:01.200Z"))
+
+
+def test_a_realtime_run_writes_section_11_in_place_after_section_10() -> None:
+    from bench import realtime
+    from bench.__main__ import realtime_section
+
+    report_text = "# R\n\n## 9. Media\n\nmedia\n\n## 10. Formats\n\nformats\n\n## Analysis\n\n- a\n"
+    once = report.with_sections(report_text, realtime_results())
+    assert once is not None
+    assert once.index("## 10. Formats") < once.index(realtime.SECTION_HEADING) < once.index("## Analysis")
+    twice = report.with_sections(once, realtime_results(push_ms=70.0))
+    assert twice is not None
+    assert twice.count(realtime.SECTION_HEADING) == 1
+    assert twice.startswith("# R\n\n## 9. Media\n\nmedia\n\n## 10. Formats\n\nformats\n\n")
+    assert twice.endswith("\n\n## Analysis\n\n- a\n")
+    # A whole run splices only section 11 after rendering: section 9 of the same run stays as rendered.
+    whole = realtime_section(report_text, {**realtime_results(), "media": {"not": "rendered again"}})
+    assert whole is not None
+    assert "## 9. Media\n\nmedia\n" in whole
+    assert whole.count(realtime.SECTION_HEADING) == 1
