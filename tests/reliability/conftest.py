@@ -6,6 +6,7 @@ app exactly the same way.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -13,24 +14,52 @@ from typing import Any
 import boto3
 import botocore.session
 import pytest
+from botocore.loaders import Loader
 from botocore.retries import standard
 from chalice.test import Client
 from moto.core.botocore_stubber import BotocoreStubber
 
 from tests.integration.conftest import User, alice, api, aws, bob, dynamodb  # noqa: F401 - fixtures re-exported
+from tests.reliability.moto_state import MadeOnce
 from tests.reliability.support import Faults
 
 
 @pytest.fixture(autouse=True)
-def shared_botocore_loader(monkeypatch: pytest.MonkeyPatch) -> None:
-    """One botocore data loader for every session a test makes (moto's, the app's, the test's own).
+def environment_restored() -> Iterator[None]:
+    """The process environment after each test as it was before it (set up first, so torn down after `monkeypatch`).
+
+    chalice.test's clients swap `os.environ` for a patched copy around each invocation and put back the object they
+    found: two invocations racing in threads (the worker races) can leave the first one's copy in place, with the
+    stage's variables and the test's own (AWS_EXECUTION_ENV, a monkeypatched limit) set for every later test."""
+    real, saved = os.environ, dict(os.environ)
+    yield
+    os.environ = real  # noqa: B003 - the object itself, put back in place of a copy
+    if dict(real) != saved:
+        real.clear()
+        real.update(saved)
+
+
+@pytest.fixture(scope="session")
+def botocore_loader() -> Loader:
+    return botocore.session.create_loader(None)
+
+
+@pytest.fixture(autouse=True)
+def shared_botocore_loader(monkeypatch: pytest.MonkeyPatch, botocore_loader: Loader) -> None:
+    """One botocore data loader for every session the run makes (moto's, the app's, the tests' own).
 
     The app builds each client from a fresh session, and each fresh session re-parses the service models' JSON
     (~0.1 s a client). Clients of one session already share their loader and treat what it loaded as read-only,
-    so sharing it across sessions changes nothing but the time.
+    so sharing it across sessions, and across tests, changes nothing but the time.
     """
-    loader = botocore.session.create_loader(None)
-    monkeypatch.setattr(botocore.session, "create_loader", lambda data_path=None: loader)
+    monkeypatch.setattr(botocore.session, "create_loader", lambda data_path=None: botocore_loader)
+
+
+@pytest.fixture(scope="module")
+def made_once() -> MadeOnce:
+    """The scenes a module's tests start from, each built once through the app and restored for every later test
+    (and case) that starts from it."""
+    return MadeOnce()
 
 
 @pytest.fixture

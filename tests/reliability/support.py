@@ -27,6 +27,7 @@ from chalicelib import deps, errors, keys, web
 from chalicelib.photos.models import PreviewFormat
 from ops import invariants
 from tests.integration.conftest import BUCKET, TABLE, User
+from tests.reliability import moto_state
 
 UNKNOWN_PHOTO_ID = "01HZZZZZZZZZZZZZZZZZZZZZZZ"
 WORKER_TIMEOUT_SECONDS = 60
@@ -192,21 +193,42 @@ def snapshot(
 ) -> Snapshot:
     """Every table item and object of one user, or of everyone, for comparisons: objects by their bytes, or with
     `quick` by their ETag (the MD5 of their bytes, without reading each one). Write-rate counters are left out
-    unless `counters`: every write request spends one, a refused one too, and they hold nothing of the library."""
+    unless `counters`: every write request spends one, a refused one too, and they hold nothing of the library.
+
+    From in-process moto, what a Scan and ListObjectsV2 (and GetObject) would return is read from moto's own
+    objects (moto_state): the suites take hundreds of snapshots, and serialising whole-table responses was a fifth
+    of their time. Anywhere else (a dev stack's moto server), through the API."""
     dynamodb, s3 = aws_clients(aws)
+
+    def wanted(key: str) -> bool:
+        return user_id is None or key.split("/")[1] == user_id
+
+    if moto_state.in_process(dynamodb):
+        stored, objects = moto_state.stored_items(), moto_state.stored_objects(wanted, read=not quick)
+    else:
+        stored, objects = _scanned(dynamodb), _listed(s3, wanted, read=not quick)
     items = {}
-    for page in dynamodb.get_paginator("scan").paginate(TableName=TABLE, ConsistentRead=True):
-        for item in page["Items"]:
-            pk, sk = item["PK"]["S"], item["SK"]["S"]
-            if (user_id is None or pk == keys.user_pk(user_id)) and (counters or not sk.startswith(keys.RATE_PREFIX)):
-                items[(pk, sk)] = item
-    objects: dict[str, Any] = {}
+    for item in stored:
+        pk, sk = item["PK"]["S"], item["SK"]["S"]
+        if (user_id is None or pk == keys.user_pk(user_id)) and (counters or not sk.startswith(keys.RATE_PREFIX)):
+            items[(pk, sk)] = item
+    return Snapshot(items, objects)
+
+
+def _scanned(dynamodb: Any) -> list[dict[str, Any]]:
+    pages = dynamodb.get_paginator("scan").paginate(TableName=TABLE, ConsistentRead=True)
+    return [item for page in pages for item in page["Items"]]
+
+
+def _listed(s3: Any, wanted: Callable[[str], bool], *, read: bool) -> dict[str, Any]:
+    """The wanted objects' bytes (`read`) or ETags."""
+    listed: dict[str, Any] = {}
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
         for obj in page.get("Contents", []):
             key = obj["Key"]
-            if user_id is None or key.split("/")[1] == user_id:
-                objects[key] = obj["ETag"] if quick else s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
-    return Snapshot(items, objects)
+            if wanted(key):
+                listed[key] = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() if read else obj["ETag"]
+    return listed
 
 
 def assert_invariants(aws: boto3.session.Session, *, quota: invariants.Quota | None = None, **options: Any) -> None:

@@ -7,9 +7,10 @@ Each DynamoDB and S3 call an operation makes, in turn, is made to fail the way A
 its reply lost after the write applied (a read time-out), or its transaction cancelled for a conflict or throttling.
 The client must get a 503 (never a 500); the state, cut short, must be consistent; the client's retry of the same
 call must finish the operation; and a deletion or departure cut short must be finished by the sweeper on its own.
-The invariant checker (ops/invariants.py, which knows every album rule) runs after each step. `make test` tries a
-sample of each operation's calls × faults (every call and every kind of fault at least once, support.sample);
-PHOTOSKY_FAULTS=all, or `make fuzz` and `make reliability`, try them all.
+The invariant checker (ops/invariants.py, which knows every album rule) runs after each step. Every case of an
+operation starts from the state made for it once (moto_state restores the table and the bucket), not from what the
+case before it left. `make test` tries a sample of each operation's calls × faults (every call and every kind of
+fault at least once, support.sample); PHOTOSKY_FAULTS=all, or `make fuzz` and `make reliability`, try them all.
 
 Transactions hold two photos here (clean-ups four items), so a handful of photos make several transactions; one
 test keeps the real sizes. Races run the service layer in threads or, for exact interleavings, a second call hooked
@@ -39,6 +40,8 @@ from chalicelib.albums.service import CLEANUP_GRACE
 from chalicelib.photos.models import PhotoStatus, PreviewFormat
 from ops import invariants
 from tests.integration.conftest import BUCKET, TABLE, User
+from tests.reliability import moto_state
+from tests.reliability.moto_state import MadeOnce
 from tests.reliability.support import (
     ATTEMPTS,
     CANCELLATIONS,
@@ -247,13 +250,20 @@ def nth_call(requests: list[Request], index: int) -> tuple[str, str, int]:
 
 class Scene:
     """alice owns the albums; bob is their contributor and carol their viewer. Both photo owners have READY photos
-    (through the real worker) that each case puts in a fresh album."""
+    (through the real worker) that each operation puts in a fresh album.
 
-    def __init__(self, aws: boto3.session.Session, api: Client, s3: Any, alice: User, bob: User, carol: User) -> None:
+    The photos are made once, by the module's first test; every other test starts from the table and bucket as they
+    were right after (moto_state)."""
+
+    def __init__(
+        self, aws: boto3.session.Session, api: Client, s3: Any, alice: User, bob: User, carol: User, made: MadeOnce
+    ) -> None:
         self.aws, self.api, self.s3 = aws, api, s3
         self.alice, self.bob, self.carol = alice, bob, carol
-        self.alices = [self.photo(alice) for _ in range(4)]
-        self.bobs = [self.photo(bob) for _ in range(2)]
+        self.alices, self.bobs = made("photos", self.photos)
+
+    def photos(self) -> tuple[list[str], list[str]]:
+        return [self.photo(self.alice) for _ in range(4)], [self.photo(self.bob) for _ in range(2)]
 
     def photo(self, owner: User) -> str:
         return str(upload_ready(self.api, self.s3, owner, jpeg(16, 16))["photo_id"])
@@ -317,8 +327,10 @@ class Scene:
 
 
 @pytest.fixture
-def scene(aws: boto3.session.Session, api: Client, s3: Any, alice: User, bob: User, carol: User) -> Scene:
-    return Scene(aws, api, s3, alice, bob, carol)
+def scene(
+    aws: boto3.session.Session, api: Client, s3: Any, alice: User, bob: User, carol: User, made_once: MadeOnce
+) -> Scene:
+    return Scene(aws, api, s3, alice, bob, carol, made_once)
 
 
 # --- the operations --------------------------------------------------------------------------------------------------
@@ -579,9 +591,8 @@ def kinds_for(service: str, operation: str, position: int) -> list[Kind]:
     return kinds
 
 
-def requests_of(scene: Scene, operation: Operation) -> list[Request]:
-    """The calls one clean run makes, in order, with their parameters (observed on state of its own)."""
-    case = operation.prepare(scene)
+def requests_of(scene: Scene, operation: Operation, case: Case) -> list[Request]:
+    """The calls one clean run of the prepared case makes, in order, with their parameters."""
     fresh_clients()
     with recorded_requests() as requests:
         response = case.send()
@@ -602,15 +613,15 @@ def run_cut_short(
     scene: Scene,
     faults: Faults,
     operation: Operation,
+    case: Case,
     call: tuple[str, str, int],
     kind: Kind,
     *,
     sweeper: pytest.MonkeyPatch | None = None,
 ) -> None:
-    """The operation with `kind` of fault on one call: a 503, consistent state; then the sweeper (if given) and
+    """The prepared case with `kind` of fault on one call: a 503, consistent state; then the sweeper (if given) and
     the client's retry finish it."""
     service, name, nth = call
-    case = operation.prepare(scene)
     fresh_clients()
     fault = kind.inject(faults, service, name, nth)
     try:
@@ -641,7 +652,11 @@ def test_a_fault_on_any_call_of_an_album_operation_is_503_and_its_retry_or_the_s
     scene: Scene, faults: Faults, monkeypatch: pytest.MonkeyPatch, subtests: Any, name: str
 ) -> None:
     operation = OPERATIONS[name]
-    requests = requests_of(scene, operation)
+    # The state the operation needs, made once; the clean run and every case start from it (the same album, photos,
+    # members and links), never from what an earlier case left.
+    case = operation.prepare(scene)
+    prepared = moto_state.save()
+    requests = requests_of(scene, operation, case)
     begins = None
     if operation.begins_cleanup is not None:
         begins = next(i for i, (_, op, params) in enumerate(requests) if operation.begins_cleanup(op, params))
@@ -662,8 +677,9 @@ def test_a_fault_on_any_call_of_an_album_operation_is_503_and_its_retry_or_the_s
     for position, (kind, finisher) in sample(matrix, fault_or_finisher):
         _, op, nth = call = calls[position]
         with subtests.test(call=f"{position}:{op}#{nth}", fault=kind.name, finished_by=finisher):
+            moto_state.restore(prepared)
             sweeper = monkeypatch if finisher == "sweeper" else None
-            run_cut_short(scene, faults, operation, call, kind, sweeper=sweeper)
+            run_cut_short(scene, faults, operation, case, call, kind, sweeper=sweeper)
 
 
 def test_at_the_real_transaction_sizes_fifty_photos_added_and_removed_survive_a_failed_second_transaction(
@@ -714,10 +730,12 @@ def test_a_cover_that_left_is_replaced_even_when_the_request_was_cut_short_befor
     scene: Scene, faults: Faults, monkeypatch: pytest.MonkeyPatch, name: str, finished_by: str
 ) -> None:
     operation = OPERATIONS[name]
-    requests = requests_of(scene, operation)
+    case = operation.prepare(scene)
+    prepared = moto_state.save()
+    requests = requests_of(scene, operation, case)
     refill = next(i for i, (_, op, params) in enumerate(requests) if op == "Query" and reads_newest_photo(params))
     service, op, nth = nth_call(requests, refill)
-    case = operation.prepare(scene)
+    moto_state.restore(prepared)  # the case as the clean run found it
     fresh_clients()
     # The read of the cover's successor is throttled. (It comes before the transaction that takes the cover out
     # and puts the successor in, so no fault can leave an album with photos and no cover; before, the successor

@@ -6,10 +6,12 @@ change nothing: every table item and object is the same after it (quick snapshot
 one at the end). A 404 for someone who cannot see the album must be byte-identical (status, headers, body) to the
 404 for an album, or a token, that never existed. Allowed reads are checked in the same scenario (they change
 nothing either); allowed writes each get a fresh, smaller scenario so one success cannot hide another cell's answer.
+Each scenario is built once per module and restored for every test that starts from it (moto_state).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +25,7 @@ from chalice.test import Client
 from chalicelib import clock
 from tests.conftest import PROJECT_DIR
 from tests.integration.conftest import User
+from tests.reliability.moto_state import MadeOnce
 from tests.reliability.support import assert_invariants, body, snapshot, upload_ready
 from tests.support.albums import add_photos, create_album, create_link, public, share, unlock
 
@@ -200,9 +203,34 @@ def build(
     return scenario
 
 
+def bound(s: Scenario, api: Client, aws: boto3.session.Session) -> Scenario:
+    """The scenario as this test's: its API, its moto session, its users' tokens."""
+    users = {role: User(api, user.sub) for role, user in s.users.items()}
+    return dataclasses.replace(s, api=api, aws=aws, users=users)
+
+
+def made_scenario(
+    made: MadeOnce,
+    api: Client,
+    aws: boto3.session.Session,
+    moved: ShiftedClock,
+    *,
+    full: bool = True,
+    adding: bool = True,
+) -> Scenario:
+    """`build`'s scenario of this size, built once per module and restored for every later test (the clock moved as
+    far as building it moved it), bound to this test's fixtures."""
+
+    def make() -> tuple[Scenario, timedelta]:
+        return build(api, aws, moved, full=full, adding=adding), moved.shift
+
+    scenario, moved.shift = made(("scenario", full, adding), make, keep=(api, aws))
+    return bound(scenario, api, aws)
+
+
 @pytest.fixture
-def scenario(api: Client, aws: boto3.session.Session, shifted_clock: ShiftedClock) -> Scenario:
-    return build(api, aws, shifted_clock)
+def scenario(api: Client, aws: boto3.session.Session, shifted_clock: ShiftedClock, made_once: MadeOnce) -> Scenario:
+    return made_scenario(made_once, api, aws, shifted_clock)
 
 
 # --- one cell: the request a role sends to a route -----------------------------------------------------------------
@@ -385,9 +413,9 @@ def test_every_refusal_and_read_answers_its_cell_and_changes_nothing(scenario: S
 
 @pytest.mark.parametrize(("route", "role"), WRITE_CELLS, ids=[f"{route} as {role}" for route, role in WRITE_CELLS])
 def test_an_allowed_write_succeeds(
-    api: Client, aws: boto3.session.Session, shifted_clock: ShiftedClock, route: str, role: str
+    api: Client, aws: boto3.session.Session, shifted_clock: ShiftedClock, made_once: MadeOnce, route: str, role: str
 ) -> None:
-    s = build(api, aws, shifted_clock, full=False, adding=route == "POST /albums/{id}/photos")
+    s = made_scenario(made_once, api, aws, shifted_clock, full=False, adding=route == "POST /albums/{id}/photos")
     before = snapshot(aws, quick=True)
     response = send(s, role, request_for(s, route, role))
     assert response.status_code == EXPECTED[(route, role)], response.body

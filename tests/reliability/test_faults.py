@@ -28,6 +28,7 @@ from chalicelib.photos.ingest import Outcome, UploadProcessor
 from chalicelib.photos.models import NewPhoto, PhotoChanges
 from ops.invariants import Quota
 from tests.integration.conftest import User
+from tests.reliability.moto_state import MadeOnce
 from tests.reliability.support import (
     ATTEMPTS,
     THROTTLES,
@@ -91,13 +92,17 @@ def assert_retry_later(response: Any) -> None:
 
 
 class Scene:
-    """alice with a profile, a READY photo (tagged) and a PENDING one; new users on demand."""
+    """alice with a profile, a READY photo (tagged) and a PENDING one; new users on demand. Made by the module's
+    first test; every other test starts from the table and bucket as they were right after (moto_state)."""
 
-    def __init__(self, aws: boto3.session.Session, api: Client, s3: Any, alice: User) -> None:
+    def __init__(self, aws: boto3.session.Session, api: Client, s3: Any, alice: User, made: MadeOnce) -> None:
         self.aws, self.api, self.s3, self.alice = aws, api, s3, alice
-        create_profile(alice, "Alice")
-        self.ready = upload_ready(api, s3, alice, tags=["sea"])
-        self.pending = start_upload(alice, jpeg(), tags=["sea"])["photo"]
+        self.ready, self.pending = made("scene", self.make)
+
+    def make(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        create_profile(self.alice, "Alice")
+        ready = upload_ready(self.api, self.s3, self.alice, tags=["sea"])
+        return ready, start_upload(self.alice, jpeg(), tags=["sea"])["photo"]
 
     def new_user(self) -> User:
         return User(self.api, str(uuid.uuid4()))
@@ -172,8 +177,8 @@ def current_version(scene: Scene) -> int:
 
 
 @pytest.fixture
-def scene(aws: boto3.session.Session, api: Client, s3: Any, alice: User) -> Scene:
-    return Scene(aws, api, s3, alice)
+def scene(aws: boto3.session.Session, api: Client, s3: Any, alice: User, made_once: MadeOnce) -> Scene:
+    return Scene(aws, api, s3, alice, made_once)
 
 
 def test_persistent_dynamodb_throttling_on_any_routes_call_is_503_and_writes_nothing_or_everything(

@@ -18,6 +18,7 @@ from chalice.test import Client
 
 from chalicelib import keys
 from tests.integration.conftest import User
+from tests.reliability.moto_state import MadeOnce
 from tests.reliability.support import (
     UNKNOWN_PHOTO_ID,
     assert_invariants,
@@ -99,8 +100,18 @@ def trash(user: User, **params: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def libraries(api: Client, s3: Any, alice: User, bob: User) -> dict[str, Library]:
-    return {"alice": Library(api, s3, alice, "Alice"), "bob": Library(api, s3, bob, "Bob")}
+def libraries(api: Client, s3: Any, alice: User, bob: User, made_once: MadeOnce) -> dict[str, Library]:
+    """Both libraries, built by the module's first test that needs them and restored for every later one, each
+    bound to this test's user."""
+    users = {"alice": alice, "bob": bob}
+
+    def make() -> dict[str, Library]:
+        return {name: Library(api, s3, user, name.title()) for name, user in users.items()}
+
+    libraries = made_once("libraries", make, keep=users.values())
+    for name, library in libraries.items():
+        library.user = users[name]
+    return libraries
 
 
 ATTEMPTS = ("GET", "PATCH", "PATCH favorite", "DELETE", "DELETE permanent", "RESTORE")

@@ -4,14 +4,13 @@ Each rule must fire for its corruption and nothing else, and fall silent once th
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import subprocess
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3
 import pytest
@@ -27,6 +26,8 @@ from chalicelib.photos.models import PreviewFormat
 from chalicelib.users.deletion import DynamoAccountRepository
 from ops import invariants
 from tests.integration.conftest import BUCKET, TABLE, User
+from tests.reliability import moto_state
+from tests.reliability.moto_state import MadeOnce, MotoState
 from tests.reliability.support import (
     UNKNOWN_PHOTO_ID,
     aws_clients,
@@ -85,24 +86,30 @@ class Library:
         return self.s3.head_object(Bucket=BUCKET, Key=key)["LastModified"]
 
     def restore(self) -> None:
-        """Back to the state the app built: extra items and objects removed, changed or missing ones put back."""
-        # Objects compared by their ETag (S3's MD5 of the bytes): reading each one back would double the time.
-        current = snapshot(self.aws, counters=True, quick=True)
-        for pk, sk in set(current.items) - set(self.clean.items):
-            self.dynamodb.delete_item(TableName=TABLE, Key={"PK": {"S": pk}, "SK": {"S": sk}})
-        for key, item in self.clean.items.items():
-            if current.items.get(key) != item:
-                self.put_item(item)
-        for object_key in set(current.objects) - set(self.clean.objects):
-            self.delete_object(object_key)
-        for object_key, data in self.clean.objects.items():
-            if current.objects.get(object_key) != f'"{hashlib.md5(data, usedforsecurity=False).hexdigest()}"':
-                self.put_object(object_key, data)
+        """Back to the state the app built: the table and the bucket as they were saved once it was built."""
+        moto_state.restore(self.built)
+
+    def bind(self, aws: boto3.session.Session) -> None:
+        """This test's moto session and clients; the state as built, saved for `restore`."""
+        self.aws = aws
+        self.dynamodb, self.s3 = aws_clients(aws)
+        self.built: MotoState = moto_state.save()
+
+
+LibraryT = TypeVar("LibraryT", bound=Library)
+
+
+def made_library(made: MadeOnce, kind: type[LibraryT], aws: boto3.session.Session, *users: Any) -> LibraryT:
+    """A library of this kind, built through the app by the module's first test that needs it and restored for every
+    later one (moto_state), bound to this test's moto."""
+    library = made(kind, lambda: kind(aws, *users), keep=(aws, *aws_clients(aws)))
+    library.bind(aws)
+    return library
 
 
 @pytest.fixture
-def library(aws: boto3.session.Session, api: Client, s3: Any, alice: User, bob: User) -> Library:
-    return Library(aws, api, s3, alice, bob)
+def library(aws: boto3.session.Session, api: Client, s3: Any, alice: User, bob: User, made_once: MadeOnce) -> Library:
+    return made_library(made_once, Library, aws, api, s3, alice, bob)
 
 
 def rules(report: invariants.Report) -> list[str]:
@@ -469,8 +476,10 @@ class SharedLibrary(Library):
 
 
 @pytest.fixture
-def shared(aws: boto3.session.Session, api: Client, s3: Any, alice: User, bob: User, carol: User) -> SharedLibrary:
-    return SharedLibrary(aws, api, s3, alice, bob, carol)
+def shared(
+    aws: boto3.session.Session, api: Client, s3: Any, alice: User, bob: User, carol: User, made_once: MadeOnce
+) -> SharedLibrary:
+    return made_library(made_once, SharedLibrary, aws, api, s3, alice, bob, carol)
 
 
 def now_iso() -> str:
@@ -886,8 +895,10 @@ class TrashedLibrary(Library):
 
 
 @pytest.fixture
-def trashed(aws: boto3.session.Session, api: Client, s3: Any, alice: User, bob: User) -> TrashedLibrary:
-    return TrashedLibrary(aws, api, s3, alice, bob)
+def trashed(
+    aws: boto3.session.Session, api: Client, s3: Any, alice: User, bob: User, made_once: MadeOnce
+) -> TrashedLibrary:
+    return made_library(made_once, TrashedLibrary, aws, api, s3, alice, bob)
 
 
 def test_a_library_with_trash_favourites_and_duplicates_built_by_the_app_passes_every_invariant(

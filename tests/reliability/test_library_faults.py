@@ -42,13 +42,14 @@ from chalicelib.photos import repository as photo_repository
 from chalicelib.photos.models import NewPhoto, PhotoStatus, PreviewFormat
 from ops import invariants
 from tests.integration.conftest import BUCKET, TABLE, User
+from tests.reliability import moto_state
+from tests.reliability.moto_state import MadeOnce, MotoState
 from tests.reliability.support import (
     ATTEMPTS,
     CANCELLATIONS,
     THROTTLES,
     Crash,
     Faults,
-    Snapshot,
     assert_invariants,
     aws_clients,
     body,
@@ -207,41 +208,31 @@ class Scene:
     """alice owns the albums and the photos the operations act on; bob has a photo of his own (an account deletion's
     scene puts it in albums) and must never lose it."""
 
-    def __init__(self, aws: boto3.session.Session, api: Client, s3: Any, alice: User, bob: User) -> None:
+    def __init__(
+        self, aws: boto3.session.Session, api: Client, s3: Any, alice: User, bob: User, made: MadeOnce
+    ) -> None:
         self.aws, self.api, self.s3, self.alice, self.bob = aws, api, s3, alice, bob
-        create_profile(alice, "Alice")
-        create_profile(bob, "Bob")
-        self.bobs = self.photo(bob)
-        self.clean = snapshot(aws, counters=True)
+        # Made by the module's first test that needs it; every other test starts from it as it was made.
+        self.bobs = made("scene", self.make)
+        self.clean = self.state()
 
-    def state(self) -> Snapshot:
-        """Everything stored now (objects with their bytes), to come back to with `reset`."""
-        return snapshot(self.aws, counters=True)
+    def make(self) -> str:
+        create_profile(self.alice, "Alice")
+        create_profile(self.bob, "Bob")
+        return self.photo(self.bob)
 
-    def reset(self, to: Snapshot | None = None) -> None:
+    def state(self) -> MotoState:
+        """Everything stored now, to come back to with `reset`."""
+        return moto_state.save()
+
+    def reset(self, to: MotoState | None = None) -> None:
         """Back to the scene as it was made (or to the state `to`), between cases: each case starts from the same
         small table (moto's Scan, Query and transactions take time in proportion to the whole table, and the
         checker scans it all), and the state an operation needs is made once, not once per case."""
-        wanted = to or self.clean
-        dynamodb, s3 = aws_clients(self.aws)
-        current = snapshot(self.aws, counters=True, quick=True)
-        extra_items = [{"PK": {"S": pk}, "SK": {"S": sk}} for pk, sk in set(current.items) - set(wanted.items)]
-        for start in range(0, len(extra_items), 25):
-            deletes = [{"DeleteRequest": {"Key": key}} for key in extra_items[start : start + 25]]
-            assert not dynamodb.batch_write_item(RequestItems={TABLE: deletes}).get("UnprocessedItems")
-        for key, item in wanted.items.items():
-            if current.items.get(key) != item:
-                dynamodb.put_item(TableName=TABLE, Item=item)
-        extra = sorted(set(current.objects) - set(wanted.objects))
-        for start in range(0, len(extra), 1000):
-            chunk = [{"Key": key} for key in extra[start : start + 1000]]
-            s3.delete_objects(Bucket=BUCKET, Delete={"Objects": chunk, "Quiet": True})
-        for object_key, data in wanted.objects.items():
-            if object_key not in current.objects:
-                s3.put_object(Bucket=BUCKET, Key=object_key, Body=data)
+        moto_state.restore(to or self.clean)
 
     @contextmanager
-    def case(self, to: Snapshot | None = None) -> Iterator[None]:
+    def case(self, to: MotoState | None = None) -> Iterator[None]:
         """One case; afterwards, whatever happened, back to the scene as made (or to the state `to`)."""
         try:
             yield
@@ -307,8 +298,8 @@ class Scene:
 
 
 @pytest.fixture
-def scene(aws: boto3.session.Session, api: Client, s3: Any, alice: User, bob: User) -> Scene:
-    return Scene(aws, api, s3, alice, bob)
+def scene(aws: boto3.session.Session, api: Client, s3: Any, alice: User, bob: User, made_once: MadeOnce) -> Scene:
+    return Scene(aws, api, s3, alice, bob, made_once)
 
 
 # --- the operations ---------------------------------------------------------------------------------------------------
@@ -532,7 +523,7 @@ def kinds_for(service: str, operation: str, position: int) -> list[Kind]:
 Call = tuple[str, str, int]  # (service, operation, which call of that operation)
 
 
-def calls_of(scene: Scene, operation: Operation, case: Case, prepared: Snapshot) -> list[Call]:
+def calls_of(scene: Scene, operation: Operation, case: Case, prepared: MotoState) -> list[Call]:
     """The calls one clean run makes, in order (then back to the state prepared for it)."""
     with scene.case(prepared):
         fresh_clients()
@@ -1138,7 +1129,7 @@ class Doomed:
         return pk.startswith(keys.ALBUM_PREFIX) and ("deleting_since" in found or "leaving_since" in found)
 
 
-def doomed_and_its_deletions_calls(scene: Scene) -> tuple[Doomed, Snapshot, list[Call]]:
+def doomed_and_its_deletions_calls(scene: Scene) -> tuple[Doomed, MotoState, list[Call]]:
     """The doomed user (made once: every case starts from the state saved here), and the calls one clean deletion
     of their account makes."""
     doomed = Doomed(scene)

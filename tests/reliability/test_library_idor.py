@@ -18,6 +18,7 @@ fresh scenario, check their effect, and that nothing of anyone else's changed.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from collections.abc import Callable
@@ -33,6 +34,7 @@ from chalice.test import Client
 from chalicelib import keys
 from tests.conftest import PROJECT_DIR
 from tests.integration.conftest import BUCKET, User
+from tests.reliability.moto_state import MadeOnce
 from tests.reliability.support import (
     Snapshot,
     assert_invariants,
@@ -61,6 +63,7 @@ from tests.reliability.test_album_idor import (
     Scenario,
     ShiftedClock,
     assert_same_answer,
+    bound,
     build,
     shifted_clock,  # noqa: F401 - the fixture, used by this module's tests
 )
@@ -236,9 +239,27 @@ def build_library(api: Client, aws: boto3.session.Session, moved: ShiftedClock, 
     return s
 
 
+def made_library(
+    made: MadeOnce, api: Client, aws: boto3.session.Session, moved: ShiftedClock, *, full: bool = True
+) -> Library:
+    """`build_library`'s scenario of this size, built once per module and restored for every later test (the clock
+    moved as far as building it moved it), bound to this test's fixtures."""
+
+    def make() -> tuple[Library, timedelta]:
+        return build_library(api, aws, moved, full=full), moved.shift
+
+    library, moved.shift = made(("library", full), make, keep=(api, aws))
+    return dataclasses.replace(library, album=bound(library.album, api, aws))
+
+
 @pytest.fixture
-def library(api: Client, aws: boto3.session.Session, shifted_clock: ShiftedClock) -> Library:  # noqa: F811
-    return build_library(api, aws, shifted_clock)
+def library(
+    api: Client,
+    aws: boto3.session.Session,
+    shifted_clock: ShiftedClock,  # noqa: F811
+    made_once: MadeOnce,
+) -> Library:
+    return made_library(made_once, api, aws, shifted_clock)
 
 
 # --- one cell: the request a role sends to a route -----------------------------------------------------------------
@@ -600,10 +621,11 @@ def test_an_allowed_write_succeeds_and_touches_nothing_of_anyone_elses(
     api: Client,
     aws: boto3.session.Session,
     shifted_clock: ShiftedClock,  # noqa: F811
+    made_once: MadeOnce,
     route: str,
     role: str,
 ) -> None:
-    s = build_library(api, aws, shifted_clock, full=route == DELETE_ACCOUNT)
+    s = made_library(made_once, api, aws, shifted_clock, full=route == DELETE_ACCOUNT)
     before = snapshot(aws)
     response = send(s, role, request_for(s, route, role))
     assert response.status_code == EXPECTED[(route, role)], response.body
@@ -719,11 +741,12 @@ def test_a_restore_never_puts_a_photo_where_its_owner_may_no_longer_add(
     api: Client,
     aws: boto3.session.Session,
     shifted_clock: ShiftedClock,  # noqa: F811
+    made_once: MadeOnce,
     change: str,
 ) -> None:
     """The contributor's photo left the album when they trashed it; once they may no longer add to the album, their
     restore brings it back to their library only, and the album stays as the owner and members see it."""
-    s = build_library(api, aws, shifted_clock, full=False)
+    s = made_library(made_once, api, aws, shifted_clock, full=False)
     RESTORE_AFTER[change](s)
     album = {role: album_photo_ids(s, role) for role in (OWNER, VIEWER, VISITOR)}
     ahead = snapshot(aws, s.owner.sub)
@@ -740,8 +763,9 @@ def test_a_restore_never_brings_back_a_deleted_album(
     api: Client,
     aws: boto3.session.Session,
     shifted_clock: ShiftedClock,  # noqa: F811
+    made_once: MadeOnce,
 ) -> None:
-    s = build_library(api, aws, shifted_clock, full=False)
+    s = made_library(made_once, api, aws, shifted_clock, full=False)
     deleted = s.owner.call("DELETE", f"/albums/{s.album.album_id}")
     assert deleted.status_code == 204, deleted.body
     for role, name in ((OWNER, "owner trashed"), (CONTRIBUTOR, "contributor trashed")):
@@ -756,9 +780,10 @@ def test_a_trashed_cover_is_no_longer_the_albums_cover(
     api: Client,
     aws: boto3.session.Session,
     shifted_clock: ShiftedClock,  # noqa: F811
+    made_once: MadeOnce,
 ) -> None:
     """A cover is shown to every member and link visitor: a trashed photo stops being it at once."""
-    s = build_library(api, aws, shifted_clock, full=False)
+    s = made_library(made_once, api, aws, shifted_clock, full=False)
     album_path, cover = f"/albums/{s.album.album_id}", s.photos["owner in album"]
     version = body(s.owner.call("GET", album_path))["version"]
     set_cover = s.owner.call("PATCH", album_path, {"cover_photo_id": cover, "version": version})
