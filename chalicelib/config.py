@@ -81,11 +81,10 @@ class Settings:
         return f"https://cognito-idp.{_pool_region(self.user_pool_id, self.region)}.amazonaws.com/{self.user_pool_id}"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        # os.environ as it is now, not as a default argument: that would be the object of the moment this module was
-        # imported, and chalice.test.Client replaces os.environ with a copy while a request runs.
-        if env is None:
-            env = os.environ
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
+        # `env` is the process environment bound at import, on purpose: chalice.test.Client swaps os.environ for a
+        # copy overlaid with .chalice/config.json's stage values while a request runs, and a test's own settings
+        # (set on the real environment) must win over the file's. In Lambda both are the same object.
         problems: list[str] = []
 
         def required(name: str) -> str:
