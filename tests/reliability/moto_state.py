@@ -11,6 +11,9 @@ cannot empty. Restoring puts freshly unpickled copies in place of the live objec
 exactly as it was saved. Both round-trip by moto's own design: moto deep-copies a whole `Table` to roll back a
 cancelled transaction, and `FakeKey` pickles its bytes (`__getstate__`/`__setstate__`). Everything else moto holds
 (other services, other tables) is left alone: each test's `aws` fixture still starts a fresh moto.
+
+The same objects give support.snapshot the table and the bucket as a Scan and ListObjectsV2 would return them,
+without serialising and parsing whole-table responses hundreds of times a run.
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ _left: list[str] = []  # what the first test left behind, for the second
 
 def test_invocations_racing_in_threads_leave_the_environment_swapped_for_a_patched_copy(api: Client) -> None:
     real = os.environ
-    first = api.lambda_._patched_env_vars({LEAKED: "first"})  # type: ignore[no-untyped-call]
-    second = api.lambda_._patched_env_vars({})  # type: ignore[no-untyped-call]
+    first = api.lambda_._patched_env_vars({LEAKED: "first"})
+    second = api.lambda_._patched_env_vars({})
     first.__enter__()
     second.__enter__()  # it finds the first one's copy in place
     first.__exit__(None, None, None)
