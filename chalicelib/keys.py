@@ -5,7 +5,7 @@ DynamoDB (one table, generic `PK`/`SK`, overloaded `GSI1`):
     PK = USER#<sub>   SK = PROFILE                      the user's profile
     PK = USER#<sub>   SK = USAGE                        the user's usage counters (created on first upload)
     PK = USER#<sub>   SK = PHOTO#<photo_id>             a photo; ids sort by time, so a descending query is newest first
-         GSI1PK = PENDING#<shard 00..15>  GSI1SK = <upload deadline>#<sub>#<photo_id>
+         GSI1PK = PENDING#<shard 00..31>  GSI1SK = <upload deadline>#<sub>#<photo_id>
                                                         only while PENDING: the reconciler finds every stale upload,
                                                         however old, with one query per shard (no TTL, no look-back)
          GSI1PK = USER#<sub>#FAV  GSI1SK = PHOTO#<photo_id>       only while a favourite, READY and not trashed
@@ -89,8 +89,13 @@ GSI1 = "GSI1"
 GSI2 = "GSI2"
 # Trashed photos wait for their purge in this many index partitions, as pending uploads do.
 PURGE_SHARDS = 16
-# PENDING photos spread over this many index partitions (by photo id), so a burst of uploads never heats one.
-PENDING_SHARDS = 16
+# PENDING photos spread over this many index partitions (by photo id), so a burst of uploads never heats one. Every
+# upload writes its shard twice (in when declared, out when settled) and the sort keys only grow (deadlines), so
+# DynamoDB cannot split a shard for heat: at docs/SCALE.md's target of 5,000 uploads/s that is 10,000 index writes/s,
+# 313 per shard here (31% of a partition's 1,000), where the earlier 16 shards would take 63%. Only ever raise it: the
+# reconciler queries shards 0..N-1, so an item placed under a smaller count (a shard below it) is still found, and
+# stays there until its photo settles; lowering it would strand the items in the shards no longer queried.
+PENDING_SHARDS = 32
 UPLOADS_PREFIX = "uploads/"
 # A photo's previews: fits 1024×1024, fits 256×256.
 PREVIEW_SIZES = ("large", "small")

@@ -21,6 +21,7 @@ from chalicelib.albums import items as album_items
 from chalicelib.albums.links import token_hash
 from chalicelib.albums.models import AlbumPhotoEntry, Membership, Role
 from chalicelib.albums.service import CLEANUP_GRACE
+from chalicelib.aws import query_index_partitions
 from chalicelib.clock import iso_utc
 from chalicelib.photos.models import PreviewFormat
 from chalicelib.users.deletion import DynamoAccountRepository
@@ -192,13 +193,19 @@ CORRUPTIONS: dict[str, tuple[str, Callable[[Library], None]]] = {
             {k: v for k, v in lib.item(lib.alice, keys.photo_sk(lib.pending)).items() if not k.startswith("GSI1")}
         ),
     ),
-    "pending-photo-in-the-wrong-shard": (
+    "pending-photo-in-a-shard-the-reconciler-never-queries": (
         "unreachable-pending",
         lambda lib: lib.put_item(
             with_attribute(
                 lib.item(lib.alice, keys.photo_sk(lib.pending)),
-                GSI1PK={"S": keys.pending_index_pk((keys.pending_shard(lib.pending) + 1) % keys.PENDING_SHARDS)},
+                GSI1PK={"S": keys.pending_index_pk(keys.PENDING_SHARDS)},
             )
+        ),
+    ),
+    "pending-photo-in-the-wrong-partition-of-the-index": (
+        "unreachable-pending",
+        lambda lib: lib.put_item(
+            with_attribute(lib.item(lib.alice, keys.photo_sk(lib.pending)), GSI1PK={"S": keys.purge_index_pk(0)})
         ),
     ),
     "ready-photo-left-in-the-pending-index": (
@@ -294,6 +301,23 @@ def test_each_corruption_trips_exactly_its_rule_and_restoring_clears_it(library:
                 library.restore()
             restored = library.check()
             assert restored.ok, [str(v) for v in restored.violations]
+
+
+def test_a_pending_photo_in_another_shard_the_reconciler_queries_is_reachable(library: Library) -> None:
+    """keys.PENDING_SHARDS was raised from 16: an upload declared before keeps the shard 16 gave it (crc32 % 16),
+    not the one 32 gives. Any shard the reconciler queries reaches it, so that is no violation; and its query does
+    find it there."""
+    current = keys.pending_shard(library.pending)
+    elsewhere = current - 16 if current >= 16 else current + 16  # where the other count puts such an id
+    item = library.item(library.alice, keys.photo_sk(library.pending))
+    library.put_item(with_attribute(item, GSI1PK={"S": keys.pending_index_pk(elsewhere)}))
+    try:
+        assert library.check().ok
+        shards = [keys.pending_index_pk(shard) for shard in range(keys.PENDING_SHARDS)]
+        found = query_index_partitions(library.dynamodb, TABLE, keys.GSI1, shards)
+        assert [entry["photo_id"]["S"] for entry in found] == [library.pending]
+    finally:
+        library.restore()
 
 
 def test_a_photo_recording_another_preview_format_misses_those_previews_and_has_stray_ones(library: Library) -> None:
