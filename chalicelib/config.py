@@ -41,6 +41,9 @@ class Settings:
     # The reconciler stops taking new items after this long, leaving the rest to its next run (its Lambda has
     # 300 s; one item takes at most the worker's decode budget plus a few S3 and DynamoDB calls).
     reconcile_budget_seconds: int = 180
+    # Items the scheduled jobs (stale uploads, the trash purge) work on at once: their time goes on AWS round trips,
+    # so threads multiply what one run gets through (chalicelib/sweep.py; docs/SCALE.md has the figures).
+    sweep_threads: int = 16
     # A presigned POST must be used within this time; the reconciler gives up on uploads a grace period later.
     upload_url_seconds: int = 900
     upload_grace_seconds: int = 900
@@ -154,6 +157,7 @@ class Settings:
             write_rate_limit=positive_int("PHOTOSKY_WRITE_RATE_LIMIT", cls.write_rate_limit),
             write_rate_window_seconds=positive_int("PHOTOSKY_WRITE_RATE_WINDOW_SECONDS", cls.write_rate_window_seconds),
             reconcile_budget_seconds=positive_int("PHOTOSKY_RECONCILE_BUDGET_SECONDS", cls.reconcile_budget_seconds),
+            sweep_threads=positive_int("PHOTOSKY_SWEEP_THREADS", cls.sweep_threads),
             upload_url_seconds=positive_int("PHOTOSKY_UPLOAD_URL_SECONDS", cls.upload_url_seconds),
             upload_grace_seconds=positive_int("PHOTOSKY_UPLOAD_GRACE_SECONDS", cls.upload_grace_seconds),
             download_url_seconds=positive_int("PHOTOSKY_DOWNLOAD_URL_SECONDS", cls.download_url_seconds),

@@ -69,6 +69,12 @@ def _once(factory: Callable[[], T]) -> Callable[[], T]:
 _AWS_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 3}, connect_timeout=2, read_timeout=5)
 
 
+def _pool() -> Config:
+    """Connections a client keeps: one per thread of the scheduled jobs (chalicelib.sweep), which share it, where
+    botocore's default of 10 would open and drop the others on every call."""
+    return Config(max_pool_connections=max(10, settings().sweep_threads))
+
+
 @_once
 def settings() -> Settings:
     return Settings.from_env()
@@ -86,14 +92,16 @@ def _session() -> boto3.session.Session:
 
 @_once
 def dynamodb() -> DynamoDBClient:
-    return _session().client("dynamodb", region_name=settings().region, config=_AWS_CONFIG)
+    return _session().client("dynamodb", region_name=settings().region, config=_AWS_CONFIG.merge(_pool()))
 
 
 @_once
 def s3() -> S3Client:
     # SigV4 with an explicit region: SigV2 presigning is deprecated and fails in newer regions.
     return _session().client(
-        "s3", region_name=settings().region, config=_AWS_CONFIG.merge(Config(signature_version="s3v4"))
+        "s3",
+        region_name=settings().region,
+        config=_AWS_CONFIG.merge(Config(signature_version="s3v4")).merge(_pool()),
     )
 
 
@@ -286,6 +294,7 @@ def photo_service() -> PhotoService:
         upload_url_seconds=s.upload_url_seconds,
         trash_days=s.trash_days,
         events=notifier(),
+        sweep_threads=s.sweep_threads,
     )
 
 
@@ -321,6 +330,7 @@ def upload_processor() -> UploadProcessor:
         upload_grace=timedelta(seconds=settings().upload_grace_seconds),
         reconcile_budget=timedelta(seconds=settings().reconcile_budget_seconds),
         events=notifier(),
+        sweep_threads=settings().sweep_threads,
     )
 
 

@@ -121,7 +121,8 @@ from chalicelib.photos.models import Photo, PhotoStatus, PreviewFormat
 from chalicelib.photos.repository import photo_from_item
 from chalicelib.realtime.connections import CONNECTION_TTL_SECONDS
 
-# How often the scheduled job (app.release_abandoned_uploads) runs the album sweeper.
+# How long after it is due the scheduled job (app.release_abandoned_uploads) has surely run the sweeper: it starts
+# every 5 minutes and a run lasts up to 270 s, so 15 minutes leaves a missed run of room.
 SWEEP_INTERVAL = timedelta(minutes=15)
 
 if TYPE_CHECKING:
@@ -1214,8 +1215,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cleanup-grace-minutes",
         type=float,
-        # The sweeper takes what is older than CLEANUP_GRACE, every 15 minutes (app.py): a clean-up is overdue
-        # only once a run should have finished it.
+        # The sweeper takes what is older than CLEANUP_GRACE (SWEEP_INTERVAL: how soon a run surely has): a
+        # clean-up is overdue only once a run should have finished it.
         default=(CLEANUP_GRACE + SWEEP_INTERVAL).total_seconds() / 60,
         help=(
             "age past which an unfinished album deletion, departure or account deletion, a purge past its time and "

@@ -8,11 +8,35 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
+from typing import Any
 
-from tests.support.cognito import REGION, FakeCognitoPool
+from tests.support.cognito import FakeCognitoPool
+from tests.support.offline_aws import REAL_AWS_VARIABLES, offline_aws_environment
 
 pytest_plugins = ["tests.support.reliability"]
+
+
+def _one_request_at_a_time_in_moto() -> None:
+    """In-process moto answers one request at a time, as the dev stack's moto server does (devstack/__main__.py,
+    _SerializedDynamoDB): moto's DynamoDB is not thread-safe (a transaction deep-copies the table to roll back from,
+    and a write from another thread meanwhile fails it with "dictionary changed size during iteration"), where real
+    DynamoDB applies each request atomically. Threads in the code under test (the scheduled jobs' sweep, the
+    worker races) still interleave between requests."""
+    from moto.core.botocore_stubber import BotocoreStubber
+
+    process_request = BotocoreStubber.process_request
+    lock = threading.RLock()
+
+    def serialized(self: BotocoreStubber, request: Any) -> Any:
+        with lock:
+            return process_request(self, request)
+
+    BotocoreStubber.process_request = serialized  # type: ignore[method-assign]
+
+
+_one_request_at_a_time_in_moto()
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 STAGE = "local"
@@ -28,17 +52,6 @@ def stage_environment(stage: str = STAGE) -> dict[str, str]:
     return env
 
 
-for _name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL"):
+for _name in REAL_AWS_VARIABLES:
     os.environ.pop(_name, None)
-os.environ.update(
-    {
-        **stage_environment(),
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-        "AWS_CONFIG_FILE": os.devnull,
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "COGNITO_USER_POOL_ARN": POOL.arn,
-    }
-)
+os.environ.update({**stage_environment(), **offline_aws_environment(POOL.arn)})

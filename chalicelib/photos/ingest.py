@@ -10,13 +10,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
-from chalicelib import errors, keys
+from chalicelib import errors, keys, sweep
 from chalicelib.clock import iso_utc
 from chalicelib.imaging import ImageRejected, ProcessedImage
 from chalicelib.photos.models import WRITE_ATTEMPTS, Photo, PhotoStatus, StoredObject
@@ -72,6 +73,7 @@ class UploadProcessor:
         reconcile_budget: timedelta = timedelta(minutes=3),
         elapsed: Callable[[], float] = time.monotonic,
         events: PhotoEvents | None = None,
+        sweep_threads: int = 1,
     ) -> None:
         self._repository = repository
         self._storage = storage
@@ -81,6 +83,7 @@ class UploadProcessor:
         self._reconcile_budget = reconcile_budget.total_seconds()
         self._elapsed = elapsed
         self._events = events
+        self._sweep_threads = sweep_threads
 
     def _settled(self, photo: Photo) -> None:
         """Tell the owner's open connections the photo settled (READY or REJECTED): once its write succeeded, and
@@ -235,29 +238,58 @@ class UploadProcessor:
         whose object did arrive (its event was lost), delete the rest and release their quota.
 
         Each item is settled on its own: one that fails is counted and logged, and the others still run. The run
-        stops taking items once its time budget is spent; the next run (every 15 minutes) carries on.
+        stops taking items once its time budget is spent; the next scheduled run carries on. Releases run on
+        `sweep_threads` threads (chalicelib.sweep); the uploads that did arrive are processed after them, one at a
+        time: decoding forks a guarded child (imaging.process_guarded), which must not happen while other threads
+        may hold locks, and one decode at a time bounds the memory.
         """
         started = self._elapsed()
         cutoff = iso_utc(self._clock() - self._upload_grace)
         counts: dict[Outcome, int] = {}
-        stale = self._repository.stale_pending(cutoff)
-        for done, (owner_id, photo_id) in enumerate(stale):
-            if self._elapsed() - started >= self._reconcile_budget:
-                counts[Outcome.LEFT_FOR_NEXT_RUN] = len(stale) - done
-                log.warning("reconciler budget spent: %d stale uploads left for the next run", len(stale) - done)
-                break
+        arrived: list[tuple[str, str]] = []
+        lock = threading.Lock()
+
+        def out_of_time() -> bool:
+            return self._elapsed() - started >= self._reconcile_budget
+
+        def count(outcome: Outcome) -> None:
+            with lock:
+                counts[outcome] = counts.get(outcome, 0) + 1
+
+        def release(item: tuple[str, str]) -> None:
+            owner_id, photo_id = item
             try:
-                outcome = self._release_one(owner_id, photo_id)
+                if self._storage.head(keys.upload_object(owner_id, photo_id)) is not None:
+                    with lock:
+                        arrived.append(item)
+                    return
+                outcome = self._release_missing(owner_id, photo_id)
             except Exception:
                 log.exception("could not settle stale upload %s/%s; the next run tries again", owner_id, photo_id)
                 outcome = Outcome.FAILED
-            counts[outcome] = counts.get(outcome, 0) + 1
+            count(outcome)
+
+        stale = self._repository.stale_pending(cutoff)
+        left = sweep.each_until(stale, release, threads=self._sweep_threads, out_of_time=out_of_time)
+        position = {item: n for n, item in enumerate(stale)}
+        arrived.sort(key=position.__getitem__)  # the oldest first, as they were listed
+        for done, (owner_id, photo_id) in enumerate(arrived):
+            if out_of_time():
+                left += len(arrived) - done
+                break
+            try:
+                outcome = self.ingest(keys.upload_object(owner_id, photo_id))
+            except Exception:
+                log.exception("could not settle stale upload %s/%s; the next run tries again", owner_id, photo_id)
+                outcome = Outcome.FAILED
+            count(outcome)
+        if left:
+            counts[Outcome.LEFT_FOR_NEXT_RUN] = left
+            log.warning("reconciler budget spent: %d stale uploads left for the next run", left)
         return counts
 
-    def _release_one(self, owner_id: str, photo_id: str) -> Outcome:
-        upload = keys.upload_object(owner_id, photo_id)
-        if self._storage.head(upload) is not None:
-            return self.ingest(upload)
+    def _release_missing(self, owner_id: str, photo_id: str) -> Outcome:
+        """An overdue upload whose object never arrived: delete the photo and release its quota."""
         photo = self._repository.get(owner_id, photo_id)
         if photo is None or photo.status is not PhotoStatus.PENDING:
             return Outcome.ALREADY_DONE

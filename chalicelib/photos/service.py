@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-from chalicelib import errors, keys
+from chalicelib import errors, keys, sweep
 from chalicelib.clock import iso_utc
 from chalicelib.cursors import CursorCodec
 from chalicelib.ids import is_ulid, new_ulid
@@ -115,6 +116,7 @@ class PhotoService:
         trash_days: int = 30,
         new_id: Callable[[], str] | None = None,
         events: PhotoEvents | None = None,
+        sweep_threads: int = 1,
     ) -> None:
         self._repository = repository
         self._storage = storage
@@ -126,6 +128,7 @@ class PhotoService:
         self._trash_days = trash_days
         self._new_id = new_id
         self._events = events
+        self._sweep_threads = sweep_threads
 
     def _publish(self, owner_id: str, change: Change) -> None:
         """Tell whoever listens what was written; only ever after the write."""
@@ -281,24 +284,29 @@ class PhotoService:
             self._publish(owner_id, purged)  # what was purged, even if a later photo failed
 
     def purge_expired(self, *, out_of_time: Callable[[], bool]) -> dict[str, int]:
-        """The scheduled job: purge every photo whose time in the trash is up, until `out_of_time`."""
+        """The scheduled job: purge every photo whose time in the trash is up, until `out_of_time`, on
+        `sweep_threads` threads (chalicelib.sweep); one push per owner at the end, of everything purged."""
         now = iso_utc(self._clock())
         counts = {"purged": 0, "failed": 0, "left": 0}
         expired = self._repository.expired_trash(now)
         purged: dict[str, Change] = {}
-        try:
-            for done, (owner_id, photo_id) in enumerate(expired):
-                if out_of_time():
-                    counts["left"] = len(expired) - done
-                    break
-                try:
-                    change = self._purge_if_trashed(owner_id, photo_id, before=now)
-                except errors.DomainError:
+        lock = threading.Lock()
+
+        def purge(item: tuple[str, str]) -> None:
+            owner_id, photo_id = item
+            try:
+                change = self._purge_if_trashed(owner_id, photo_id, before=now)
+            except errors.DomainError:
+                with lock:
                     counts["failed"] += 1
-                    continue
-                if change is not None:
+                return
+            if change is not None:
+                with lock:
                     counts["purged"] += 1
                     purged[owner_id] = purged.get(owner_id, NO_CHANGE) + change
+
+        try:
+            counts["left"] = sweep.each_until(expired, purge, threads=self._sweep_threads, out_of_time=out_of_time)
         finally:
             for owner_id, change in purged.items():
                 self._publish(owner_id, change)

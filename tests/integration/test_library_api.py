@@ -244,6 +244,33 @@ def test_the_scheduled_job_purges_only_photos_whose_time_in_the_trash_is_up(
     assert usage(alice)["trash"]["photos"] == 1
 
 
+def test_the_scheduled_purge_on_several_threads_purges_every_expired_photo_of_every_owner_once(
+    api: Client, s3: Any, alice: User, bob: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    owners = {alice: [upload_ready(api, s3, alice)["photo_id"] for _ in range(5)]}
+    owners[bob] = [upload_ready(api, s3, bob)["photo_id"] for _ in range(4)]
+    kept = upload_ready(api, s3, alice)["photo_id"]
+    monkeypatch.setenv("PHOTOSKY_TRASH_DAYS", "1")
+    deps.reset()
+    for user, photo_ids in owners.items():
+        assert [r["status"] for r in batch(user, "trash", *photo_ids)] == ["done"] * len(photo_ids)
+    later = deps.clock.now() + __import__("datetime").timedelta(days=2)
+    monkeypatch.setattr(deps.clock, "now", lambda: later)
+    monkeypatch.setenv("PHOTOSKY_SWEEP_THREADS", "4")
+    deps.reset()
+
+    counts = deps.photo_service().purge_expired(out_of_time=lambda: False)
+
+    assert counts == {"purged": 9, "failed": 0, "left": 0}
+    for user, photo_ids in owners.items():
+        assert trash_ids(user) == []
+        assert not [key for key in objects_of(s3, user) if any(p in key for p in photo_ids)]
+        assert usage(user)["trash"]["photos"] == 0
+    assert listed(alice) == [kept]
+    assert usage(alice)["photos"] == 1
+    assert usage(bob)["photos"] == 0
+
+
 def test_bad_trash_requests_are_400(alice: User) -> None:
     for path in ("/photos/01HZZZZZZZZZZZZZZZZZZZZZZZ?permanent=yes", "/photos/01HZZZZZZZZZZZZZZZZZZZZZZZ?purge=1"):
         response = alice.call("DELETE", path)

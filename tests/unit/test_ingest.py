@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -598,3 +599,36 @@ def test_an_abandoned_upload_settled_meanwhile_is_already_done(
 
     assert worker_later.release_abandoned() == {Outcome.ALREADY_DONE: 2}
     assert repository.usage(OWNER) == Usage(photos=1, bytes=len(GOOD), pending=0)
+
+
+def test_on_several_threads_every_stale_upload_is_settled_and_arrived_ones_are_decoded_on_the_callers_thread(
+    repository: InMemoryPhotoRepository, bucket: Bucket, elapsed: Elapsed
+) -> None:
+    """Releases run on the sweep's threads; an upload whose object did arrive is decoded after them, on the
+    run's own thread: decoding forks a guarded child, which must not happen while other threads may hold locks."""
+    decoded_on: list[str] = []
+    imaging = Imaging()
+
+    def process_image(data: bytes, declared_type: str) -> ProcessedImage:
+        decoded_on.append(threading.current_thread().name)
+        return imaging(data, declared_type)
+
+    worker = UploadProcessor(
+        repository,
+        bucket,
+        process_image=process_image,
+        clock=lambda: NOW,
+        upload_grace=GRACE,
+        elapsed=elapsed,
+        sweep_threads=4,
+    )
+    abandoned = [start(repository, n, expires=NOW - timedelta(hours=n)) for n in range(1, 13)]
+    arrived = [start(repository, n, expires=NOW - timedelta(hours=n)) for n in range(20, 23)]
+    for n, photo in enumerate(arrived):
+        uploaded(bucket, photo, GOOD[:-1] + bytes([n]))  # bytes of its own: not a copy of another
+
+    assert worker.release_abandoned() == {Outcome.ABANDONED_RELEASED: 12, Outcome.READY: 3}
+    assert all(stored(repository, photo) is None for photo in abandoned)
+    assert all(stored(repository, photo).status is PhotoStatus.READY for photo in arrived)  # type: ignore[union-attr]
+    assert decoded_on == [threading.current_thread().name] * 3
+    assert repository.usage(OWNER).pending == 0
