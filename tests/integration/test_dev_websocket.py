@@ -776,12 +776,14 @@ def test_api_gateways_time_limits_close_with_1001(make_endpoint: Callable[..., E
 
 
 def test_activity_keeps_a_connection_past_the_idle_timeout(make_endpoint: Callable[..., Endpoint]) -> None:
-    endpoint = make_endpoint(idle_timeout=0.3)
+    # 2.4 s in all, past the 1.5 s limit, never quiet for more than 0.2 s and a round trip: margin enough for a
+    # loaded machine (with 0.3 s and 0.1 s steps, one slow round trip under a full test run closed it).
+    endpoint = make_endpoint(idle_timeout=1.5)
     with endpoint.connect() as ws:
-        for _ in range(5):  # 0.5 s in all, never 0.3 s quiet
+        for _ in range(12):
             ws.send("ping")
             assert ws.recv(timeout=WAIT_SECONDS) == "echo:ping"
-            time.sleep(0.1)
+            time.sleep(0.2)
     (event,) = endpoint.recorder.wait_for("DISCONNECT")
     assert event["requestContext"]["disconnectStatusCode"] == CloseCode.NORMAL  # the client's close, not the limit's
 
