@@ -240,8 +240,9 @@ def user_directory() -> UserDirectory:
 @_once
 def album_repository() -> DynamoAlbumRepository:
     from chalicelib.albums.repository import DynamoAlbumRepository
+    from chalicelib.albums.shown_photos import ShownPhotos
 
-    return DynamoAlbumRepository(dynamodb(), settings().table_name)
+    return DynamoAlbumRepository(dynamodb(), settings().table_name, shown_photos=ShownPhotos())
 
 
 @_once

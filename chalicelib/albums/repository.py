@@ -22,6 +22,7 @@ from chalicelib.albums.models import (
     Membership,
     Role,
 )
+from chalicelib.albums.shown_photos import ShownPhotos
 from chalicelib.aws import (
     batch_get,
     dependency_errors,
@@ -63,9 +64,11 @@ def _not_being_deleted(table: str, user_id: str) -> dict[str, Any]:
 
 
 class DynamoAlbumRepository:
-    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+    def __init__(self, client: DynamoDBClient, table_name: str, *, shown_photos: ShownPhotos | None = None) -> None:
         self._client = client
         self._table = table_name
+        # Album pages' photos, kept briefly (chalicelib/albums/shown_photos.py); None: read on every page.
+        self._shown_photos = shown_photos
 
     # --- albums ----------------------------------------------------------------------------------------------------
 
@@ -323,9 +326,10 @@ class DynamoAlbumRepository:
         return removed
 
     def photos_page(
-        self, album_id: str, *, limit: int, start_key: dict[str, Any] | None
+        self, album_id: str, *, limit: int, start_key: dict[str, Any] | None, viewer: str | None = None
     ) -> tuple[list[tuple[AlbumPhotoEntry, Photo]], dict[str, Any] | None]:
-        """One page of the album's photos, most recently added first: one Query and one BatchGetItem."""
+        """One page of the album's photos, most recently added first: one Query and at most one BatchGetItem (the
+        photos not kept from a recent page, and always those of `viewer`: their own edits show at once)."""
         query: dict[str, Any] = {
             "TableName": self._table,
             "IndexName": keys.GSI1,
@@ -337,12 +341,11 @@ class DynamoAlbumRepository:
         response = query_page(self._client, query, start_key)
         raw = response.get("Items", [])
         page = [items.album_photo_from_item(item) for item in raw[:limit]]
-        # Eventually consistent, like the index that chose them.
-        wanted: list[Any] = [keys.photo_key(entry.owner_id, entry.photo_id) for entry in page]
-        photos = {
-            (photo.owner_id, photo.photo_id): photo
-            for photo in map(photo_from_item, batch_get(self._client, self._table, wanted, consistent=False))
-        }
+        wanted = list(dict.fromkeys((entry.owner_id, entry.photo_id) for entry in page))
+        if self._shown_photos is None:
+            photos = self._read_photos(wanted)
+        else:
+            photos = self._shown_photos.get(wanted, self._read_photos, fresh_for=viewer)
         shown = [
             (entry, photos[(entry.owner_id, entry.photo_id)])
             for entry in page
@@ -352,6 +355,14 @@ class DynamoAlbumRepository:
             return shown, response.get("LastEvaluatedKey")
         last = raw[limit - 1]
         return shown, {name: last[name] for name in ("PK", "SK", "GSI1PK", "GSI1SK")}
+
+    def _read_photos(self, wanted: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Photo]:
+        # Eventually consistent, like the index that chose them.
+        keys_wanted: list[Any] = [keys.photo_key(owner_id, photo_id) for owner_id, photo_id in wanted]
+        return {
+            (photo.owner_id, photo.photo_id): photo
+            for photo in map(photo_from_item, batch_get(self._client, self._table, keys_wanted, consistent=False))
+        }
 
     def entries_owned_by(self, album_id: str, owner_id: str) -> list[AlbumPhotoEntry]:
         """The album's photos that one user added (a Query of the album's entries, filtered)."""

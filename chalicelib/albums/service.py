@@ -62,7 +62,7 @@ class AlbumRepository(Protocol):
         self, album_id: str, leaving: Sequence[AlbumPhotoEntry], *, now: str, album: Album | None = None
     ) -> set[str]: ...
     def photos_page(
-        self, album_id: str, *, limit: int, start_key: dict[str, Any] | None
+        self, album_id: str, *, limit: int, start_key: dict[str, Any] | None, viewer: str | None = None
     ) -> tuple[list[tuple[AlbumPhotoEntry, Photo]], dict[str, Any] | None]: ...
     def entries_owned_by(self, album_id: str, owner_id: str) -> list[AlbumPhotoEntry]: ...
     def memberships(self, album_id: str) -> list[Membership]: ...
@@ -281,14 +281,19 @@ class AlbumService:
                 results.append(PhotoResult(photo_id, "not_found", "no such photo in this album"))
         return results
 
-    def photos(self, grant: Grant, *, limit: int, cursor: str | None) -> AlbumPhotoPage:
+    def photos(self, grant: Grant, *, limit: int, cursor: str | None, viewer: str | None = None) -> AlbumPhotoPage:
+        """A page of the album's photos as `viewer` (None: a link visitor) sees them: someone else's photo's own
+        fields may be up to half a minute old (chalicelib/albums/shown_photos.py), the viewer's are not."""
         scope = f"album-photos\x00{grant.album.album_id}"
         start_key = self._cursors.decode(cursor, scope=scope) if cursor else None
-        page, last_key = self._repository.photos_page(grant.album.album_id, limit=limit, start_key=start_key)
+        page, last_key = self._repository.photos_page(
+            grant.album.album_id, limit=limit, start_key=start_key, viewer=viewer
+        )
         return AlbumPhotoPage(page, self._cursors.encode(last_key, scope=scope) if last_key else None)
 
     def member_photos(self, user_id: str, album_id: str, *, limit: int, cursor: str | None) -> AlbumPhotoPage:
-        return self.photos(self._access.for_user(user_id, album_id, Action.READ), limit=limit, cursor=cursor)
+        grant = self._access.for_user(user_id, album_id, Action.READ)
+        return self.photos(grant, limit=limit, cursor=cursor, viewer=user_id)
 
     def photo_urls(self, photo: Photo, *, viewer: str | None, original: bool) -> DownloadUrls:
         """A photo's URLs as `viewer` sees it through an album (None: a share-link visitor). A caller's own photo

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 from chalice.test import Client
 
 from chalicelib import deps, keys
+from chalicelib.albums import shown_photos
 from tests.integration.conftest import TABLE, User
 from tests.reliability.support import body, create_profile, start_upload, upload_ready, upload_rejected
 from tests.support.albums import add_photos, album_photo_ids, create_album, create_link, public, share, unlock
@@ -552,3 +554,63 @@ def test_an_edit_racing_a_removal_never_brings_back_a_cover_that_left(
         second,
         1,
     )
+
+
+def test_someone_elses_edit_may_show_late_on_an_album_page_the_owners_own_view_and_removals_never_do(
+    api: Client, s3: Any, alice: User, bob: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Album pages keep the photos they read for a short while (chalicelib/albums/shown_photos.py), so a shared
+    album's views do not all land on its owner's partition: what that may delay, and what it never may."""
+    kept, removed = upload_ready(api, s3, alice)["photo_id"], upload_ready(api, s3, alice)["photo_id"]
+    album_id = create_album(alice, "Shared")["album_id"]
+    add_photos(alice, album_id, kept, removed)
+    share(alice, album_id, bob)
+    token = create_link(alice, album_id)["token"]
+
+    def titles(response: Any) -> dict[str, Any]:
+        assert response.status_code == 200, response.body
+        return {photo["photo_id"]: photo.get("title") for photo in body(response)["items"]}
+
+    reads: list[int] = []
+    real_batch_get = deps.dynamodb().batch_get_item
+
+    def counted(**request: Any) -> Any:
+        photo_keys = [
+            key
+            for table in request["RequestItems"].values()
+            for key in table["Keys"]
+            if key["SK"]["S"].startswith(keys.PHOTO_PREFIX) and key["PK"]["S"].startswith("USER#")
+        ]
+        if photo_keys:  # the access check reads the album and the membership the same way
+            reads.append(len(photo_keys))
+        return real_batch_get(**request)
+
+    monkeypatch.setattr(deps.dynamodb(), "batch_get_item", counted)
+    assert titles(bob.call("GET", f"/albums/{album_id}/photos")) == {kept: None, removed: None}
+    assert reads == [2]
+    for _ in range(3):  # more views, by the member and by a link visitor: nothing read again
+        titles(bob.call("GET", f"/albums/{album_id}/photos"))
+        titles(public(api, "GET", f"/public/albums/{token}"))
+    assert reads == [2]
+
+    version = body(alice.call("GET", f"/photos/{kept}"))["version"]
+    renamed = alice.call("PATCH", f"/photos/{kept}", {"title": "Renamed", "version": version})
+    assert renamed.status_code == 200, renamed.body
+    assert titles(bob.call("GET", f"/albums/{album_id}/photos"))[kept] is None  # someone else: up to 30 s late
+    assert titles(alice.call("GET", f"/albums/{album_id}/photos"))[kept] == "Renamed"  # the owner: at once
+    # What the owner's view read is what this environment keeps from then on.
+    assert titles(bob.call("GET", f"/albums/{album_id}/photos"))[kept] == "Renamed"
+
+    response = alice.call("POST", f"/albums/{album_id}/photos/remove", {"photo_ids": [removed]})
+    assert response.status_code == 200, response.body
+    assert list(titles(bob.call("GET", f"/albums/{album_id}/photos"))) == [kept]  # gone at once
+    assert list(titles(public(api, "GET", f"/public/albums/{token}"))) == [kept]
+
+    # Past the window, everyone sees an edit the owner has not looked at.
+    version = body(alice.call("GET", f"/photos/{kept}"))["version"]
+    renamed = alice.call("PATCH", f"/photos/{kept}", {"title": "Again", "version": version})
+    assert renamed.status_code == 200, renamed.body
+    assert titles(public(api, "GET", f"/public/albums/{token}"))[kept] == "Renamed"
+    start = time.monotonic()
+    monkeypatch.setattr(shown_photos.time, "monotonic", lambda: start + shown_photos.TTL_SECONDS + 1)
+    assert titles(public(api, "GET", f"/public/albums/{token}"))[kept] == "Again"
