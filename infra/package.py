@@ -4,7 +4,8 @@
 2. Runs `chalice package` under this interpreter (Chalice takes the Lambda runtime from it: Python 3.12+).
 3. Merges infra/resources.yaml into Chalice's template and wires the functions to those resources: environment
    variables, the API authorizer's user pool, the SQS trigger, the policies' ARNs as Fn::Sub, and the API stage's
-   throttling (a default per method, lower limits for the public share-link routes). Chalice's own
+   throttling (a default per method, lower limits for the public share-link routes), and two concurrency
+   parameters (the worker's event source's maximum concurrency, the API's reserved concurrency). Chalice's own
    --merge-template cannot do this: the pool ARN sits inside the API's OpenAPI body and must become an intrinsic.
    Every function runs on arm64 (Graviton: a lower price per GB-s than x86_64); the API publishes a version with
    SnapStart under the alias `live`, and API Gateway invokes that alias. The WebSocket API (app.py's on_ws_*
@@ -145,6 +146,62 @@ _UNQUALIFIED_API = "${APIHandler.Arn}"
 # SAM resolves `Ref: <function>.Alias` to the alias it creates (AWS::Lambda::Alias, whose Ref is its ARN). As an
 # Fn::Sub variable rather than `${APIHandler.Alias}` in the text: cfn-lint knows the Ref form, not the Sub one.
 _API_ALIAS_VARIABLE = "ApiHandlerLiveAlias"
+
+# Concurrency (issue 17, docs/SCALE.md): two stack parameters, added to the merged template here rather than in
+# resources.yaml, whose standalone stack has no function to apply them to (cfn-lint flags an unused parameter).
+# - WorkerMaximumConcurrency: the worker's SQS event source invokes at most this many environments at once
+#   (ScalingConfig.MaximumConcurrency, 2..1,000), so a burst of uploads waits in the queue instead of taking the
+#   account's concurrency from the API. AWS advises this over reserved concurrency for an SQS consumer: the event
+#   source does not see a reservation, receives more than the function may run and gets throttled invocations,
+#   whose messages go back to the queue counting towards maxReceiveCount (then the dead-letter queue). 200 keeps
+#   four fifths of a default account (1,000) for the API and settles about 700 uploads/s (docs/SCALE.md).
+# - WorkerMaximumPollers: 0 keeps that standard mode. Above 0, the event source runs in provisioned mode instead
+#   (the two are mutually exclusive): at least 2 and at most this many dedicated pollers, which scale about three
+#   times as fast and reach far beyond standard mode's ceiling (about 1,250 concurrent invocations, and
+#   MaximumConcurrency stops at 1,000). The worker needs ~1,450 at docs/SCALE.md's 5,000 uploads/s: provisioned
+#   mode is how a stage meets it. Pollers are billed while provisioned, so it is off by default.
+# - ApiReservedConcurrency: concurrency set aside for the API (and its ceiling), 0 for none. Off by default: a
+#   reservation must leave 100 unreserved in the account, and new accounts may start below 1,000, so a default
+#   would make a fresh account's deploy fail. Set it once the account's quota is raised (docs/SCALE.md).
+WORKER_MAXIMUM_CONCURRENCY = "WorkerMaximumConcurrency"
+WORKER_MAXIMUM_POLLERS = "WorkerMaximumPollers"
+API_RESERVED_CONCURRENCY = "ApiReservedConcurrency"
+CONCURRENCY_PARAMETERS: dict[str, Any] = {
+    WORKER_MAXIMUM_CONCURRENCY: {
+        "Type": "Number",
+        "Default": 200,
+        "MinValue": 2,
+        "MaxValue": 1000,
+        "Description": "At most this many upload workers run at once (the SQS event source's MaximumConcurrency).",
+    },
+    WORKER_MAXIMUM_POLLERS: {
+        "Type": "Number",
+        "Default": 0,
+        "MinValue": 0,
+        "MaxValue": 10000,
+        "Description": (
+            "0: the worker's SQS event source scales on its own up to WorkerMaximumConcurrency. Above 0: provisioned "
+            "mode, with 2 to this many dedicated pollers (billed while provisioned; WorkerMaximumConcurrency unused)."
+        ),
+    },
+    API_RESERVED_CONCURRENCY: {
+        "Type": "Number",
+        "Default": 0,
+        "MinValue": 0,
+        "Description": (
+            "Concurrency reserved for the API function (also its ceiling); 0 reserves none. The account must keep "
+            "100 unreserved."
+        ),
+    },
+}
+HAS_API_RESERVATION = "HasApiReservedConcurrency"
+HAS_PROVISIONED_POLLERS = "HasWorkerProvisionedPollers"
+CONCURRENCY_CONDITIONS: dict[str, Any] = {
+    HAS_API_RESERVATION: {"Fn::Not": [{"Fn::Equals": [{"Ref": API_RESERVED_CONCURRENCY}, "0"]}]},
+    HAS_PROVISIONED_POLLERS: {"Fn::Not": [{"Fn::Equals": [{"Ref": WORKER_MAXIMUM_POLLERS}, "0"]}]},
+}
+# Provisioned mode's floor for an SQS event source (Lambda's ProvisionedPollerConfig: at least 2).
+MINIMUM_SQS_POLLERS = 2
 
 # The API stage's default limit for each method (requests per second, burst), shared by every caller of the
 # method; API Gateway answers 429 (the THROTTLED response below) above it.
@@ -303,11 +360,39 @@ def wire_function(logical_id: str, properties: dict[str, Any], websocket_stage: 
         # long as the version exists: delete a version once the alias has moved on (at the update's cleanup).
         properties["VersionDeletionPolicy"] = "Delete"
         properties["SnapStart"] = {"ApplyOn": "PublishedVersions"}
+        properties["ReservedConcurrentExecutions"] = {
+            "Fn::If": [HAS_API_RESERVATION, {"Ref": API_RESERVED_CONCURRENCY}, {"Ref": "AWS::NoValue"}]
+        }
     if logical_id in LAYER_FUNCTIONS:
         properties["Layers"] = [{"Ref": "ImageLibrariesLayer"}]
     for event in properties.get("Events", {}).values():
         if event["Type"] == "SQS":
             event["Properties"]["Queue"] = {"Fn::GetAtt": ["UploadsQueue", "Arn"]}
+            event["Properties"]["ScalingConfig"] = {
+                "Fn::If": [
+                    HAS_PROVISIONED_POLLERS,
+                    {"Ref": "AWS::NoValue"},
+                    {"MaximumConcurrency": {"Ref": WORKER_MAXIMUM_CONCURRENCY}},
+                ]
+            }
+            event["Properties"]["ProvisionedPollerConfig"] = {
+                "Fn::If": [
+                    HAS_PROVISIONED_POLLERS,
+                    {"MinimumPollers": MINIMUM_SQS_POLLERS, "MaximumPollers": {"Ref": WORKER_MAXIMUM_POLLERS}},
+                    {"Ref": "AWS::NoValue"},
+                ]
+            }
+
+
+def add_concurrency_parameters(template: dict[str, Any]) -> None:
+    """The concurrency parameters and their condition; refused if the template already has one of them (a second
+    definition, e.g. in resources.yaml, would be silently replaced by this one)."""
+    for section, own in (("Parameters", CONCURRENCY_PARAMETERS), ("Conditions", CONCURRENCY_CONDITIONS)):
+        existing = template.setdefault(section, {})
+        for name, value in own.items():
+            if name in existing:
+                raise PackagingError(f"{section}.{name} is defined twice: infra/package.py adds it")
+            existing[name] = copy.deepcopy(value)
 
 
 def merge_and_wire(chalice_template: dict[str, Any], resources: dict[str, Any], stage: str) -> dict[str, Any]:
@@ -319,6 +404,7 @@ def merge_and_wire(chalice_template: dict[str, Any], resources: dict[str, Any], 
                 raise PackagingError(f"{section}.{name} is defined both by Chalice and by resources.yaml")
             own[name] = value
     template["Parameters"]["Stage"]["Default"] = stage
+    add_concurrency_parameters(template)
     template.setdefault("Description", f"PhotoSky ({stage}): API, upload worker and their resources")
     websocket_stage = wire_websocket_api(template, stage)
 

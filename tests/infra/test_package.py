@@ -18,6 +18,7 @@ from chalicelib.web import ALLOWED_REQUEST_HEADERS as APP_ALLOWED_REQUEST_HEADER
 from infra import checks
 from infra.package import (
     ALLOWED_REQUEST_HEADERS,
+    CONCURRENCY_PARAMETERS,
     FUNCTION_NAMES,
     LAMBDA_PLATFORMS,
     PUBLIC_ROUTE_THROTTLING,
@@ -25,6 +26,7 @@ from infra.package import (
     STAGES,
     THROTTLING,
     PackagingError,
+    add_concurrency_parameters,
     check_deployment_zip,
     elf_machines,
     host_built_wheels,
@@ -688,3 +690,86 @@ def test_the_api_allows_cors_for_the_spa_distribution_and_the_extra_origins_only
         if path != "/health":
             assert operations["options"]["x-amazon-apigateway-integration"]["type"] == "aws_proxy", path
             assert "security" not in operations["options"], path
+
+
+# Issue 17 (docs/SCALE.md): a burst of uploads must not take the account's concurrency from the API, and a stage
+# at the target must be able to run more workers than standard mode reaches.
+WORKER_SCALING = {
+    "ScalingConfig": {
+        "Fn::If": [
+            "HasWorkerProvisionedPollers",
+            {"Ref": "AWS::NoValue"},
+            {"MaximumConcurrency": {"Ref": "WorkerMaximumConcurrency"}},
+        ]
+    },
+    "ProvisionedPollerConfig": {
+        "Fn::If": [
+            "HasWorkerProvisionedPollers",
+            {"MinimumPollers": 2, "MaximumPollers": {"Ref": "WorkerMaximumPollers"}},
+            {"Ref": "AWS::NoValue"},
+        ]
+    },
+}
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_workers_event_source_is_capped_or_provisioned_by_stack_parameters(packaged: Packaged, stage: str) -> None:
+    template = packaged[stage][0]
+    sqs_events = [
+        e for e in template["Resources"]["ProcessUploads"]["Properties"]["Events"].values() if e["Type"] == "SQS"
+    ]
+    assert [{name: e["Properties"][name] for name in WORKER_SCALING} for e in sqs_events] == [WORKER_SCALING]
+    parameter = template["Parameters"]["WorkerMaximumConcurrency"]
+    assert (parameter["Type"], parameter["Default"]) == ("Number", 200)
+    # Standard mode unless asked: provisioned pollers are billed while they exist.
+    pollers = template["Parameters"]["WorkerMaximumPollers"]
+    assert (pollers["Type"], pollers["Default"], pollers["MinValue"]) == ("Number", 0, 0)
+    assert template["Conditions"]["HasWorkerProvisionedPollers"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "WorkerMaximumPollers"}, "0"]}]
+    }
+    # SAM carries both onto the event source mapping CloudFormation creates, where exactly one survives.
+    transformed = checks.sam_transform(template, {"Stage": stage})
+    mappings = [r for r in transformed["Resources"].values() if r["Type"] == "AWS::Lambda::EventSourceMapping"]
+    assert [{name: m["Properties"][name] for name in WORKER_SCALING} for m in mappings] == [WORKER_SCALING]
+
+
+def test_the_worker_concurrency_parameter_allows_exactly_what_lambda_accepts() -> None:
+    # A value Lambda refuses would fail the deploy halfway; the parameter's bounds refuse it before any change.
+    from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
+
+    schema = PROVIDER_SCHEMA_MANAGER.get_resource_schema("us-east-1", "AWS::Lambda::EventSourceMapping").schema
+    accepted = schema["definitions"]["MaximumConcurrency"]
+    parameter = CONCURRENCY_PARAMETERS["WorkerMaximumConcurrency"]
+    assert (parameter["MinValue"], parameter["MaxValue"]) == (accepted["minimum"], accepted["maximum"])
+    assert accepted["minimum"] <= parameter["Default"] <= accepted["maximum"]
+    pollers = schema["definitions"]["ProvisionedPollerConfig"]["properties"]["MaximumPollers"]
+    assert CONCURRENCY_PARAMETERS["WorkerMaximumPollers"]["MaxValue"] == pollers["maximum"]
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_api_reserves_concurrency_only_when_the_parameter_asks(packaged: Packaged, stage: str) -> None:
+    template = packaged[stage][0]
+    parameter = template["Parameters"]["ApiReservedConcurrency"]
+    # Off by default: a reservation needs an account quota a fresh account may not have.
+    assert (parameter["Type"], parameter["Default"], parameter["MinValue"]) == ("Number", 0, 0)
+    assert template["Conditions"]["HasApiReservedConcurrency"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "ApiReservedConcurrency"}, "0"]}]
+    }
+    reserved = {"Fn::If": ["HasApiReservedConcurrency", {"Ref": "ApiReservedConcurrency"}, {"Ref": "AWS::NoValue"}]}
+    resources = template["Resources"]
+    assert resources["APIHandler"]["Properties"]["ReservedConcurrentExecutions"] == reserved
+    for name in ("ProcessUploads", "ReleaseAbandonedUploads", "WebsocketConnect"):
+        assert "ReservedConcurrentExecutions" not in resources[name]["Properties"], name
+    transformed = checks.sam_transform(template, {"Stage": stage})
+    functions = {name: r for name, r in transformed["Resources"].items() if r["Type"] == "AWS::Lambda::Function"}
+    assert functions["APIHandler"]["Properties"]["ReservedConcurrentExecutions"] == reserved
+
+
+def test_a_template_already_defining_a_concurrency_parameter_is_refused() -> None:
+    template: dict[str, Any] = {"Parameters": {"WorkerMaximumConcurrency": {"Type": "Number", "Default": 5}}}
+    with pytest.raises(PackagingError, match="WorkerMaximumConcurrency is defined twice"):
+        add_concurrency_parameters(template)
+    fresh: dict[str, Any] = {"Parameters": {}}
+    add_concurrency_parameters(fresh)
+    assert set(fresh["Parameters"]) == {"WorkerMaximumConcurrency", "WorkerMaximumPollers", "ApiReservedConcurrency"}
+    assert set(fresh["Conditions"]) == {"HasApiReservedConcurrency", "HasWorkerProvisionedPollers"}
