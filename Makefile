@@ -10,8 +10,11 @@ PYTHON ?= $(shell for p in python3.12 $(wildcard $(HOME)/.pyenv/versions/3.12*/b
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The CDK app's dependencies (see cdk-synth below), defined here: the rules that depend on it come first.
+CDK_STAMP := $(VENV)/.installed-cdk
 
-.PHONY: help dev aws test lint format typecheck unit e2e package clean bench fuzz reliability invariants chalice-deploy
+.PHONY: help dev aws test lint format typecheck unit e2e package clean bench fuzz reliability invariants chalice-deploy \
+	cdk-synth
 
 help:
 	@echo "make dev        run PhotoSky offline on 127.0.0.1 (moto AWS + API + demo user); Ctrl-C stops"
@@ -22,6 +25,7 @@ help:
 	@echo "make invariants check the running dev stack's table and bucket agree (python -m ops.invariants)"
 	@echo "make package    build the single CloudFormation stack for STAGE=dev|prod into build/STAGE"
 	@echo "make chalice-deploy  chalice deploy STAGE=dev|prod, then what it lacks (infra.after_chalice_deploy)"
+	@echo "make cdk-synth  the CDK app's stack for STAGE=dev|prod (installs the CDK), into build/cdk/STAGE"
 	@echo "make bench      benchmarks vs peers and limits (~6 min; BENCH_ARGS=--quick); writes docs/PERFORMANCE.md"
 	@echo "make format     apply ruff's formatting and safe fixes"
 	@echo "make clean      remove the virtualenv and caches"
@@ -43,7 +47,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: $(STAMP)
+typecheck: $(CDK_STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP)
@@ -52,7 +56,7 @@ unit: $(STAMP)
 e2e: $(STAMP)
 	$(BIN)/pytest tests/e2e
 
-test: lint typecheck
+test: $(CDK_STAMP) lint typecheck
 	$(BIN)/pytest
 
 # Examples per operation (schemathesis) and per property (hypothesis); `make test` uses a small default.
@@ -86,9 +90,21 @@ chalice-deploy: $(STAMP)
 	$(BIN)/chalice deploy --stage $(STAGE)
 	$(BIN)/python -m infra.after_chalice_deploy --stage $(STAGE)
 
+# The CDK app (infra/cdk; README, Deploy): its library (requirements-cdk.txt) and CLI (npm, infra/cdk/package-lock.json)
+# on top of the dev dependencies, only for what uses them: `make test` (tests/infra/test_cdk.py; mypy reads infra/cdk)
+# and the cdk targets. `make dev` never installs them. The CLI's calls home (version check, telemetry, notices) are off.
+CDK := cd infra/cdk && CDK_DISABLE_VERSION_CHECK=1 CDK_DISABLE_CLI_TELEMETRY=1 ./node_modules/.bin/cdk
+$(CDK_STAMP): $(STAMP) requirements-cdk.txt infra/cdk/package.json infra/cdk/package-lock.json
+	$(BIN)/python -m pip install --quiet -r requirements-cdk.txt
+	cd infra/cdk && npm ci --ignore-scripts --no-audit --no-fund
+	@touch $@
+
+cdk-synth: $(CDK_STAMP)
+	$(CDK) synth -c stage=$(STAGE) --no-notices --no-version-reporting --quiet --output ../../build/cdk/$(STAGE)
+
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build infra/cdk/node_modules infra/cdk/cdk.out
