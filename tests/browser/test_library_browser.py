@@ -520,3 +520,60 @@ def test_deleting_the_account_removes_everything_and_signs_out_for_good(
     page.get_by_role("alert").filter(has_text="Incorrect username or password.").wait_for()
     with pytest.raises(ClientError):
         id_token(cognito, devstack, account)
+
+
+SLOW_DOWN = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code><Message>Please reduce your request rate.'
+    "</Message></Error>"
+)
+
+
+def _storage_posts(page: Any, answers: list[int]) -> list[int]:
+    """Answer the browser's POSTs of files to storage with `answers` (statuses, in turn), then let them through;
+    every status the browser met, in order."""
+    met: list[int] = []
+
+    def storage(route: Any) -> None:
+        request = route.request
+        if request.method != "POST" or "multipart/form-data" not in (request.headers.get("content-type") or ""):
+            route.fallback()
+            return
+        if answers:
+            status = answers.pop(0)
+            met.append(status)
+            route.fulfill(status=status, content_type="application/xml", body=SLOW_DOWN)
+            return
+        met.append(204)
+        route.continue_()
+
+    page.route(lambda url: True, storage)
+    return met
+
+
+def test_an_upload_s3_asks_to_slow_down_is_sent_again_after_a_wait_and_settles(
+    page: Any, devstack: dict[str, Any], cognito: Any, new_account: Callable[[], Account]
+) -> None:
+    account = new_account()
+    person(devstack, cognito, account, "Sam Slowdown")
+    met = _storage_posts(page, [503, 500])
+    sign_in(page, devstack, account)
+    page.locator("#file-input").set_input_files([{"name": "busy.jpg", "mimeType": "image/jpeg", "buffer": jpeg()}])
+    row = page.locator('#upload-list li[data-filename="busy.jpg"]')
+    row.locator(".state", has_text="Storage is busy").wait_for()
+    page.locator('#upload-list li[data-filename="busy.jpg"][data-status="READY"]').wait_for(timeout=30_000)
+    assert met == [503, 500, 204]  # the same presigned form, three times
+    assert page.locator("#photo-grid li").count() == 1
+
+
+def test_an_upload_s3_refuses_for_good_fails_at_once(
+    page: Any, devstack: dict[str, Any], cognito: Any, new_account: Callable[[], Account]
+) -> None:
+    account = new_account()
+    person(devstack, cognito, account, "Rita Refused")
+    met = _storage_posts(page, [403])
+    sign_in(page, devstack, account)
+    page.locator("#file-input").set_input_files([{"name": "no.jpg", "mimeType": "image/jpeg", "buffer": jpeg()}])
+    row = page.locator('#upload-list li[data-filename="no.jpg"].failed')
+    row.wait_for()
+    assert "HTTP 403" in row.inner_text()
+    assert met == [403]

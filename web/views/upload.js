@@ -24,6 +24,10 @@ const MAX_WAIT_SECONDS = 60;
 const MAX_WAITS_PER_FILE = 10;
 // Spread the retries of files that were refused together a little, so they do not all arrive in the same instant.
 const RETRY_JITTER_MS = 500;
+// S3 answers 503 Slow Down (and now and then 500) while it partitions a busy prefix, and asks clients to back off
+// and retry: the presigned POST stays valid for its whole window, so the same form is sent again, after 1, 2, 4 and
+// 8 s (plus jitter), before the file fails. A dropped connection is retried the same way.
+const STORAGE_RETRY_DELAYS_MS = [1000, 2000, 4000, 8000];
 // The live region says "paused" once for a wave of waiting files, not once per file or per retry.
 const PAUSE_ANNOUNCE_EVERY_MS = 30_000;
 const pause = { waiting: 0, announcedAt: -Infinity };
@@ -117,9 +121,9 @@ async function uploadOne(session, file, place, { onCreated, onSettled }) {
     follower = followUpload(session, declared.photo);
     onCreated(declared.photo);
     set("Uploading…", "UPLOADING");
-    await uploadToStorage(declared.upload, file, (fraction) => {
+    await storeWithRetries(declared.upload, file, (fraction) => {
       progress.value = fraction;
-    });
+    }, (text) => set(text, "UPLOADING"));
   } catch (error) {
     if (follower) follower.cancel();
     if (isDuplicate(error) && error.photoId) duplicate(error.photoId);
@@ -158,6 +162,24 @@ async function sha256Of(file) {
     return Array.from(digest, (byte) => byte.toString(16).padStart(2, "0")).join("");
   } catch {
     return null;
+  }
+}
+
+// The file's bytes to S3 through its presigned POST, sent again while S3 says it is busy (500, 503) or the
+// connection drops, with growing waits; `show(text)` says so on the file's row. Anything else fails at once.
+async function storeWithRetries(upload, file, onProgress, show) {
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      return await uploadToStorage(upload, file, onProgress);
+    } catch (error) {
+      const busy = error instanceof ApiError && (error.status === 500 || error.status === 503 || error.code === "NetworkError");
+      if (!busy || attempt >= STORAGE_RETRY_DELAYS_MS.length) throw error;
+      const wait = STORAGE_RETRY_DELAYS_MS[attempt] + Math.random() * RETRY_JITTER_MS;
+      show(`Storage is busy; trying again in ${formatWait(Math.ceil(wait / 1000))}…`);
+      onProgress(0);
+      await sleep(wait);
+      show("Uploading…");
+    }
   }
 }
 
