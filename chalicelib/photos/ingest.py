@@ -252,37 +252,35 @@ class UploadProcessor:
         def out_of_time() -> bool:
             return self._elapsed() - started >= self._reconcile_budget
 
-        def count(outcome: Outcome) -> None:
-            with lock:
-                counts[outcome] = counts.get(outcome, 0) + 1
-
-        def release(item: tuple[str, str]) -> None:
+        def settle(item: tuple[str, str], step: Callable[[str, str], Outcome | None]) -> None:
+            """One item on its own: a failure is counted and logged, and the others still run."""
             owner_id, photo_id = item
             try:
-                if self._storage.head(keys.upload_object(owner_id, photo_id)) is not None:
-                    with lock:
-                        arrived.append(item)
-                    return
-                outcome = self._release_missing(owner_id, photo_id)
+                outcome = step(owner_id, photo_id)
             except Exception:
                 log.exception("could not settle stale upload %s/%s; the next run tries again", owner_id, photo_id)
                 outcome = Outcome.FAILED
-            count(outcome)
+            if outcome is not None:
+                with lock:
+                    counts[outcome] = counts.get(outcome, 0) + 1
+
+        def release_or_defer(owner_id: str, photo_id: str) -> Outcome | None:
+            if self._storage.head(keys.upload_object(owner_id, photo_id)) is not None:
+                with lock:
+                    arrived.append((owner_id, photo_id))
+                return None  # settled below, once no other thread runs
+            return self._release_missing(owner_id, photo_id)
+
+        def process(owner_id: str, photo_id: str) -> Outcome:
+            return self.ingest(keys.upload_object(owner_id, photo_id))
 
         stale = self._repository.stale_pending(cutoff)
-        left = sweep.each_until(stale, release, threads=self._sweep_threads, out_of_time=out_of_time)
+        left = sweep.each_until(
+            stale, lambda item: settle(item, release_or_defer), threads=self._sweep_threads, out_of_time=out_of_time
+        )
         position = {item: n for n, item in enumerate(stale)}
         arrived.sort(key=position.__getitem__)  # the oldest first, as they were listed
-        for done, (owner_id, photo_id) in enumerate(arrived):
-            if out_of_time():
-                left += len(arrived) - done
-                break
-            try:
-                outcome = self.ingest(keys.upload_object(owner_id, photo_id))
-            except Exception:
-                log.exception("could not settle stale upload %s/%s; the next run tries again", owner_id, photo_id)
-                outcome = Outcome.FAILED
-            count(outcome)
+        left += sweep.each_until(arrived, lambda item: settle(item, process), threads=1, out_of_time=out_of_time)
         if left:
             counts[Outcome.LEFT_FOR_NEXT_RUN] = left
             log.warning("reconciler budget spent: %d stale uploads left for the next run", left)
