@@ -29,6 +29,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from chalicelib.deps import AWS_CLIENT_CONFIG
+
 # A tiny server, run in its own process so its CPU is not the client's: any POST gets a canned answer for the
 # operation it names (X-Amz-Target for DynamoDB, ?delete for S3).
 _SERVER = r"""
@@ -66,8 +68,6 @@ print(server.server_address[1], flush=True)
 server.serve_forever()
 """
 
-# chalicelib/deps.py's client config (retries, timeouts), not imported: the bench must not need the app's settings.
-CLIENT_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 3}, connect_timeout=2, read_timeout=5)
 # One vCPU at 1,769 MB (Lambda); the scheduled function has 1,536 MB (.chalice/config.json).
 FULL_VCPU_MB, SWEEP_MB = 1769, 1536
 
@@ -86,11 +86,11 @@ def _clients(port: int) -> tuple[Any, Any]:
         region_name="us-east-1",
     )
     endpoint = f"http://127.0.0.1:{port}"
-    dynamodb = session.client("dynamodb", endpoint_url=endpoint, config=CLIENT_CONFIG)
+    dynamodb = session.client("dynamodb", endpoint_url=endpoint, config=AWS_CLIENT_CONFIG)
     s3 = session.client(
         "s3",
         endpoint_url=endpoint,
-        config=CLIENT_CONFIG.merge(Config(signature_version="s3v4", s3={"addressing_style": "path"})),
+        config=AWS_CLIENT_CONFIG.merge(Config(signature_version="s3v4", s3={"addressing_style": "path"})),
     )
     return dynamodb, s3
 

@@ -66,7 +66,7 @@ def _once(factory: Callable[[], T]) -> Callable[[], T]:
 # Lambda's whole budget (the caller gets a 503 and retries instead).
 # Three attempts in all (botocore's `max_attempts` counts retries only, which made it four): one stuck call's
 # worst case, 3 x 7 s plus back-off, now fits inside API Gateway's 29 s.
-_AWS_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 3}, connect_timeout=2, read_timeout=5)
+AWS_CLIENT_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 3}, connect_timeout=2, read_timeout=5)
 
 
 def _pool() -> Config:
@@ -92,7 +92,7 @@ def _session() -> boto3.session.Session:
 
 @_once
 def dynamodb() -> DynamoDBClient:
-    return _session().client("dynamodb", region_name=settings().region, config=_AWS_CONFIG.merge(_pool()))
+    return _session().client("dynamodb", region_name=settings().region, config=AWS_CLIENT_CONFIG.merge(_pool()))
 
 
 @_once
@@ -101,18 +101,18 @@ def s3() -> S3Client:
     return _session().client(
         "s3",
         region_name=settings().region,
-        config=_AWS_CONFIG.merge(Config(signature_version="s3v4")).merge(_pool()),
+        config=AWS_CLIENT_CONFIG.merge(Config(signature_version="s3v4")).merge(_pool()),
     )
 
 
 @_once
 def secrets_manager() -> SecretsManagerClient:
-    return _session().client("secretsmanager", region_name=settings().region, config=_AWS_CONFIG)
+    return _session().client("secretsmanager", region_name=settings().region, config=AWS_CLIENT_CONFIG)
 
 
 @_once
 def cognito() -> CognitoIdentityProviderClient:
-    return _session().client("cognito-idp", region_name=settings().region, config=_AWS_CONFIG)
+    return _session().client("cognito-idp", region_name=settings().region, config=AWS_CLIENT_CONFIG)
 
 
 # The WebSocket management API, called after a write has succeeded: a push is best effort, so it gets one retry and
