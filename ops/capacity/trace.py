@@ -30,7 +30,6 @@ import json
 import math
 import os
 import re
-import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -56,7 +55,8 @@ READ_UNIT_BYTES = 4096
 # this when it returned none.
 UNSEEN_ITEM_BYTES = 400
 # The management API as API Gateway serves it for a stage (a fake records nothing: pushes are not DynamoDB).
-MANAGEMENT_URL = "https://capacity0.execute-api.us-east-1.amazonaws.com/dev"
+API_ID = "capacity0"
+MANAGEMENT_URL = f"https://{API_ID}.execute-api.us-east-1.amazonaws.com/dev"
 _WRITES = ("PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem")
 _READS = ("GetItem", "BatchGetItem", "TransactGetItems", "Query", "Scan")
 _S3_WRITES = ("PutObject", "CopyObject", "DeleteObject", "DeleteObjects", "CompleteMultipartUpload")
@@ -516,23 +516,6 @@ class _Scenario:
         self.known[sub] = "user"
         return _Caller(self.api, self._pool, sub, username)
 
-    def _ws_event(self, connection_id: str, route: str, **extra: Any) -> dict[str, Any]:
-        event_type = {"$connect": "CONNECT", "$disconnect": "DISCONNECT"}.get(route, "MESSAGE")
-        return {
-            "requestContext": {
-                "routeKey": route,
-                "eventType": event_type,
-                "connectionId": connection_id,
-                "domainName": "capacity0.execute-api.us-east-1.amazonaws.com",
-                "stage": "dev",
-                "apiId": "capacity0",
-                "requestTimeEpoch": int(time.time() * 1000),
-            },
-            "queryStringParameters": extra.get("query"),
-            "body": extra.get("body"),
-            "isBase64Encoded": False,
-        }
-
     def _invoke(self, handler: str, event: dict[str, Any]) -> Any:
         return self.api.lambda_.invoke(handler, event).payload
 
@@ -601,6 +584,8 @@ class _Scenario:
         return Traces(traces=self.traces, known=self.known)
 
     def _photos_and_library(self) -> None:
+        from tests.support.realtime import ws_event
+
         alice, self.bob, self.carol = (
             self._user(f"{n}000-0000-4000-8000-00000000000{i}")
             for i, n in enumerate(("a11ce", "b0b00", "ca201"), start=1)
@@ -615,7 +600,7 @@ class _Scenario:
         self.known[self.connection] = "connection"
         with self._record("ws.connect", alice):
             reply = self._invoke(
-                "websocket_connect", self._ws_event(self.connection, "$connect", query={"token": alice.token})
+                "websocket_connect", ws_event(self.connection, "$connect", token=alice.token, api_id=API_ID)
             )
         _expect(reply == {"statusCode": 200}, reply)
         self._photos += 1
@@ -724,14 +709,16 @@ class _Scenario:
             alice.call("DELETE", f"/albums/{doomed}", expect=204)
 
     def _live_and_accounts(self) -> None:
+        from tests.support.realtime import ws_event
+
         alice, carol = self.alice, self.carol
         with self._record("ws.message", alice):
             reply = self._invoke(
-                "websocket_message", self._ws_event(self.connection, "$default", body='{"type": "ping"}')
+                "websocket_message", ws_event(self.connection, "$default", body='{"type": "ping"}', api_id=API_ID)
             )
         _expect(reply == {"statusCode": 200}, reply)
         with self._record("ws.disconnect", alice):
-            self._invoke("websocket_disconnect", self._ws_event(self.connection, "$disconnect"))
+            self._invoke("websocket_disconnect", ws_event(self.connection, "$disconnect", api_id=API_ID))
         for _ in range(2):
             self.known[self._ready(carol)] = "photo"
         with self._record("users.delete", carol):

@@ -35,9 +35,9 @@ from tests.reliability.support import (
 )
 from tests.support import albums
 from tests.support.cognito import FakeCognitoPool
+from tests.support.realtime import API_ID, ws_event
 
 # The management API as API Gateway serves it for a stage; moto answers this host in-process.
-API_ID = "abc123defg"
 MANAGEMENT_URL = f"https://{API_ID}.execute-api.us-east-1.amazonaws.com/dev"
 
 
@@ -101,25 +101,6 @@ def management(realtime_env: None, aws: boto3.session.Session, monkeypatch: pyte
 @pytest.fixture
 def s3(aws: boto3.session.Session) -> Any:
     return aws.client("s3")
-
-
-def ws_event(connection_id: str, route: str, *, token: str | None = None, body: str | None = None) -> dict[str, Any]:
-    """What API Gateway's WebSocket API sends its integration."""
-    event_type = {"$connect": "CONNECT", "$disconnect": "DISCONNECT"}.get(route, "MESSAGE")
-    return {
-        "requestContext": {
-            "routeKey": route,
-            "eventType": event_type,
-            "connectionId": connection_id,
-            "domainName": f"{API_ID}.execute-api.us-east-1.amazonaws.com",
-            "stage": "dev",
-            "apiId": API_ID,
-            "requestTimeEpoch": int(time.time() * 1000),
-        },
-        "queryStringParameters": {"token": token} if token is not None else None,
-        "body": body,
-        "isBase64Encoded": False,
-    }
 
 
 def connect(api: Client, token: str | None, connection_id: str | None = None) -> tuple[str, int]:

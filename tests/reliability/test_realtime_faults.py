@@ -33,7 +33,6 @@ from tests.integration.test_realtime import (  # noqa: F401 - fixtures re-export
     connect,
     management,
     realtime_env,
-    ws_event,
 )
 from tests.reliability.moto_state import MadeOnce
 from tests.reliability.support import (
@@ -49,6 +48,7 @@ from tests.reliability.support import (
     sample,
     upload_ready,
 )
+from tests.support.realtime import ws_event
 
 pytestmark = pytest.mark.suite("faults")
 

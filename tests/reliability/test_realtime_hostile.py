@@ -33,7 +33,6 @@ from tests.integration.test_realtime import (  # noqa: F401 - fixtures re-export
     connect,
     management,
     realtime_env,
-    ws_event,
 )
 from tests.reliability.support import (
     Faults,
@@ -46,6 +45,7 @@ from tests.reliability.support import (
     start_upload,
 )
 from tests.support.cognito import FakeCognitoPool, bad_tokens, unsigned_token
+from tests.support.realtime import ws_event
 
 BOUND = 3  # PHOTOSKY_WS_MAX_CONNECTIONS for the many-connections cases
 

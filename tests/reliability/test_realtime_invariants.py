@@ -26,9 +26,9 @@ from tests.integration.test_realtime import (  # noqa: F401 - fixtures re-export
     connected,
     management,
     realtime_env,
-    ws_event,
 )
 from tests.reliability.support import aws_clients, create_profile
+from tests.support.realtime import ws_event
 
 pytestmark = pytest.mark.suite("invariants")
 
