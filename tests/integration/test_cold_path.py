@@ -10,6 +10,21 @@ from pathlib import Path
 
 from tests.conftest import POOL, PROJECT_DIR, stage_environment
 
+# The start of a probe that lists, in `created`, every botocore client made after it (AWS service names).
+RECORDING_CLIENTS = """
+import json, sys
+import botocore.session
+
+created = []
+real_create_client = botocore.session.Session.create_client
+
+def create_client(self, service_name, *args, **kwargs):
+    created.append(service_name)
+    return real_create_client(self, service_name, *args, **kwargs)
+
+botocore.session.Session.create_client = create_client
+"""
+
 # Run in a fresh interpreter with only what Lambda would set: the stage's variables and the runtime's own.
 PROBE = """
 import json, sys
@@ -65,18 +80,9 @@ print(json.dumps({"sessions": len(sessions), "files": files}))
 """
 
 # A photo list through the CDN: the URLs are signed in pure Python, so no S3 client and no crypto library.
-CDN_PROBE = """
-import json, sys
-import botocore.session
-
-created = []
-real_create_client = botocore.session.Session.create_client
-
-def create_client(self, service_name, *args, **kwargs):
-    created.append(service_name)
-    return real_create_client(self, service_name, *args, **kwargs)
-
-botocore.session.Session.create_client = create_client
+CDN_PROBE = (
+    RECORDING_CLIENTS
+    + """
 import app
 from chalicelib import deps
 deps.dynamodb()
@@ -86,6 +92,7 @@ urls = deps.media().urls("u", "p", preview_format=PreviewFormat.WEBP, viewer="u"
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in {"cryptography", "jwt", "PIL"})
 print(json.dumps({"clients": created, "heavy": heavy, "small": urls.small}))
 """
+)
 
 CURSOR_SECRET_ARN = "arn:aws:secretsmanager:us-east-1:000000000000:secret:photosky-dev-cursor-AbCdEf"
 
@@ -160,22 +167,15 @@ def test_a_photo_list_through_the_cdn_builds_no_s3_client_and_loads_no_crypto_li
 
 
 # SnapStart: Lambda's runtime provides snapshot_restore_py; a stand-in records what app.py registers.
-SNAPSTART_PROBE = """
-import json, sys
-import botocore.endpoint, botocore.session
+SNAPSTART_PROBE = (
+    RECORDING_CLIENTS
+    + """
+import botocore.endpoint
 import snapshot_restore_py
-
-created = []
-real_create_client = botocore.session.Session.create_client
-
-def create_client(self, service_name, *args, **kwargs):
-    created.append(service_name)
-    return real_create_client(self, service_name, *args, **kwargs)
 
 def refuse(*args, **kwargs):
     raise AssertionError("an AWS call was made before the snapshot")
 
-botocore.session.Session.create_client = create_client
 botocore.endpoint.Endpoint.make_request = refuse
 import app
 hooks = list(snapshot_restore_py.before)
@@ -183,6 +183,7 @@ for hook in hooks:
     hook()
 print(json.dumps({"hooks": len(hooks), "clients": sorted(created)}))
 """
+)
 
 
 def test_under_snapstart_the_clients_and_services_are_built_before_the_snapshot_without_calling_aws(

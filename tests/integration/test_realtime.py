@@ -24,6 +24,7 @@ from chalicelib.realtime import tokens
 from chalicelib.realtime.connections import CONNECTION_TTL_SECONDS
 from tests.conftest import POOL
 from tests.integration.conftest import TABLE, User
+from tests.integration.test_cold_path import RECORDING_CLIENTS
 from tests.reliability.support import (
     body,
     deliver,
@@ -595,18 +596,9 @@ def test_the_real_client_posts_to_the_stage_s_management_endpoint(
 
 # With realtime on, a REST cold start builds no management client and loads no token code; the connect function
 # loads the token check on its first connect.
-REALTIME_PROBE = """
-import json, sys
-import botocore.session
-
-created = []
-real_create_client = botocore.session.Session.create_client
-
-def create_client(self, service_name, *args, **kwargs):
-    created.append(service_name)
-    return real_create_client(self, service_name, *args, **kwargs)
-
-botocore.session.Session.create_client = create_client
+REALTIME_PROBE = (
+    RECORDING_CLIENTS
+    + """
 import app
 from chalicelib import deps
 deps.photo_service()
@@ -623,6 +615,7 @@ reply = app.websocket_connect(event, None)
 connect = sorted(m for m in sys.modules if m in ("chalicelib.realtime.tokens", "chalicelib.rs256"))
 print(json.dumps({"api": api, "reply": reply, "connect": connect}))
 """
+)
 
 
 def test_with_realtime_on_the_api_cold_path_builds_no_management_client_and_loads_no_token_code() -> None:
