@@ -37,6 +37,7 @@ from chalice.test import Client
 
 from chalicelib import web
 from devstack.auth import CognitoIdTokenVerifier, TokenRejected
+from devstack.serving import LISTEN_BACKLOG
 
 log = logging.getLogger(__name__)
 
@@ -104,9 +105,6 @@ def verifying_test_client(
 # payload size. https://docs.aws.amazon.com/apigateway/latest/developerguide/limits.html
 MAX_HEADER_BYTES = 10240
 MAX_BODY_BYTES = 10 * 1024 * 1024
-# Pending connections the listening socket holds while every worker thread is busy starting (socketserver's default
-# is 5: a burst of browsers and tests got connection resets and timeouts).
-LISTEN_BACKLOG = 128
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
 _DIGITS = re.compile(r"[0-9]{1,20}")
 

@@ -40,7 +40,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -48,6 +48,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
+from devstack.serving import DevServer
 from devstack.web import SECURITY_HEADERS
 
 if TYPE_CHECKING:
@@ -80,7 +81,6 @@ RESPONSE_OVERRIDES = {
 # Per-path request counts go out in this header: a test outside the process can tell whether a browser's second
 # visit reached the network (the count moved) or was served from its HTTP cache (it did not).
 REQUEST_COUNT_HEADER = "X-Devstack-Path-Requests"
-LISTEN_BACKLOG = 128
 _CHUNK_BYTES = 64 * 1024
 # CloudFront-safe base64 (`+`, `=`, `/` are not URL-safe): the three characters it swaps.
 _FROM_CLOUDFRONT_SAFE = str.maketrans("-_~", "+=/")
@@ -362,11 +362,7 @@ class _Object:
     body: Any  # botocore's StreamingBody
 
 
-class MediaServer(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    request_queue_size = LISTEN_BACKLOG
-
+class MediaServer(DevServer):
     def __init__(
         self,
         address: tuple[str, int],

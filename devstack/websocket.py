@@ -54,10 +54,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import Message
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 
 from chalice.local import LambdaContext
+
+from devstack.serving import DevServer
 
 if TYPE_CHECKING:
     from chalice.app import Chalice
@@ -83,7 +85,6 @@ REQUEST_TIMEOUT_SECONDS = 60.0
 SEND_TIMEOUT_SECONDS = 5.0
 # How long stopping the server waits for open connections to close and their `$disconnect` to finish.
 STOP_TIMEOUT_SECONDS = 5.0
-LISTEN_BACKLOG = 128
 # Route keys API Gateway invokes (Chalice's `app.websocket_handlers` keys).
 CONNECT, MESSAGE, DISCONNECT = "$connect", "$default", "$disconnect"
 # RFC 6455 section 1.3: the GUID the Sec-WebSocket-Accept value is derived with.
@@ -469,13 +470,9 @@ def websocket_routes(app_object: Chalice) -> dict[str, tuple[str, Handler]]:
 # --- the server ---------------------------------------------------------------------------------------------------
 
 
-class WebSocketServer(ThreadingHTTPServer):
+class WebSocketServer(DevServer):
     """The WebSocket API and its @connections management API on one port. Stop it with `shutdown()` (which closes
     every connection and waits for their `$disconnect`), then `server_close()`."""
-
-    daemon_threads = True
-    block_on_close = False
-    request_queue_size = LISTEN_BACKLOG
 
     def __init__(
         self,
