@@ -543,9 +543,10 @@ def test_uploads_settle_by_message_with_no_polling_request(
     assert gets == []
 
 
-def test_with_no_ws_url_uploads_settle_by_polling(
-    page: Any, devstack: dict[str, Any], cognito: Any, new_account: Callable[[], Account], polling_only: None
+def an_upload_settles_by_polling(
+    page: Any, devstack: dict[str, Any], cognito: Any, new_account: Callable[[], Account]
 ) -> None:
+    """A new account's upload reaches READY through GETs of the photo, with the client showing it is not live."""
     gets = photo_gets(page, devstack)
     account = new_account()
     person(devstack, cognito, account)
@@ -555,6 +556,12 @@ def test_with_no_ws_url_uploads_settle_by_polling(
     tile_shows_its_preview(page, "polled.jpg")
     assert len(gets) >= 1
     assert page.locator("body").get_attribute("data-live") == "off"
+
+
+def test_with_no_ws_url_uploads_settle_by_polling(
+    page: Any, devstack: dict[str, Any], cognito: Any, new_account: Callable[[], Account], polling_only: None
+) -> None:
+    an_upload_settles_by_polling(page, devstack, cognito, new_account)
 
 
 def test_a_socket_that_cannot_connect_leaves_uploads_to_polling(
@@ -569,15 +576,7 @@ def test_a_socket_that_cannot_connect_leaves_uploads_to_polling(
         route.fulfill(response=response, json={**response.json(), "ws_url": closed})
 
     page.route(devstack["web_url"] + "/config.json", no_socket)
-    gets = photo_gets(page, devstack)
-    account = new_account()
-    person(devstack, cognito, account)
-    open_library(page, devstack, account)
-    upload(page, ["polled.jpg"])
-    wait_ready(page, ["polled.jpg"])
-    tile_shows_its_preview(page, "polled.jpg")
-    assert len(gets) >= 1
-    assert page.locator("body").get_attribute("data-live") == "off"
+    an_upload_settles_by_polling(page, devstack, cognito, new_account)
 
 
 def test_a_socket_dropped_mid_upload_falls_back_to_polling(
